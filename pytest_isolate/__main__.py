@@ -1,0 +1,38 @@
+"""``python -m pytest_isolate SUBCOMMAND``: a thin dispatcher.
+
+Each subcommand lives in its own module exposing
+``register(subparsers)``, which adds its parser and sets ``func``
+(``args -> exit status``). Adding a subcommand is one line in
+:data:`SUBCOMMAND_MODULES`; modules are imported only when listed, so a
+subcommand's optional dependencies never break the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+SUBCOMMAND_MODULES: tuple[str, ...] = ("pytest_isolate.images.cli",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pytest_isolate")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in SUBCOMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""Reach a Docker-API engine through the docker SDK, and say so when we cannot.
+
+Only engine access lives here: which endpoint, whether it shares our
+filesystem (bind mounts) or not (copy the project in), and whether it answers.
+Creating and running containers belongs to the container backend.
+
+The endpoint is decided purely from ``base_url`` / ``DOCKER_HOST``
+(:func:`parse_engine_url`, table-tested); the thin :func:`connect_engine`
+then opens the SDK client.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_ENGINE_URL = "unix:///var/run/docker.sock"
+
+#: What to tell a user whose engine does not answer.
+FIX_LOCAL_ENGINE = "start dockerd: scripts/setup-machine (or scripts/start-dockerd)"
+FIX_SDK_MISSING = "install the docker SDK: pip install 'pytest-isolate-sandbox[container]'"
+
+
+class EngineUnavailableError(RuntimeError):
+    """The Docker engine cannot be reached; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class EngineEndpoint:
+    """Where the engine is, and whether it sees our files.
+
+    ``is_local`` is True only for a unix socket: then the daemon runs on this
+    machine and a bind mount of a host path shows the host's file. Over tcp
+    or ssh the daemon may be anywhere (even a loopback port may be a tunnel),
+    so the project must be copied into the container.
+    """
+
+    url: str
+    scheme: str
+    is_local: bool
+
+
+def resolve_engine_url(base_url: str | None, environ: Mapping[str, str]) -> str:
+    """``base_url`` if given, else ``DOCKER_HOST``, else the default local socket."""
+    if base_url:
+        return base_url
+    return environ.get("DOCKER_HOST") or DEFAULT_ENGINE_URL
+
+
+def parse_engine_url(url: str) -> EngineEndpoint:
+    """Classify an engine URL; reject schemes the SDK cannot use."""
+    if url.startswith("/"):
+        url = "unix://" + url
+    scheme, sep, _rest = url.partition("://")
+    if not sep:
+        raise ValueError(
+            f"pytest-isolate: engine URL {url!r} has no scheme (unix://, tcp://, ssh://)"
+        )
+    scheme = scheme.lower()
+    if scheme == "unix":
+        return EngineEndpoint(url, scheme, is_local=True)
+    if scheme in ("tcp", "http", "https", "ssh"):
+        return EngineEndpoint(url, scheme, is_local=False)
+    raise ValueError(
+        f"pytest-isolate: engine URL {url!r} has an unsupported scheme {scheme!r} "
+        "(use unix://, tcp:// or ssh://)"
+    )
+
+
+class Engine:
+    """An open connection to one Docker engine.
+
+    ``client`` is the SDK's ``docker.DockerClient``; ``api`` its low-level
+    ``APIClient`` (attach sockets, streamed imports).
+    """
+
+    def __init__(self, client: Any, endpoint: EngineEndpoint) -> None:
+        self.client = client
+        self.endpoint = endpoint
+
+    @property
+    def api(self) -> Any:
+        return self.client.api
+
+    @property
+    def url(self) -> str:
+        return self.endpoint.url
+
+    @property
+    def is_local(self) -> bool:
+        """True when bind mounts of host paths are possible (unix socket)."""
+        return self.endpoint.is_local
+
+    def version(self) -> dict[str, Any]:
+        """The engine's version document (``Version``, ``ApiVersion``, ...)."""
+        return dict(self.client.version())
+
+    def describe(self) -> str:
+        """One line for humans: engine version, API version, endpoint."""
+        info = self.version()
+        mode = "local (bind mounts)" if self.is_local else "remote (copy files in)"
+        return (
+            f"Docker engine {info.get('Version', '?')} (API {info.get('ApiVersion', '?')}) "
+            f"at {self.url}, {mode}"
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def connect_engine(base_url: str | None = None, *, timeout: float = 60.0) -> Engine:
+    """Open the engine named by ``base_url`` or ``DOCKER_HOST`` and check it answers.
+
+    TLS settings (``DOCKER_TLS_VERIFY``, ``DOCKER_CERT_PATH``) come from the
+    environment as with the docker CLI. ssh:// uses the ``ssh`` program when
+    paramiko is absent. Raises :class:`EngineUnavailableError` with the fix.
+    """
+    if importlib.util.find_spec("docker") is None:
+        raise EngineUnavailableError(
+            f"pytest-isolate: the docker SDK is missing; {FIX_SDK_MISSING}"
+        )
+    import docker
+    from docker.utils import kwargs_from_env
+
+    endpoint = parse_engine_url(resolve_engine_url(base_url, os.environ))
+    kwargs: dict[str, Any] = kwargs_from_env(environment=dict(os.environ))
+    kwargs["base_url"] = endpoint.url
+    if endpoint.scheme == "ssh" and importlib.util.find_spec("paramiko") is None:
+        kwargs["use_ssh_client"] = True
+    try:
+        client = docker.DockerClient(version="auto", timeout=int(timeout), **kwargs)
+        client.ping()
+    except Exception as exc:
+        raise EngineUnavailableError(_unavailable_message(endpoint, exc)) from exc
+    return Engine(client, endpoint)
+
+
+def _unavailable_message(endpoint: EngineEndpoint, exc: BaseException) -> str:
+    fix = (
+        FIX_LOCAL_ENGINE
+        if endpoint.is_local
+        else "check DOCKER_HOST and that the remote engine runs"
+    )
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"pytest-isolate: Docker engine at {endpoint.url} does not answer ({reason}); {fix}"
+
+
+def engine_available(base_url: str | None = None) -> tuple[bool, str]:
+    """(True, version line) when the engine answers, else (False, reason and fix)."""
+    try:
+        with connect_engine(base_url, timeout=10) as engine:
+            return True, engine.describe()
+    except EngineUnavailableError as exc:
+        return False, str(exc)
+    except ValueError as exc:
+        return False, str(exc)

@@ -1,0 +1,103 @@
+"""Label what we start, and remove what a dead run left behind.
+
+Normally a container ends with its broker: the agent reads stdin from the
+broker, so when the broker dies stdin closes, the agent exits and
+``AutoRemove`` removes the container. Reaping is the second line for
+containers that outlived their broker anyway (a wedged agent, an engine
+restart that dropped AutoRemove). Each container carries its run id, the
+broker's pid and hostname; a later run removes those whose broker is dead.
+
+Only containers of *this* host are judged: with a shared remote engine a pid
+means nothing across machines. A pid that was reused by a live process keeps
+its containers alive (the safe error); a run on another host is never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+LABEL_RUN = "org.pytest-isolate.run"
+LABEL_BROKER_PID = "org.pytest-isolate.broker-pid"
+LABEL_HOST = "org.pytest-isolate.host"
+
+
+def run_labels(
+    run_id: str, *, broker_pid: int | None = None, hostname: str | None = None
+) -> dict[str, str]:
+    """The labels every container of run ``run_id`` carries."""
+    return {
+        LABEL_RUN: run_id,
+        LABEL_BROKER_PID: str(os.getpid() if broker_pid is None else broker_pid),
+        LABEL_HOST: socket.gethostname() if hostname is None else hostname,
+    }
+
+
+def pid_is_alive(pid: int) -> bool:
+    """True if a process with this pid exists (EPERM still means it exists)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_leftover(
+    labels: Mapping[str, str],
+    *,
+    hostname: str,
+    pid_alive: Callable[[int], bool],
+    run_label_key: str = LABEL_RUN,
+) -> bool:
+    """Whether a container with ``labels`` belongs to a dead broker on this host."""
+    if run_label_key not in labels or labels.get(LABEL_HOST) != hostname:
+        return False
+    pid_text = labels.get(LABEL_BROKER_PID, "")
+    if not pid_text.isdigit():
+        return False
+    return not pid_alive(int(pid_text))
+
+
+@dataclass(frozen=True)
+class ReapedContainer:
+    container_id: str
+    run_id: str
+    broker_pid: str
+
+
+def reap_leftovers(
+    engine: Any,
+    run_label_key: str = LABEL_RUN,
+    *,
+    hostname: str | None = None,
+    pid_alive: Callable[[int], bool] = pid_is_alive,
+) -> list[ReapedContainer]:
+    """Force-remove our containers whose broker is dead; return what was removed."""
+    import docker.errors
+
+    host = socket.gethostname() if hostname is None else hostname
+    reaped: list[ReapedContainer] = []
+    for summary in engine.api.containers(all=True, filters={"label": run_label_key}):
+        labels = summary.get("Labels") or {}
+        if not is_leftover(labels, hostname=host, pid_alive=pid_alive, run_label_key=run_label_key):
+            continue
+        try:
+            engine.api.remove_container(summary["Id"], force=True)
+        except docker.errors.NotFound:
+            continue  # removed meanwhile (AutoRemove won the race)
+        except docker.errors.APIError as exc:
+            if "already in progress" not in str(exc):
+                raise
+        reaped.append(
+            ReapedContainer(
+                summary["Id"], labels.get(run_label_key, ""), labels.get(LABEL_BROKER_PID, "")
+            )
+        )
+    return reaped
