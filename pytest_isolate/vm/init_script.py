@@ -1,0 +1,84 @@
+"""The guest's /init and the per-launch script it runs, as text.
+
+``INIT`` is the same for every guest of a kernel and lives in the cached
+initramfs. It loads the modules, builds a tmpfs root, mounts the host's
+shares read-only over virtio-9p, switches root and hands over to the
+per-launch script, which ``launch_script`` renders from a ``VMConfig``-like
+plan and which the broker appends as a second, tiny cpio archive. Every value
+that comes from the user is shell-quoted here.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+
+#: Where the initramfs keeps busybox, the modules and the launch script. It is
+#: recreated on the new root so the final ``exec`` still finds busybox.
+PI = "/pi"
+
+INIT = r"""#!/pi/busybox sh
+# pytest-isolate guest init: stage 1, runs from the initramfs.
+B=/pi/busybox
+fail() { echo "pytest-isolate init: $*" >&2; $B sleep 1; $B poweroff -f; }
+$B mount -t devtmpfs dev /dev || fail "cannot mount devtmpfs"
+$B mount -t proc proc /proc
+$B mount -t sysfs sys /sys
+for m in $($B cat /pi/modules.order); do
+    $B insmod "/pi/modules/$m" || fail "cannot load module $m"
+done
+$B mount -t tmpfs -o mode=0755 root /newroot || fail "cannot mount the tmpfs root"
+share() {  # share TAG PATH: the host's PATH, read-only, at the same place
+    $B mkdir -p "/newroot$2"
+    $B mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=524288 "$1" "/newroot$2" \
+        || fail "cannot mount 9p share $1 at $2"
+}
+link() { $B mkdir -p "$($B dirname "/newroot$1")"; $B ln -s "$2" "/newroot$1"; }
+. /pi/launch.sh
+mounts
+$B mkdir -p /newroot/dev /newroot/proc /newroot/sys /newroot/tmp /newroot/pi /newroot/etc
+$B cp -a /pi/etc/. /newroot/etc/ 2>/dev/null
+$B cp /pi/busybox /pi/launch.sh /newroot/pi/
+$B mount -t tmpfs -o mode=1777 tmp /newroot/tmp
+$B mount --move /dev /newroot/dev
+$B mkdir -p /newroot/dev/shm && $B mount -t tmpfs -o mode=1777 shm /newroot/dev/shm
+$B mount --move /proc /newroot/proc
+$B mount --move /sys /newroot/sys
+port=""
+for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+    for p in /newroot/dev/vport*p1; do [ -e "$p" ] && port="${p#/newroot}" && break 2; done
+    $B sleep 0.05
+done
+[ -n "$port" ] || fail "the channel port /dev/vport*p1 did not appear"
+exec $B switch_root /newroot /pi/busybox sh -c ". /pi/launch.sh; run $port"
+"""
+
+
+def launch_script(
+    shares: Sequence[tuple[str, str]],
+    links: Sequence[tuple[str, str]],
+    env: Sequence[tuple[str, str]],
+    cwd: str,
+    command: Sequence[str],
+) -> str:
+    """The per-launch part: ``mounts`` runs in stage 1, ``run PORT`` on the new root.
+
+    ``run`` wires stdin/stdout to the channel and stderr to the console, then
+    ``exec``s the command through ``env -i`` so that it becomes PID 1 with
+    exactly ``env`` as its environment.
+    """
+    q = shlex.quote
+    lines = ["# pytest-isolate: rendered per launch", "mounts() {"]
+    lines += [f"    share {q(tag)} {q(path)}" for tag, path in shares]
+    lines += [f"    link {q(path)} {q(target)}" for path, target in links]
+    lines += ["    :", "}"]
+    env_words = " ".join(q(f"{name}={value}") for name, value in env)
+    argv_words = " ".join(q(word) for word in command)
+    lines += [
+        "run() {",
+        f"    cd {q(cwd)} || {{ echo 'pytest-isolate init: cannot cd to' {q(cwd)} >&2; exit 1; }}",
+        '    exec 0<>"$1" 1>&0 2>/dev/console',
+        f"    exec /pi/busybox env -i {env_words} {argv_words}",
+        "}",
+    ]
+    return "\n".join(lines) + "\n"

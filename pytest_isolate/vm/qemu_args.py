@@ -1,0 +1,141 @@
+"""QEMU's command line and the guest kernel's, as pure functions of a plan.
+
+Kept apart from the code that starts QEMU so that every hardening flag is
+visible in one place and checked by table tests: no network device, no
+display, no monitor, QEMU's own seccomp sandbox, no reboot, shares read-only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+#: QEMU's seccomp sandbox: also deny obsolete syscalls, privilege changes,
+#: spawning processes and scheduler/resource control.
+SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
+
+#: Name of the virtio-serial port carrying the command's stdin/stdout.
+CHANNEL_PORT_NAME = "pytest_isolate.channel"
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """Everything QEMU's argv depends on, already resolved."""
+
+    qemu: str
+    accel: str  # "kvm" or "tcg"
+    machine: str  # "microvm" or "q35"
+    kernel: str
+    initrd: str
+    kernel_cmdline: str
+    memory_mib: int
+    cpus: int
+    channel_fd: int
+    console_fd: int
+    shares: Sequence[tuple[str, str]]  # (mount tag, host path)
+
+
+def kernel_cmdline(tsc_khz: int | None, lpj: int | None, quiet: bool = True) -> str:
+    """The guest kernel's command line.
+
+    ``panic=-1`` turns "init exited" into an immediate reset, which
+    ``-no-reboot`` turns into QEMU exiting: the guest ends with its command.
+    Under TCG, microvm hangs at "Marking TSC unstable" without the host's TSC
+    frequency and loops-per-jiffy, so they are passed when known.
+    """
+    words = ["console=ttyS0", "panic=-1", "rdinit=/init", "reboot=t", "i8042.noaux", "i8042.nokbd"]
+    words.append("tsc=reliable")
+    if quiet:
+        words.append("quiet")
+    if tsc_khz:
+        words.append(f"tsc_early_khz={tsc_khz}")
+    if lpj:
+        words.append(f"lpj={lpj}")
+    return " ".join(words)
+
+
+def qemu_argv(plan: LaunchPlan) -> list[str]:
+    """The full argv for ``qemu-system-x86_64``."""
+    mmio = plan.machine == "microvm"
+    if mmio:
+        machine = "microvm,x-option-roms=off,isa-serial=on,rtc=on"
+    else:
+        machine = "q35,vmport=off"
+    argv = [
+        plan.qemu,
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-nic",
+        "none",
+        "-no-reboot",
+        "-sandbox",
+        SANDBOX,
+        "-machine",
+        machine,
+        "-accel",
+        plan.accel,
+        "-cpu",
+        "host" if plan.accel == "kvm" else "max",
+        "-m",
+        str(plan.memory_mib),
+        "-smp",
+        str(plan.cpus),
+        "-kernel",
+        plan.kernel,
+        "-initrd",
+        plan.initrd,
+        "-append",
+        plan.kernel_cmdline,
+        "-chardev",
+        f"socket,id=console,fd={plan.console_fd}",
+        "-serial",
+        "chardev:console",
+        "-chardev",
+        f"socket,id=channel,fd={plan.channel_fd}",
+        "-device",
+        "virtio-serial-device" if mmio else "virtio-serial-pci",
+        "-device",
+        f"virtserialport,chardev=channel,name={CHANNEL_PORT_NAME}",
+    ]
+    device = "virtio-9p-device" if mmio else "virtio-9p-pci"
+    for index, (tag, path) in enumerate(plan.shares):
+        argv += [
+            "-fsdev",
+            f"local,id=fs{index},path={_escape(path)},security_model=none,readonly=on,"
+            "multidevs=remap",
+            "-device",
+            f"{device},fsdev=fs{index},mount_tag={tag}",
+        ]
+    return argv
+
+
+def _escape(value: str) -> str:
+    """QEMU option values escape a comma by doubling it."""
+    return value.replace(",", ",,")
+
+
+def host_timing(cpuinfo: str, hz: int) -> tuple[int | None, int | None]:
+    """(tsc_khz, lpj) from /proc/cpuinfo text; (None, None) when it has no numbers."""
+    mhz = bogomips = None
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        try:
+            if key == "cpu MHz" and mhz is None:
+                mhz = float(value)
+            elif key == "bogomips" and bogomips is None:
+                bogomips = float(value)
+        except ValueError:
+            continue
+    tsc_khz = round(mhz * 1000) if mhz else None
+    lpj = round(bogomips * 500000 / hz) if bogomips else None
+    return tsc_khz, lpj
+
+
+def shares_with_tags(paths: Sequence[str]) -> list[tuple[str, str]]:
+    """Give each shared path a short 9p mount tag (QEMU limits tags to 31 bytes)."""
+    return [(f"pi{index}", path) for index, path in enumerate(paths)]
