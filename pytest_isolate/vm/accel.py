@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pytest_isolate.vm import host
 from pytest_isolate.vm.cache import cache_dir, file_key, write_atomically
-from pytest_isolate.vm.errors import VMError
+from pytest_isolate.vm.errors import BootTimeout, VMError
 from pytest_isolate.vm.kernel import default_kernel
 from pytest_isolate.vm.progress import ProgressCallback, report
 
@@ -80,9 +80,11 @@ def probe_kvm(kernel: str, progress: ProgressCallback = None) -> tuple[str, str]
     try:
         with Guest.start(config) as guest:
             guest.wait_ready()
+    except BootTimeout:
+        return "tcg", f"KVM guest did not boot within {KVM_PROBE_SECONDS:.0f} s here; using TCG"
     except VMError as exc:
         first = str(exc).splitlines()[0]
-        return "tcg", f"KVM guest did not boot here ({first}); using TCG"
+        return "tcg", f"KVM guest failed to boot here ({first}); using TCG"
     return "kvm", f"KVM guest booted in {time.monotonic() - started:.1f} s"
 
 

@@ -57,3 +57,16 @@ class ConsoleBuffer:
             pass
         self._thread.join(timeout=2.0)
         self._sock.close()
+
+
+def without_panic_trace(text: str) -> str:
+    """Drop the register dump after "Kernel panic": the panic line says it all.
+
+    The guest ends by panicking when its command (PID 1) exits, so the trace
+    is routine and would push the useful lines out of an error message.
+    """
+    marker = text.find("Kernel panic - not syncing")
+    if marker < 0:
+        return text
+    end = text.find("\n", marker)
+    return text if end < 0 else text[: end + 1]

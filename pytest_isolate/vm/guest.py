@@ -19,7 +19,7 @@ from typing import Optional
 
 from pytest_isolate.vm import host
 from pytest_isolate.vm.config import VMConfig
-from pytest_isolate.vm.console import ConsoleBuffer
+from pytest_isolate.vm.console import ConsoleBuffer, without_panic_trace
 from pytest_isolate.vm.errors import BootFailed, BootTimeout
 from pytest_isolate.vm.init_script import launch_script
 from pytest_isolate.vm.initramfs import cached_base, launch_archive
@@ -180,7 +180,7 @@ class Guest:
     def _raise_boot_failed(self) -> None:
         code = self._process.wait()
         self._console.wait_closed(1.0)
-        tail = self.console_tail()
+        tail = without_panic_trace(self.console_tail(65536))[-8192:]
         self.kill()
         raise BootFailed(
             f"the guest ended (QEMU exit status {code}) before its command wrote anything; "
