@@ -1,0 +1,77 @@
+"""The contract every backend keeps, built-in or third-party.
+
+A backend turns an :class:`~pytest_isolate.spec.IsolateSpec` into a running
+target and gives back what happened as a :class:`TargetResult`. The broker
+does the rest (logging reports through pytest's hooks, the summary), so a
+backend never touches the terminal or other tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import pytest
+
+    from pytest_isolate.broker.context import BrokerContext
+    from pytest_isolate.spec import IsolateSpec
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether a backend can run here; when not, why and how to fix it."""
+
+    available: bool
+    reason: str = ""
+    fix: str = ""
+    details: tuple[tuple[str, str], ...] = ()
+
+    def __bool__(self) -> bool:
+        return self.available
+
+
+@dataclass
+class TargetResult:
+    """What one target produced for one test, in the order it happened.
+
+    ``reports`` are sanitized report dicts (see ``wire.reports``), to be
+    turned into report objects by the broker. ``failure`` is set when the
+    target did not finish normally, in words ("killed by signal 11 (SIGSEGV)
+    during call"); the broker then completes the missing phases.
+    """
+
+    reports: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    failure: str | None = None
+    failure_kind: str | None = None  # crash | timeout | protocol | violation | engine
+    sections: list[tuple[str, str]] = field(default_factory=list)
+    duration: float = 0.0
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A way to make targets. Implementations are small classes, registered by hook."""
+
+    #: the name users write in ``isolate("...")``
+    name: str
+    #: one line for ``--markers`` and the doctor
+    summary: str
+    #: keywords this backend accepts beyond the common ones, with help text
+    keywords: Mapping[str, str]
+
+    def availability(self) -> Availability:
+        """Cheap check, cached by the caller: can this backend run on this machine?"""
+
+    def validate(self, spec: IsolateSpec, where: str) -> None:
+        """Raise SpecError for option values this backend cannot use (pure)."""
+
+    def variants(self, spec: IsolateSpec) -> list[IsolateSpec]:
+        """Split a spec into matrix entries (e.g. one per image); ``[spec]`` when none."""
+
+    def run(self, item: pytest.Item, spec: IsolateSpec, context: BrokerContext) -> TargetResult:
+        """Run ``item`` in a target made for ``spec`` and report what happened."""
+
+    def close(self) -> None:
+        """Release everything kept for the session (containers, VMs, cgroups)."""

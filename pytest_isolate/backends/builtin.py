@@ -1,0 +1,13 @@
+"""The built-in backends, registered through the same hook a third party uses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pytest_isolate.backends.base import Backend
+
+
+def register_builtin_backends(register: Callable[[Backend], None]) -> None:
+    from pytest_isolate.backends.process import ProcessBackend
+
+    register(ProcessBackend())

@@ -1,0 +1,286 @@
+"""Targets made by forking the broker after collection: the shared machinery.
+
+The child already holds the collected item, so it applies its restrictions
+and runs the protocol with no import or collection cost: the price floor is
+one fork. Subclasses (process, seccomp, chroot) only say which restriction
+steps their child applies (``restrict``) and what the broker does around it
+(``prepare``, ``watch``); the order of the common steps lives here, once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import faulthandler
+import os
+import signal
+import socket
+import sys
+import tempfile
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_isolate.backends.base import Availability, TargetResult
+from pytest_isolate.broker.context import BrokerContext
+from pytest_isolate.broker.outcome import EndState, describe_end, phase_after
+from pytest_isolate.broker.supervisor import Handler, Supervision, TargetSupervisor
+from pytest_isolate.spec import IsolateSpec
+from pytest_isolate.target import steps
+from pytest_isolate.target.item_runner import FrameSender, run_item
+
+CRASH_LOG_TAIL = 16 * 1024
+OUTPUT_TAIL = 8 * 1024
+
+
+@dataclass
+class ChildSetup:
+    """What a backend's ``restrict`` needs inside the freshly forked child."""
+
+    item: pytest.Item
+    spec: IsolateSpec
+    prepared: Any
+    channel: socket.socket
+    scratch: Path
+    keep_fds: list[int]
+
+
+@dataclass
+class TargetWatch:
+    """Broker-side companion of one target: extra frame handlers and a final say."""
+
+    handlers: dict[str, Handler] = field(default_factory=dict)
+
+    def finish(self, result: TargetResult, state: Supervision) -> None:
+        """Add sections or a failure to the result once the target has ended."""
+
+
+def capture_fds(config: pytest.Config) -> list[int]:
+    """Descriptors of pytest's own output capture, which the child must keep."""
+    fds: list[int] = []
+    capman = config.pluginmanager.get_plugin("capturemanager")
+    multi = getattr(capman, "_global_capturing", None)
+    for name in ("in_", "out", "err"):
+        capture = getattr(multi, name, None)
+        for attr in ("targetfd_save", "targetfd_invalid"):
+            value = getattr(capture, attr, None)
+            if isinstance(value, int):
+                fds.append(value)
+        tmpfile = getattr(capture, "tmpfile", None)
+        with contextlib.suppress(Exception):
+            fds.append(tmpfile.fileno())  # type: ignore[union-attr]
+    return fds
+
+
+def output_tail(config: pytest.Config) -> list[tuple[str, str]]:
+    """After a crash: what the target wrote to the shared capture files, then reset them."""
+    sections = []
+    capman = config.pluginmanager.get_plugin("capturemanager")
+    multi = getattr(capman, "_global_capturing", None)
+    for name, title in (("out", "stdout"), ("err", "stderr")):
+        tmpfile = getattr(getattr(multi, name, None), "tmpfile", None)
+        try:
+            fd = tmpfile.fileno()  # type: ignore[union-attr]
+        except Exception:
+            continue
+        size = os.fstat(fd).st_size
+        if size:
+            start = max(0, size - OUTPUT_TAIL)
+            text = os.pread(fd, size - start, start).decode("utf-8", "replace")
+            note = f"[... {start} bytes before]\n" if start else ""
+            sections.append((f"Captured {title} (tail, target crashed)", note + text))
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+    return sections
+
+
+def _read_crash_log(fd: int) -> str:
+    size = os.fstat(fd).st_size
+    start = max(0, size - CRASH_LOG_TAIL)
+    return os.pread(fd, size - start, start).decode("utf-8", "replace") if size else ""
+
+
+class ForkedBackend:
+    """The ``process`` backend, and the base of every forked backend."""
+
+    name = "process"
+    summary = "a fresh forked process per test: crashes, hangs and leaks stay in it"
+    keywords: Mapping[str, str] = {}
+    #: network stays on unless the backend takes it away
+    default_network = True
+
+    def availability(self) -> Availability:
+        if not hasattr(os, "fork") or not sys.platform.startswith("linux"):
+            return Availability(
+                False,
+                f"forked targets need Linux (this is {sys.platform})",
+                "run the isolated tests on Linux, or use --no-isolate",
+            )
+        return Availability(True, "fork, pidfd and rlimits available")
+
+    def validate(self, spec: IsolateSpec, where: str) -> None:
+        pass
+
+    def variants(self, spec: IsolateSpec) -> list[IsolateSpec]:
+        return [spec]
+
+    def close(self) -> None:
+        self._prepared_for.cache_clear()
+
+    # -- hooks for subclasses --------------------------------------------
+    def prepare(self, spec: IsolateSpec) -> Any:
+        """Broker-side work done once per distinct spec (e.g. compiling a filter)."""
+        return None
+
+    def restrict(self, setup: ChildSetup) -> None:
+        """Child-side restriction steps after the common ones; process applies rlimits."""
+        spec = setup.spec
+        steps.apply_rlimits(spec.mem_limit, spec.cpu_limit)
+
+    def watch(
+        self, spec: IsolateSpec, prepared: Any, pid: int, channel: socket.socket
+    ) -> TargetWatch:
+        """Broker-side, right after fork and before frames are read."""
+        return TargetWatch()
+
+    def prepare_scratch(self, scratch: Path, spec: IsolateSpec) -> None:
+        """Broker-side: make the scratch directory usable by the target's user."""
+
+    # -- the fixed sequence ---------------------------------------------
+    @lru_cache(maxsize=64)  # noqa: B019 - one cache per backend instance is the point
+    def _prepared_for(self, spec: IsolateSpec) -> Any:
+        return self.prepare(spec)
+
+    def run(self, item: pytest.Item, spec: IsolateSpec, context: BrokerContext) -> TargetResult:
+        prepared = self._prepared_for(spec)
+        scratch = context.new_scratch("target")
+        self.prepare_scratch(scratch, spec)
+        broker_end, target_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        crash_log = os.memfd_create("pytest-isolate-crash-log", os.MFD_CLOEXEC)
+        broker_pid = os.getpid()
+        context.tree.before_fork()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child never returns
+            broker_end.close()
+            self._child(item, spec, prepared, target_end, crash_log, scratch, context, broker_pid)
+        target_end.close()
+        try:
+            watch = self.watch(spec, prepared, pid, broker_end)
+            supervisor = TargetSupervisor(
+                pid,
+                broker_end,
+                item.nodeid,
+                spec.timeout,
+                context.limits,
+                kill_tree=lambda: context.tree.kill(pid),
+                kill_grace=context.kill_grace,
+                extra_handlers=watch.handlers,
+            )
+            state = supervisor.run()
+            result = self._result(item, spec, state, crash_log)
+            watch.finish(result, state)
+            return result
+        finally:
+            os.close(crash_log)
+            broker_end.close()
+            _remove_tree(scratch)
+
+    def _child(
+        self,
+        item: pytest.Item,
+        spec: IsolateSpec,
+        prepared: Any,
+        channel: socket.socket,
+        crash_log: int,
+        scratch: Path,
+        context: BrokerContext,
+        broker_pid: int,
+    ) -> None:
+        """Common steps in their fixed order, then the backend's, then the test."""
+        code = 0
+        sender = FrameSender(channel)
+        try:
+            steps.set_parent_death_signal(broker_pid)
+            steps.new_session()
+            context.tree.join(spec.pids_limit)
+            keep = [0, 1, 2, channel.fileno(), crash_log, *capture_fds(item.config)]
+            steps.close_inherited_fds(keep)
+            os.set_inheritable(crash_log, False)
+            _arm_faulthandler(crash_log)
+            _use_scratch(scratch)
+            self.restrict(ChildSetup(item, spec, prepared, channel, scratch, keep))
+        except BaseException as exc:  # noqa: BLE001 - report any setup failure, then exit
+            with contextlib.suppress(Exception):
+                sender.send({"type": "setup-error", "message": _one_line(exc)})
+            os._exit(3)
+        try:
+            run_item(item, sender)
+        except BaseException:  # noqa: BLE001 - an internal error must still end the child
+            with contextlib.suppress(Exception):
+                sys.stderr.write(traceback.format_exc())
+            code = 4
+        finally:
+            os._exit(code)
+
+    def _result(
+        self, item: pytest.Item, spec: IsolateSpec, state: Supervision, crash_log: int
+    ) -> TargetResult:
+        result = TargetResult(
+            reports=state.reports,
+            warnings=state.warnings,
+            duration=state.ended - state.started,
+        )
+        end = EndState(
+            wait_status=state.wait_status,
+            phase=phase_after(state.phases),
+            timed_out=spec.timeout if state.timed_out else None,
+            protocol_error=state.protocol_error,
+            mem_limit=spec.mem_limit,
+            cpu_limit=spec.cpu_limit,
+            finished=state.finished,
+        )
+        failure = describe_end(end)
+        if state.setup_error is not None:
+            failure = f"target could not be set up ({state.setup_error})"
+        if failure is not None:
+            result.failure = failure
+            result.failure_kind = (
+                "timeout"
+                if state.timed_out
+                else "protocol"
+                if state.protocol_error
+                else "crash"
+            )
+            result.sections.extend(output_tail(item.config))
+            log = _read_crash_log(crash_log)
+            if log.strip():
+                result.sections.append(("Traceback of the target (faulthandler)", log))
+        return result
+
+
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:2000]
+
+
+def _arm_faulthandler(fd: int) -> None:
+    """Native crashes and the broker's SIGTERM leave a Python traceback in the crash log."""
+    faulthandler.enable(file=fd, all_threads=True)
+    with contextlib.suppress(RuntimeError, ValueError):
+        faulthandler.register(signal.SIGTERM, file=fd, all_threads=True, chain=True)
+
+
+def _use_scratch(scratch: Path) -> None:
+    """A private temporary directory for the test, removed by the broker afterwards."""
+    os.environ["TMPDIR"] = str(scratch)
+    tempfile.tempdir = str(scratch)
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,72 @@
+"""Run-wide state a backend may use: the config, limits, the process tree, scratch space."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from pytest_isolate.broker.tree import ProcessTree, make_process_tree
+from pytest_isolate.wire.frames import FrameLimits
+
+SCRATCH_PREFIX = "pytest-isolate-"
+
+
+@dataclass
+class BrokerContext:
+    """Created once per broker (per xdist worker) when the first isolated test runs."""
+
+    config: pytest.Config
+    limits: FrameLimits = field(default_factory=FrameLimits)
+    kill_grace: float = 1.0
+    _tree: ProcessTree | None = None
+    _scratch_root: Path | None = None
+
+    @property
+    def tree(self) -> ProcessTree:
+        if self._tree is None:
+            self._tree = make_process_tree()
+        return self._tree
+
+    @property
+    def scratch_root(self) -> Path:
+        """A private directory of this broker; each target gets a subdirectory of it."""
+        if self._scratch_root is None:
+            remove_stale_scratch()
+            self._scratch_root = Path(
+                tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
+            )
+        return self._scratch_root
+
+    def new_scratch(self, name: str) -> Path:
+        path = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.scratch_root))
+        return path
+
+    def close(self) -> None:
+        if self._tree is not None:
+            self._tree.close()
+        if self._scratch_root is not None:
+            shutil.rmtree(self._scratch_root, ignore_errors=True)
+
+
+def remove_stale_scratch() -> None:
+    """Remove scratch directories of brokers that died without cleaning up."""
+    base = Path(tempfile.gettempdir())
+    with contextlib.suppress(OSError):
+        for entry in base.iterdir():
+            if not entry.name.startswith(SCRATCH_PREFIX):
+                continue
+            owner = entry.name[len(SCRATCH_PREFIX) :].split("-", 1)[0]
+            if not owner.isdigit():
+                continue
+            try:
+                os.kill(int(owner), 0)
+            except ProcessLookupError:
+                shutil.rmtree(entry, ignore_errors=True)
+            except PermissionError:
+                pass

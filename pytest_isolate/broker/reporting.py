@@ -1,0 +1,69 @@
+"""Reports the broker writes itself, for phases a dead target never reported."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from pytest_isolate.backends.base import TargetResult
+
+
+def _xfail_reason(item: pytest.Item, phase: str) -> str | None:
+    """A crash in the call of a test marked xfail(run=True, raises=None) counts as xfailed."""
+    if phase != "call":
+        return None
+    from _pytest.skipping import evaluate_xfail_marks
+
+    try:
+        xfailed = evaluate_xfail_marks(item)
+    except Exception:
+        return None
+    if xfailed is None or not xfailed.run or xfailed.raises is not None:
+        return None
+    return f"reason: {xfailed.reason}; " if xfailed.reason else ""
+
+
+def missing_phase_reports(
+    item: pytest.Item, result: TargetResult, seen: list[str], label: str
+) -> Iterator[pytest.TestReport]:
+    """The failing phase's report, then a teardown so plugins see a complete test."""
+    assert result.failure is not None
+    phase = next((p for p in ("setup", "call", "teardown") if p not in seen), "teardown")
+    keywords = {name: 1 for name in item.keywords}
+    message = f"[isolate:{label}] {result.failure}"
+    outcome = "failed"
+    longrepr: object = message
+    wasxfail = None
+    if result.failure_kind in ("skip",):
+        outcome = "skipped"
+        longrepr = (str(item.location[0]), (item.location[1] or 0) + 1, message)
+    elif result.failure_kind in ("crash", "timeout"):
+        wasxfail = _xfail_reason(item, phase)
+        if wasxfail is not None:
+            outcome = "skipped"
+    report = pytest.TestReport(
+        nodeid=item.nodeid,
+        location=item.location,
+        keywords=keywords,
+        outcome=outcome,  # type: ignore[arg-type]
+        longrepr=longrepr,  # type: ignore[arg-type]
+        when=phase,  # type: ignore[arg-type]
+        sections=list(result.sections),
+        duration=result.duration,
+        user_properties=[("isolate", label)],
+    )
+    if wasxfail is not None:
+        report.wasxfail = wasxfail + f"[isolate:{label}] {result.failure}"
+    yield report
+    if phase != "teardown":
+        yield pytest.TestReport(
+            nodeid=item.nodeid,
+            location=item.location,
+            keywords=keywords,
+            outcome="passed",
+            longrepr=None,
+            when="teardown",
+            sections=[],
+            duration=0.0,
+        )

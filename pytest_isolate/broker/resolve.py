@@ -1,0 +1,110 @@
+"""From an item's marks to its target: closest level wins, several marks make a matrix."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import pytest
+
+from pytest_isolate.backends.registry import BackendRegistry
+from pytest_isolate.spec import DEFAULT_BACKEND, Defaults, IsolateSpec, SpecError, build_spec
+
+MATRIX_ARG = "isolate_target"
+
+
+@dataclass(frozen=True)
+class MarkRequest:
+    """One ``isolate(...)`` mark, reduced to data."""
+
+    backend: object
+    kwargs: tuple[tuple[str, object], ...]
+
+
+def _mark_request(mark: pytest.Mark, where: str) -> MarkRequest:
+    if len(mark.args) > 1:
+        raise SpecError(
+            f"{where}: isolate() takes one backend name, got {len(mark.args)} arguments"
+        )
+    backend = mark.args[0] if mark.args else mark.kwargs.get("backend", DEFAULT_BACKEND)
+    kwargs = tuple((k, v) for k, v in mark.kwargs.items() if k != "backend")
+    return MarkRequest(backend, kwargs)
+
+
+def closest_marks(node: pytest.Item | pytest.Collector, honour_forked: bool) -> list[pytest.Mark]:
+    """The isolate marks of the closest level (function over class over module) that has any."""
+    for level in reversed(node.listchain()):
+        marks = [m for m in level.own_markers if m.name == "isolate"]
+        if not marks and honour_forked:
+            marks = [pytest.mark.isolate("process").mark for m in level.own_markers if m.name == "forked"][:1]
+        if marks:
+            return marks
+    return []
+
+
+def expand_targets(
+    marks: Sequence[pytest.Mark],
+    defaults: Defaults,
+    registry: BackendRegistry,
+    where: str,
+    matrix: Sequence[IsolateSpec] = (),
+) -> list[IsolateSpec]:
+    """Every target this test runs in: one per mark, split further by each backend's variants."""
+    if not marks:
+        if matrix:
+            return list(matrix)
+        if defaults.backend is None:
+            return []
+        marks = [pytest.mark.isolate(defaults.backend).mark]
+    targets: list[IsolateSpec] = []
+    for mark in marks:
+        request = _mark_request(mark, where)
+        spec = resolve_one(request, defaults, registry, where)
+        targets.extend(registry.get(spec.backend).variants(spec))
+    return targets
+
+
+def resolve_one(
+    request: MarkRequest, defaults: Defaults, registry: BackendRegistry, where: str
+) -> IsolateSpec:
+    from pytest_isolate.spec import check_backend_name
+
+    name = check_backend_name(request.backend, registry.names(), where)
+    backend = registry.get(name)
+    spec = build_spec(name, dict(request.kwargs), defaults, backend.keywords, where)
+    backend.validate(spec, where)
+    return spec
+
+
+def parse_matrix(text: str, defaults: Defaults, registry: BackendRegistry) -> list[IsolateSpec]:
+    """``--isolate-matrix=process,container:IMG`` -> specs; a bad entry is a usage error."""
+    specs: list[IsolateSpec] = []
+    for entry in filter(None, (part.strip() for part in text.split(","))):
+        backend, _, variant = entry.partition(":")
+        kwargs: dict[str, object] = {}
+        if variant:
+            key = getattr(registry.get(backend), "variant_keyword", None) if backend in registry else None
+            if key is None:
+                raise SpecError(f"--isolate-matrix: backend {backend!r} takes no ':' variant")
+            kwargs[key] = variant
+        request = MarkRequest(backend, tuple(kwargs.items()))
+        for spec in registry.get(resolve_one(request, defaults, registry, "--isolate-matrix").backend).variants(
+            resolve_one(request, defaults, registry, "--isolate-matrix")
+        ):
+            specs.append(spec)
+    return specs
+
+
+def label_ids(targets: Sequence[IsolateSpec]) -> list[str]:
+    """Ids for matrix items; identical labels get a counter so ids stay unique."""
+    ids: list[str] = []
+    for spec in targets:
+        label = spec.label
+        if label in ids:
+            label = f"{label}-{sum(1 for i in ids if i.startswith(label))}"
+        ids.append(label)
+    return ids
+
+
+def with_variant(spec: IsolateSpec, variant: str | None) -> IsolateSpec:
+    return replace(spec, variant=variant)

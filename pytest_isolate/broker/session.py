@@ -1,0 +1,206 @@
+"""The broker: decides per item, runs isolated items in their targets, logs their reports.
+
+Registered by ``plugin.py`` only when isolation can happen in this run.
+Items without a target run through pytest's normal protocol untouched.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from pytest_isolate.backends.base import TargetResult
+from pytest_isolate.backends.registry import BackendRegistry
+from pytest_isolate.broker import resolve
+from pytest_isolate.broker.context import BrokerContext
+from pytest_isolate.broker.summary import RunStats
+from pytest_isolate.spec import Defaults, IsolateSpec, SpecError
+
+SPEC_KEY = pytest.StashKey[IsolateSpec]()
+ERROR_KEY = pytest.StashKey[str]()
+
+_WARNING_CATEGORIES: dict[str, type[Warning]] = {
+    cls.__name__: cls
+    for cls in (
+        Warning,
+        UserWarning,
+        DeprecationWarning,
+        PendingDeprecationWarning,
+        SyntaxWarning,
+        RuntimeWarning,
+        FutureWarning,
+        ImportWarning,
+        UnicodeWarning,
+        BytesWarning,
+        ResourceWarning,
+        pytest.PytestWarning,
+        pytest.PytestDeprecationWarning,
+        pytest.PytestUnraisableExceptionWarning,
+        pytest.PytestUnhandledThreadExceptionWarning,
+        pytest.PytestCollectionWarning,
+        pytest.PytestConfigWarning,
+    )
+}
+
+
+@dataclass
+class _Matrix:
+    targets: list[IsolateSpec]
+    error: str | None = None
+
+
+class IsolateSession:
+    """The broker plugin object: one per pytest process (one per xdist worker)."""
+
+    def __init__(
+        self,
+        config: pytest.Config,
+        registry: BackendRegistry,
+        defaults: Defaults,
+        matrix: Sequence[IsolateSpec],
+        honour_forked: bool,
+        unavailable: str,
+    ) -> None:
+        self.config = config
+        self.registry = registry
+        self.defaults = defaults
+        self.matrix = list(matrix)
+        self.honour_forked = honour_forked
+        self.unavailable = unavailable
+        self.context = BrokerContext(config)
+        self.stats = RunStats()
+
+    # -- collection -----------------------------------------------------
+    def _targets(self, node: Any, where: str) -> _Matrix:
+        marks = resolve.closest_marks(node, self.honour_forked)
+        try:
+            return _Matrix(resolve.expand_targets(marks, self.defaults, self.registry, where, self.matrix))
+        except SpecError as exc:
+            return _Matrix([], str(exc))
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        matrix = self._targets(metafunc.definition, metafunc.definition.nodeid)
+        if len(matrix.targets) > 1:
+            metafunc.fixturenames.append(resolve.MATRIX_ARG)
+            metafunc.parametrize(
+                resolve.MATRIX_ARG,
+                list(range(len(matrix.targets))),
+                ids=resolve.label_ids(matrix.targets),
+            )
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        for item in items:
+            matrix = self._targets(item, item.nodeid)
+            if matrix.error:
+                item.stash[ERROR_KEY] = matrix.error
+                continue
+            if not matrix.targets:
+                continue
+            callspec = getattr(item, "callspec", None)
+            index = callspec.params.get(resolve.MATRIX_ARG, 0) if callspec else 0
+            spec = matrix.targets[index]
+            adjusted = item.ihook.pytest_isolate_adjust_spec(item=item, spec=spec)
+            item.stash[SPEC_KEY] = adjusted if adjusted is not None else spec
+
+    # -- running --------------------------------------------------------
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+        error = item.stash.get(ERROR_KEY, None)
+        spec = item.stash.get(SPEC_KEY, None)
+        if error is None and spec is None:
+            return None
+        ihook = item.ihook
+        ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+        if error is not None:
+            result = TargetResult(failure=f"usage error: {error}", failure_kind="usage")
+            self._log(item, result, "usage")
+        else:
+            assert spec is not None
+            self._run(item, spec)
+        ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+        return True
+
+    def _run(self, item: pytest.Item, spec: IsolateSpec) -> None:
+        backend = self.registry.get(spec.backend)
+        availability = self.registry.availability(spec.backend)
+        if not availability:
+            message = (
+                f"backend {spec.backend!r} is not available here: {availability.reason}"
+                + (f"; fix: {availability.fix}" if availability.fix else "")
+                + " (run pytest --isolate-doctor for details)"
+            )
+            kind = "skip" if self.unavailable == "skip" else "unavailable"
+            self._log(item, TargetResult(failure=message, failure_kind=kind), spec.label)
+            return
+        started = time.monotonic()
+        try:
+            result = backend.run(item, spec, self.context)
+        except Exception as exc:  # a backend bug or a dead engine fails this test only
+            result = TargetResult(
+                failure=f"backend {spec.backend!r} failed: {type(exc).__name__}: {exc}",
+                failure_kind="engine",
+            )
+        result.duration = result.duration or time.monotonic() - started
+        self.stats.record(spec.label, result)
+        self._log(item, result, spec.label)
+
+    def _log(self, item: pytest.Item, result: TargetResult, label: str) -> None:
+        config = item.config
+        for data in result.warnings:
+            self._emit_warning(item, data)
+        seen: list[str] = []
+        for data in result.reports:
+            report = config.hook.pytest_report_from_serializable(config=config, data=data)
+            _restore_subtest_kwargs(report, data)
+            _count_failed_subtest(config, report)
+            if data.get("_report_type") != "SubTestReport":
+                seen.append(report.when)
+            item.ihook.pytest_runtest_logreport(report=report)
+        if result.failure is not None:
+            from pytest_isolate.broker.reporting import missing_phase_reports
+
+            for report in missing_phase_reports(item, result, seen, label):
+                item.ihook.pytest_runtest_logreport(report=report)
+
+    def _emit_warning(self, item: pytest.Item, data: dict[str, Any]) -> None:
+        category = _WARNING_CATEGORIES.get(data["category"], UserWarning)
+        text = data["message"] if category is not UserWarning or data["category"] == "UserWarning" else f"{data['category']}: {data['message']}"
+        message = warnings.WarningMessage(
+            category(text), category, data["filename"], data["lineno"]
+        )
+        item.config.hook.pytest_warning_recorded.call_historic(
+            kwargs=dict(warning_message=message, when="runtest", nodeid=item.nodeid, location=None)
+        )
+
+    # -- end ------------------------------------------------------------
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        for line in self.stats.lines():
+            terminalreporter.write_line(line)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self.registry.close()
+        self.context.close()
+
+
+def _count_failed_subtest(config: pytest.Config, report: Any) -> None:
+    """Subtest failures are counted in the target; count them here too for the parent's verdict."""
+    try:
+        from _pytest.subtests import SubtestReport, failed_subtests_key
+    except ImportError:
+        return
+    if isinstance(report, SubtestReport) and report.failed:
+        config.stash[failed_subtests_key][getattr(report, "id", report.nodeid)] += 1
+
+
+def _restore_subtest_kwargs(report: Any, data: dict[str, Any]) -> None:
+    """pytest re-applies saferepr to subtest kwargs on deserialization ('1' -> "'1'")."""
+    context = getattr(report, "context", None)
+    kwargs = data.get("_subtest.context", {}).get("kwargs")
+    if context is not None and isinstance(kwargs, dict):
+        object.__setattr__(context, "kwargs", dict(kwargs))

@@ -1,0 +1,184 @@
+"""The broker's side of one running target: read frames, enforce the clock, collect the end.
+
+Reads with ``poll`` on the channel and on a pidfd of the target, so the
+broker never blocks on a target that stops talking, never uses SIGALRM, and
+learns of the target's exit at once. Every frame goes through the decoder's
+caps and the report allow-list; the first violation kills the target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_isolate.wire.frames import FrameDecoder, FrameLimits, ProtocolViolation
+from pytest_isolate.wire.reports import sanitize_report
+
+READ_CHUNK = 256 * 1024
+DRAIN_AFTER_EXIT = 0.5
+
+Handler = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class Supervision:
+    """What the broker saw of one target."""
+
+    reports: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    finished: bool = False
+    wait_status: int | None = None
+    timed_out: bool = False
+    protocol_error: str | None = None
+    setup_error: str | None = None
+    started: float = field(default_factory=time.monotonic)
+    ended: float = 0.0
+
+    @property
+    def phases(self) -> list[str]:
+        return [r["when"] for r in self.reports if r.get("_report_type") != "SubTestReport"]
+
+
+def _validate_warning(message: dict[str, Any]) -> dict[str, Any]:
+    fields = {"message": str, "category": str, "filename": str, "lineno": int, "when": str}
+    clean: dict[str, Any] = {}
+    for name, kind in fields.items():
+        value = message.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ProtocolViolation(f"warning field {name} is not {kind.__name__}")
+        if isinstance(value, str) and len(value) > 65536 + 64:
+            raise ProtocolViolation(f"warning field {name} is too long")
+        clean[name] = value
+    return clean
+
+
+class TargetSupervisor:
+    """Supervise one target process (``pid``) talking on ``channel``."""
+
+    def __init__(
+        self,
+        pid: int,
+        channel: socket.socket,
+        nodeid: str,
+        timeout: float | None,
+        limits: FrameLimits,
+        kill_tree: Callable[[], None],
+        kill_grace: float = 1.0,
+        extra_handlers: dict[str, Handler] | None = None,
+    ) -> None:
+        self.pid = pid
+        self.channel = channel
+        self.nodeid = nodeid
+        self.timeout = timeout
+        self.decoder = FrameDecoder(limits)
+        self.kill_tree = kill_tree
+        self.kill_grace = kill_grace
+        self.handlers = extra_handlers or {}
+        self.state = Supervision()
+
+    # -- frames ---------------------------------------------------------
+    def _handle(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if self.state.finished:
+            raise ProtocolViolation(f"sent a {kind!r} frame after 'done'")
+        if kind == "report":
+            self.state.reports.append(sanitize_report(message.get("report"), self.nodeid))
+        elif kind == "warning":
+            self.state.warnings.append(_validate_warning(message))
+        elif kind == "done":
+            self.state.finished = True
+        elif kind == "setup-error" and not self.state.reports:
+            text = message.get("message")
+            self.state.setup_error = text[:2000] if isinstance(text, str) else "unknown error"
+        elif kind in self.handlers:
+            self.handlers[kind](message)
+        else:
+            raise ProtocolViolation(f"sent an unknown frame type {kind[:40]!r}")
+
+    def _read(self) -> bool:
+        """Read what is there; False at end of stream."""
+        try:
+            data = self.channel.recv(READ_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return True
+        except ConnectionResetError:
+            return False
+        if not data:
+            if self.decoder.pending:
+                raise ProtocolViolation("closed the channel in the middle of a frame")
+            return False
+        for message in self.decoder.feed(data):
+            self._handle(message)
+        return True
+
+    # -- lifecycle ------------------------------------------------------
+    def _terminate(self) -> None:
+        """SIGTERM first (the target dumps its traceback), SIGKILL after the grace period."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGTERM)
+        if self._wait_exit(self.kill_grace) is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+
+    def _wait_exit(self, timeout: float) -> int | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.state.wait_status = status
+                return status
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.002)
+
+    def run(self) -> Supervision:
+        state = self.state
+        deadline = None if self.timeout is None else state.started + self.timeout
+        pidfd = os.pidfd_open(self.pid)
+        self.channel.setblocking(False)
+        poller = select.poll()
+        poller.register(self.channel.fileno(), select.POLLIN)
+        poller.register(pidfd, select.POLLIN)
+        channel_open = True
+        exited = False
+        try:
+            while channel_open or not exited:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    state.timed_out = True
+                    self._terminate()
+                    break
+                wait_ms = -1 if remaining is None else max(1, int(remaining * 1000))
+                if exited:  # the process is gone; descendants may still hold the channel
+                    wait_ms = int(DRAIN_AFTER_EXIT * 1000)
+                events = poller.poll(wait_ms)
+                if not events and exited:
+                    break
+                for fd, _event in events:
+                    if fd == pidfd and not exited:
+                        exited = True
+                        poller.unregister(pidfd)
+                        self._wait_exit(1.0)
+                    elif fd == self.channel.fileno() and channel_open:
+                        channel_open = self._read()
+                        if not channel_open:
+                            poller.unregister(self.channel.fileno())
+        except ProtocolViolation as exc:
+            state.protocol_error = str(exc)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+        finally:
+            os.close(pidfd)
+            self.kill_tree()
+            if state.wait_status is None:
+                self._wait_exit(5.0)
+            self.channel.close()
+            state.ended = time.monotonic()
+        return state

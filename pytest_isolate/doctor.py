@@ -1,0 +1,30 @@
+"""``pytest --isolate-doctor``: which backends work here, why not, and how to fix it."""
+
+from __future__ import annotations
+
+import sys
+
+from pytest_isolate.backends.registry import BackendRegistry
+
+
+def doctor_lines(registry: BackendRegistry) -> list[str]:
+    lines = ["pytest-isolate doctor", ""]
+    width = max((len(n) for n in registry.names()), default=8)
+    for backend in registry:
+        availability = registry.availability(backend.name)
+        status = "ok" if availability else "UNAVAILABLE"
+        lines.append(f"  {backend.name:<{width}}  {status:<11}  {backend.summary}")
+        if availability.reason:
+            lines.append(f"  {'':<{width}}  {'':<11}  why: {availability.reason}")
+        if not availability and availability.fix:
+            lines.append(f"  {'':<{width}}  {'':<11}  fix: {availability.fix}")
+        for key, value in availability.details:
+            lines.append(f"  {'':<{width}}  {'':<11}  {key}: {value}")
+    return lines
+
+
+def print_doctor(registry: BackendRegistry) -> int:
+    """Print the table; exit status 0 when every backend works, 1 otherwise."""
+    for line in doctor_lines(registry):
+        sys.stdout.write(line + "\n")
+    return 0 if all(registry.availability(n) for n in registry.names()) else 1

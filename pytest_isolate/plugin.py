@@ -1,0 +1,190 @@
+"""The pytest entry point: options, ini keys, the marker, and whether the broker is needed.
+
+The real work lives in ``broker.session.IsolateSession``, registered only
+when this run can isolate anything; with ``--no-isolate`` the plugin costs
+nothing.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from pytest_isolate import hookspecs
+from pytest_isolate.backends.registry import BackendRegistry
+from pytest_isolate.spec import COMMON_KEYWORDS, Defaults, SpecError, parse_seconds, parse_size
+
+SESSION_PLUGIN = "isolate-session"
+REGISTRY_KEY = pytest.StashKey[BackendRegistry]()
+
+MARKER_HELP = (
+    "isolate(backend='process', **options): run this test (setup, call, teardown and "
+    "its fixtures) in an isolated target and bring the reports back. Backends: process, "
+    "seccomp, chroot, container, vm (pytest --isolate-doctor shows which work here). "
+    "Common options: " + ", ".join(f"{k} ({v})" for k, v in COMMON_KEYWORDS.items()) + ". "
+    "Several isolate marks at the same level make one test per target."
+)
+
+
+class PytestIsolateWarning(pytest.PytestWarning):
+    """Something about isolation the user should know but that does not stop the run."""
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("isolate", "pytest-isolate: run tests in isolated targets")
+    group.addoption(
+        "--isolate",
+        dest="isolate",
+        nargs="?",
+        const="process",
+        default=None,
+        metavar="BACKEND",
+        help="isolate every unmarked test too, with BACKEND (default: process)",
+    )
+    group.addoption(
+        "--no-isolate",
+        dest="no_isolate",
+        action="store_true",
+        default=False,
+        help="run every test in-process, ignoring isolate marks (for --pdb and debugging)",
+    )
+    for name, what in (
+        ("timeout", "wall-clock seconds before an isolated test is killed"),
+        ("mem-limit", "memory limit of an isolated test: bytes, or 512M, 2G"),
+        ("cpu-limit", "CPU seconds an isolated test may use"),
+    ):
+        dest = "isolate_" + name.replace("-", "_")
+        group.addoption(f"--isolate-{name}", dest=dest, default=None, help=what)
+        parser.addini(dest, what, default=None)
+    group.addoption(
+        "--isolate-unavailable",
+        dest="isolate_unavailable",
+        choices=("fail", "skip"),
+        default=None,
+        help="what a test whose backend cannot run here does: fail (default) or skip",
+    )
+    parser.addini("isolate_unavailable", "fail or skip (see --isolate-unavailable)", default=None)
+    group.addoption(
+        "--isolate-channel",
+        dest="isolate_channel",
+        choices=("pipe", "shm"),
+        default=None,
+        help="broker <-> target channel for forked backends (default: pipe)",
+    )
+    parser.addini("isolate_channel", "pipe or shm (see --isolate-channel)", default=None)
+    group.addoption(
+        "--isolate-matrix",
+        dest="isolate_matrix",
+        default=None,
+        metavar="SPEC,...",
+        help="run every unmarked test once per target: BACKEND or container:IMAGE, comma-separated",
+    )
+    group.addoption(
+        "--isolate-doctor",
+        dest="isolate_doctor",
+        action="store_true",
+        default=False,
+        help="show which backends work on this machine, why not, and how to fix it; then exit",
+    )
+    parser.addini("isolate", "backend for unmarked tests (as --isolate=BACKEND)", default=None)
+
+
+def _option(config: pytest.Config, dest: str) -> object:
+    value = config.getoption(dest)
+    if value is None:
+        value = config.getini(dest) or None
+    return value
+
+
+def read_defaults(config: pytest.Config, registry: BackendRegistry) -> Defaults:
+    """Command line over ini; a bad value is a usage error that says how to write it."""
+    try:
+        backend = _option(config, "isolate")
+        if backend is not None and backend not in registry:
+            raise SpecError(
+                f"--isolate={backend!r}: unknown backend; valid backends: "
+                + ", ".join(registry.names())
+            )
+        return Defaults(
+            backend=backend if isinstance(backend, str) else None,
+            timeout=parse_seconds(_option(config, "isolate_timeout"), "--isolate-timeout"),
+            mem_limit=parse_size(_option(config, "isolate_mem_limit"), "--isolate-mem-limit"),
+            cpu_limit=parse_seconds(_option(config, "isolate_cpu_limit"), "--isolate-cpu-limit"),
+            channel=str(_option(config, "isolate_channel") or "pipe"),
+        )
+    except SpecError as exc:
+        raise pytest.UsageError(f"pytest-isolate: {exc}") from None
+
+
+def build_registry(config: pytest.Config) -> BackendRegistry:
+    registry = BackendRegistry()
+    config.hook.pytest_isolate_register_backends(register=registry.register)
+    return registry
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+    forked_installed = config.pluginmanager.has_plugin("forked")
+    if not forked_installed:
+        config.addinivalue_line(
+            "markers", "forked: run this test in a forked process (pytest-isolate: isolate('process'))"
+        )
+    registry = build_registry(config)
+    config.stash[REGISTRY_KEY] = registry
+    if config.getoption("isolate_doctor"):
+        return
+    if config.getoption("no_isolate"):
+        if config.getoption("isolate") or config.getoption("isolate_matrix"):
+            warnings.warn(
+                PytestIsolateWarning("--no-isolate given: every test runs in-process, unisolated"),
+                stacklevel=1,
+            )
+        return
+    defaults = read_defaults(config, registry)
+    from pytest_isolate.broker.resolve import parse_matrix
+    from pytest_isolate.broker.session import IsolateSession
+
+    matrix_text = config.getoption("isolate_matrix")
+    try:
+        matrix = parse_matrix(matrix_text, defaults, registry) if matrix_text else []
+    except SpecError as exc:
+        raise pytest.UsageError(f"pytest-isolate: {exc}") from None
+    unavailable = str(_option(config, "isolate_unavailable") or "fail")
+    if unavailable not in ("fail", "skip"):
+        raise pytest.UsageError(
+            f"pytest-isolate: isolate_unavailable={unavailable!r}; valid values: fail, skip"
+        )
+    session = IsolateSession(
+        config,
+        registry,
+        defaults,
+        matrix,
+        honour_forked=not forked_installed,
+        unavailable=unavailable,
+    )
+    config.pluginmanager.register(session, SESSION_PLUGIN)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    if not config.getoption("isolate_doctor"):
+        return None
+    from pytest_isolate.doctor import print_doctor
+
+    config._do_configure()
+    try:
+        return print_doctor(config.stash[REGISTRY_KEY])
+    finally:
+        config._ensure_unconfigure()
+
+
+def pytest_isolate_register_backends(register: object) -> None:
+    from pytest_isolate.backends.builtin import register_builtin_backends
+
+    register_builtin_backends(register)  # type: ignore[arg-type]

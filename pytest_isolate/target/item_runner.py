@@ -1,0 +1,124 @@
+"""Running one collected item inside a target and streaming its reports as frames.
+
+Used by every forked target and by the in-target fork server of spawned
+targets (container, vm), so reports look the same whatever the backend.
+It runs the *whole* test protocol here (setup, call, teardown, fixtures),
+with the broker's already-set-up fixtures left alone: their finalizers
+belong to the broker, not to this target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import sys
+import warnings
+from typing import Any
+
+import pytest
+from _pytest.runner import runtestprotocol
+
+from pytest_isolate.wire.frames import encode_frame
+
+MAX_SECTION_CHARS = 1024 * 1024
+FORWARDER_NAME = "isolate-report-forwarder"
+
+
+def truncate_tail(text: str, limit: int = MAX_SECTION_CHARS) -> str:
+    """Keep the end of a flood of output, and say how much was dropped."""
+    if len(text) <= limit:
+        return text
+    dropped = len(text) - limit
+    return f"[pytest-isolate: {dropped} characters truncated]\n" + text[-limit:]
+
+
+class FrameSender:
+    """Blocking writer of frames on the target's end of the channel."""
+
+    def __init__(self, channel: socket.socket) -> None:
+        self.channel = channel
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.channel.sendall(encode_frame(message))
+
+
+class ReportForwarder:
+    """A plugin registered only in the target: every report and warning goes to the broker."""
+
+    def __init__(self, config: pytest.Config, sender: FrameSender) -> None:
+        self.config = config
+        self.sender = sender
+        # pytest_warning_recorded is historic: registering replays the broker's
+        # earlier warnings, which are not this test's.
+        self.armed = False
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        data = self.config.hook.pytest_report_to_serializable(config=self.config, report=report)
+        if data is None:
+            return
+        data["sections"] = [[title, truncate_tail(body)] for title, body in data["sections"]]
+        if isinstance(data.get("longrepr"), str):
+            data["longrepr"] = truncate_tail(data["longrepr"])
+        self.sender.send({"type": "report", "report": data})
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_warning_recorded(
+        self, warning_message: warnings.WarningMessage, when: str, nodeid: str
+    ) -> None:
+        if not self.armed:
+            return
+        self.sender.send(
+            {
+                "type": "warning",
+                "message": truncate_tail(str(warning_message.message), 64 * 1024),
+                "category": warning_message.category.__name__,
+                "filename": str(warning_message.filename),
+                "lineno": int(warning_message.lineno or 0),
+                "when": when,
+            }
+        )
+
+
+def forget_broker_finalizers(session: pytest.Session) -> None:
+    """Fixtures the broker set up are torn down by the broker, never by a target.
+
+    Without this, a session fixture set up in the broker (a server, a
+    temporary directory) would have its finalizer run in every target that
+    tears down, and destroy what the broker's later tests still use.
+    """
+    stack = getattr(session._setupstate, "stack", None)
+    if isinstance(stack, dict):
+        for finalizers, _exc in stack.values():
+            finalizers.clear()
+
+
+def silence_broker_reporting(config: pytest.Config) -> None:
+    """The broker prints; a target printing too would garble the terminal."""
+    for name in ("terminalreporter", "junitxml", "resultlog"):
+        plugin = config.pluginmanager.get_plugin(name)
+        if plugin is not None:
+            config.pluginmanager.unregister(plugin)
+    xml = getattr(config, "_xml", None)
+    if xml is not None:
+        with contextlib.suppress(ValueError):
+            config.pluginmanager.unregister(xml)
+
+
+def run_item(item: pytest.Item, sender: FrameSender) -> None:
+    """Run ``item``'s full protocol here and stream its reports, then say ``done``."""
+    from _pytest.warnings import catch_warnings_for_item
+
+    config = item.config
+    silence_broker_reporting(config)
+    forget_broker_finalizers(item.session)
+    forwarder = ReportForwarder(config, sender)
+    config.pluginmanager.register(forwarder, FORWARDER_NAME)
+    forwarder.armed = True
+    with catch_warnings_for_item(config=config, ihook=item.ihook, when="runtest", item=item):
+        runtestprotocol(item, log=True, nextitem=None)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    sender.send({"type": "done", "pid": os.getpid()})
