@@ -1,0 +1,78 @@
+"""Leftover containers of dead brokers are found by their labels and removed."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+from container_helpers import ECHO_LOOP, TEST_RUN_ID, Launch, container_exists, dead_pid
+
+from pytest_isolate.container.engine import Engine
+from pytest_isolate.container.reaping import (
+    LABEL_BROKER_PID,
+    LABEL_HOST,
+    LABEL_RUN,
+    is_leftover,
+    pid_is_alive,
+    reap_leftovers,
+    run_labels,
+)
+
+HERE = "this-host"
+
+
+def _alive(pid: int) -> bool:
+    return pid == 100
+
+
+@pytest.mark.parametrize(
+    ("labels", "leftover"),
+    [
+        ({LABEL_RUN: "r", LABEL_HOST: HERE, LABEL_BROKER_PID: "200"}, True),
+        ({LABEL_RUN: "r", LABEL_HOST: HERE, LABEL_BROKER_PID: "100"}, False),
+        ({LABEL_RUN: "r", LABEL_HOST: "other-host", LABEL_BROKER_PID: "200"}, False),
+        ({LABEL_RUN: "r", LABEL_HOST: HERE}, False),
+        ({LABEL_RUN: "r", LABEL_HOST: HERE, LABEL_BROKER_PID: "-1"}, False),
+        ({LABEL_RUN: "r", LABEL_HOST: HERE, LABEL_BROKER_PID: "abc"}, False),
+        ({LABEL_HOST: HERE, LABEL_BROKER_PID: "200"}, False),
+    ],
+)
+def test_only_containers_of_a_dead_broker_on_this_host_are_leftovers(
+    labels: dict[str, str], leftover: bool
+) -> None:
+    assert is_leftover(labels, hostname=HERE, pid_alive=_alive) is leftover
+
+
+def test_run_labels_name_the_run_this_process_and_this_host() -> None:
+    assert run_labels("r1") == {
+        LABEL_RUN: "r1",
+        LABEL_BROKER_PID: str(os.getpid()),
+        LABEL_HOST: socket.gethostname(),
+    }
+
+
+def test_pid_liveness_is_read_from_the_kernel() -> None:
+    assert pid_is_alive(os.getpid())
+    assert not pid_is_alive(dead_pid())
+
+
+def test_a_dead_brokers_container_is_reaped(engine: Engine, launch: Launch) -> None:
+    orphan_id, _ = launch(ECHO_LOOP, labels=run_labels(TEST_RUN_ID, broker_pid=dead_pid()))
+    reaped = reap_leftovers(engine)
+    assert [r.container_id for r in reaped] == [orphan_id]
+    assert not container_exists(engine, orphan_id)
+
+
+def test_a_live_brokers_container_is_left_alone(engine: Engine, launch: Launch) -> None:
+    mine_id, stream = launch(ECHO_LOOP)
+    assert stream.read_exactly(6, timeout=10) == b"ready\n"
+    assert reap_leftovers(engine) == []
+    assert container_exists(engine, mine_id)
+
+
+def test_another_hosts_container_is_left_alone(engine: Engine, launch: Launch) -> None:
+    labels = run_labels(TEST_RUN_ID, broker_pid=dead_pid(), hostname="elsewhere.example")
+    theirs_id, _ = launch(ECHO_LOOP, labels=labels)
+    assert reap_leftovers(engine) == []
+    assert container_exists(engine, theirs_id)
