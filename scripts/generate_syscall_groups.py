@@ -69,7 +69,9 @@ def parse_syscall_filter(text: str) -> dict[str, dict[str, object]]:
     return groups
 
 
-def flatten(groups: dict[str, dict[str, object]], name: str, seen: frozenset[str] = frozenset()) -> set[str]:
+def flatten(
+    groups: dict[str, dict[str, object]], name: str, seen: frozenset[str] = frozenset()
+) -> set[str]:
     """All syscall names of ``name``, nested groups resolved (cycles refused)."""
     if name in seen:
         raise ValueError(f"cycle in syscall groups through {name}")

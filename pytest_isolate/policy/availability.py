@@ -26,7 +26,8 @@ def seccomp_available() -> tuple[bool, str]:
         import pyseccomp  # noqa: F401
     except ImportError as exc:
         return False, (
-            f"pyseccomp cannot be imported ({exc}); fix: pip install 'pytest-isolate-sandbox[seccomp]'"
+            f"pyseccomp cannot be imported ({exc}); "
+            "fix: pip install 'pytest-isolate-sandbox[seccomp]'"
         )
     except OSError as exc:  # pyseccomp found but libseccomp.so did not load
         return False, (
@@ -37,7 +38,10 @@ def seccomp_available() -> tuple[bool, str]:
         return False, "cannot read /proc/self/status to check kernel seccomp support; mount /proc"
     with open("/proc/self/status", encoding="ascii", errors="replace") as stream:
         if not any(line.startswith("Seccomp:") for line in stream):
-            return False, "the kernel has no seccomp support (CONFIG_SECCOMP_FILTER); use a newer kernel"
+            return (
+                False,
+                "the kernel has no seccomp support (CONFIG_SECCOMP_FILTER); use a newer kernel",
+            )
     actions = _kernel_actions()
     missing = {"kill_process", "user_notif", "errno"} - actions if actions else set()
     if missing:

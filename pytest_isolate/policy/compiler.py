@@ -15,7 +15,6 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
-from typing import Optional
 
 from pytest_isolate.policy.plan import (
     ALLOW,
@@ -84,7 +83,7 @@ class CompiledPolicy:
     left open by mistake cannot be used; closing it is still the runner's job.
     """
 
-    def __init__(self, spec: PolicySpec, baseline: bytes, notify: Optional[bytes], seccomp_nr: int):
+    def __init__(self, spec: PolicySpec, baseline: bytes, notify: bytes | None, seccomp_nr: int):
         self.spec = spec
         self._baseline = _LoadableProgram(baseline)
         self._notify = None if notify is None else _LoadableProgram(notify)
@@ -95,7 +94,7 @@ class CompiledPolicy:
         return self._baseline.bpf
 
     @property
-    def notify_bpf(self) -> Optional[bytes]:
+    def notify_bpf(self) -> bytes | None:
         return None if self._notify is None else self._notify.bpf
 
     @property
@@ -108,7 +107,7 @@ class CompiledPolicy:
     def uses_notification(self) -> bool:
         return self._notify is not None
 
-    def install(self) -> Optional[int]:
+    def install(self) -> int | None:
         """Load the filters into the calling process; return the listener fd or None.
 
         Call after ``no_new_privs`` (or with CAP_SYS_ADMIN), from the only
@@ -117,7 +116,7 @@ class CompiledPolicy:
         (it creates the listener and lets ``seccomp()`` through), the baseline
         last (it kills any later ``seccomp()``).
         """
-        listener: Optional[int] = None
+        listener: int | None = None
         if self._notify is not None:
             listener = _load(self._seccomp_nr, self._notify, SECCOMP_FILTER_FLAG_NEW_LISTENER)
         try:
@@ -158,7 +157,9 @@ def _export(plan: FilterPlan) -> bytes:
         comparisons = []
         if rule.test is not None:
             test = rule.test
-            comparisons.append(pyseccomp.Arg(test.index, pyseccomp.MASKED_EQ, test.mask, test.value))
+            comparisons.append(
+                pyseccomp.Arg(test.index, pyseccomp.MASKED_EQ, test.mask, test.value)
+            )
         syscall_filter.add_rule(_action(rule.action), number, *comparisons)
     memory = os.memfd_create("pytest-isolate-bpf", os.MFD_CLOEXEC)
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Optional
 
 MASK32 = 0xFFFFFFFF
 
@@ -166,7 +165,7 @@ class Violation:
 
     syscall: str
     args: tuple[int, ...]
-    group: Optional[str]
+    group: str | None
     count: int
     killed: bool
 

@@ -18,7 +18,6 @@ import json
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 DATA_FILE = Path(__file__).resolve().parent / "data" / "syscall_groups.json"
 
@@ -46,7 +45,7 @@ class SyscallMatch:
     """One syscall, optionally only for one value of one argument."""
 
     syscall: str
-    arg: Optional[ArgEquals] = None
+    arg: ArgEquals | None = None
 
 
 @functools.lru_cache(maxsize=1)

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Optional
 
 from pytest_isolate.policy.notify import syscall_name
 
@@ -30,6 +30,7 @@ AUDIT_SECCOMP = 1326
 _MAX_RECORDS = 200_000
 
 _RECORD = re.compile(r"^\d+,(\d+),")
+_QUOTED = re.compile(r'"[^"]*"')
 _FIELD = re.compile(r"\b(pid|arch|syscall|sig)=([0-9a-fA-F]+)\b")
 
 
@@ -41,12 +42,15 @@ class SeccompKill:
     syscall: int
 
 
-def parse_seccomp_record(record: str) -> Optional[SeccompKill]:
+def parse_seccomp_record(record: str) -> SeccompKill | None:
     """A ``type=1326`` kill record from one /dev/kmsg line, or None for anything else."""
     sequence = _RECORD.match(record)
     if sequence is None or f"type={AUDIT_SECCOMP}" not in record:
         return None
-    fields = dict(_FIELD.findall(record.split(";", 1)[-1]))
+    # comm= and exe= are chosen by the target: drop quoted values before parsing
+    # so a process named "pid=1" cannot forge fields (unquoted ones are hex).
+    message = _QUOTED.sub('""', record.split(";", 1)[-1])
+    fields = dict(_FIELD.findall(message))
     try:
         if int(fields.get("sig", "0")) == 0:
             return None  # logged but not killed (SECCOMP_RET_LOG and friends)
@@ -93,18 +97,32 @@ def kmsg_position() -> int:
     return last + 1
 
 
-def find_kernel_kill(pids: set[int], since: int) -> Optional[str]:
+def find_kernel_kill(pids: set[int], since: int, timeout: float = 0.5) -> str | None:
     """The name of the syscall a seccomp filter killed one of ``pids`` for, or None.
 
     ``pids`` are as the initial PID namespace sees them; ``since`` is a
-    ``kmsg_position()`` taken before the target started. None when /dev/kmsg
-    cannot be read, the record was rate limited away, or there is none.
+    ``kmsg_position()`` taken before the target started. The audit record is
+    written by the kernel's kauditd thread, so it can appear a little after
+    the target was reaped: we look again for up to ``timeout`` seconds. None
+    when /dev/kmsg cannot be read, the record was rate limited away, or there
+    is none.
     """
-    try:
-        for record in _records():
-            kill = parse_seccomp_record(record)
-            if kill is not None and kill.sequence >= since and kill.pid in pids:
-                return syscall_name(kill.arch, kill.syscall)  # the first kill is the cause
-    except OSError:
-        return None
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            kill = _first_kill(pids, since)
+        except OSError:
+            return None
+        if kill is not None:
+            return syscall_name(kill.arch, kill.syscall)
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.02)
+
+
+def _first_kill(pids: set[int], since: int) -> SeccompKill | None:
+    for record in _records():
+        kill = parse_seccomp_record(record)
+        if kill is not None and kill.sequence >= since and kill.pid in pids:
+            return kill  # the first kill is the cause
     return None

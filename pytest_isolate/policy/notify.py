@@ -13,6 +13,7 @@ GIL during ``ioctl``, so a slow answer never stalls the broker.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import functools
@@ -20,7 +21,6 @@ import os
 import select
 import signal
 import threading
-from typing import Optional
 
 from pytest_isolate.policy.decode import Violation, meaningful_args
 from pytest_isolate.policy.plan import (
@@ -84,7 +84,12 @@ def notif_sizes() -> SeccompNotifSizes:
 
     sizes = SeccompNotifSizes()
     nr = int(pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, "seccomp"))
-    if _libc.syscall(ctypes.c_long(nr), ctypes.c_ulong(SECCOMP_GET_NOTIF_SIZES), 0, ctypes.byref(sizes)) < 0:
+    if (
+        _libc.syscall(
+            ctypes.c_long(nr), ctypes.c_ulong(SECCOMP_GET_NOTIF_SIZES), 0, ctypes.byref(sizes)
+        )
+        < 0
+    ):
         err = ctypes.get_errno()
         raise OSError(err, f"seccomp(GET_NOTIF_SIZES): {os.strerror(err)}")
     return sizes
@@ -116,15 +121,14 @@ class ViolationMonitor:
     which must not have been reaped (and its pid reused) by then.
     """
 
-    def __init__(self, listener_fd: int, spec: PolicySpec, target_pid: Optional[int] = None) -> None:
-        self._fd: Optional[int] = listener_fd
+    def __init__(self, listener_fd: int, spec: PolicySpec, target_pid: int | None = None) -> None:
+        self._fd: int | None = listener_fd
         self._spec = spec
         self._target_pid = target_pid
         self._stopping = threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._counts: dict[tuple[str, tuple[int, ...]], list[int]] = {}
-        self._killed = False
         sizes = notif_sizes()
         # A newer kernel may have larger structs; the ioctl still copies ours.
         self._recv_size = max(int(sizes.seccomp_notif), ctypes.sizeof(SeccompNotif))
@@ -209,11 +213,8 @@ class ViolationMonitor:
         except (OSError, ProcessLookupError):
             pass  # already gone
         if self._target_pid is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(self._target_pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self._killed = True
 
     def _answer_eperm(self, notification_id: int) -> None:
         assert self._fd is not None

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Optional
 
 from pytest_isolate.policy.groups import ArgEquals, SyscallMatch, expand
 from pytest_isolate.policy.spec import PRESETS, PolicyError, PolicySpec
@@ -144,7 +143,7 @@ class ArgTest:
 class Rule:
     syscall: str
     action: str
-    test: Optional[ArgTest] = None
+    test: ArgTest | None = None
 
 
 @dataclass(frozen=True)
@@ -188,7 +187,7 @@ def denied_names(spec: PolicySpec) -> tuple[str, ...]:
     return tuple(dict.fromkeys((*preset, *spec.deny)))
 
 
-def policy_plan(spec: PolicySpec) -> Optional[FilterPlan]:
+def policy_plan(spec: PolicySpec) -> FilterPlan | None:
     """The notifying filter, or None when the spec denies nothing beyond the baseline."""
     if spec.allow is None:
         rules = [
@@ -201,7 +200,9 @@ def policy_plan(spec: PolicySpec) -> Optional[FilterPlan]:
 
 
 def _allow_rules(allow: tuple[str, ...], deny: tuple[str, ...]) -> tuple[Rule, ...]:
-    floor = [m for m in _matches(ALLOW_LIST_FLOOR_NAMES) if m.syscall not in ALLOW_LIST_FLOOR_EXCLUDED]
+    floor = [
+        m for m in _matches(ALLOW_LIST_FLOOR_NAMES) if m.syscall not in ALLOW_LIST_FLOOR_EXCLUDED
+    ]
     allowed = _by_syscall([*floor, *_matches(allow)])
     denied = _by_syscall(_matches(deny))
     rules: list[Rule] = []
@@ -222,9 +223,9 @@ def _allow_rules(allow: tuple[str, ...], deny: tuple[str, ...]) -> tuple[Rule, .
     return _unique(rules)
 
 
-def _by_syscall(matches: Iterable[SyscallMatch]) -> dict[str, set[Optional[int]]]:
+def _by_syscall(matches: Iterable[SyscallMatch]) -> dict[str, set[int | None]]:
     """syscall -> set of allowed arg0 values, ``None`` meaning "any value"."""
-    grouped: dict[str, set[Optional[int]]] = {}
+    grouped: dict[str, set[int | None]] = {}
     for match in matches:
         if match.arg is not None and match.arg.index != 0:
             raise AssertionError(f"only arg0 conditions are supported, got {match}")
@@ -234,7 +235,7 @@ def _by_syscall(matches: Iterable[SyscallMatch]) -> dict[str, set[Optional[int]]
     return grouped
 
 
-def denial_label(spec: PolicySpec, syscall: str, args: tuple[int, ...]) -> Optional[str]:
+def denial_label(spec: PolicySpec, syscall: str, args: tuple[int, ...]) -> str | None:
     """The ``@group`` a notified call was denied under, or None (bare name, not allowed)."""
     for name in denied_names(spec):
         if not name.startswith("@"):

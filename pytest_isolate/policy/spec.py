@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Optional
 
 from pytest_isolate.policy.groups import group_names, is_known_name, known_syscalls
 
@@ -85,7 +84,7 @@ class PolicySpec:
 
     preset: str = "default"
     deny: tuple[str, ...] = ()
-    allow: Optional[tuple[str, ...]] = None
+    allow: tuple[str, ...] | None = None
     on_violation: str = "errno"
 
     def __post_init__(self) -> None:
