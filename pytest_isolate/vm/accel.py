@@ -25,9 +25,9 @@ from pytest_isolate.vm.progress import ProgressCallback, report
 KVM_PROBE_SECONDS = 6.0
 
 
-def decide(requested: str, kvm_problem: str | None, cached: tuple[str, str] | None) -> (
-    tuple[str, str] | None
-):
+def decide(
+    requested: str, kvm_problem: str | None, cached: tuple[str, str] | None
+) -> tuple[str, str] | None:
     """The verdict when it needs no probe, else None (probe KVM).
 
     ``kvm_problem`` says why /dev/kvm cannot be opened (None: it can);

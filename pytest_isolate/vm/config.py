@@ -43,6 +43,10 @@ class VMConfig:
             raise ValueError("VMConfig.memory_mib must be at least 64")
         if self.cpus < 1:
             raise ValueError("VMConfig.cpus must be at least 1")
+        if "=" in self.command[0]:
+            raise ValueError(
+                "VMConfig.command[0] must not contain '=' (env would take it as a variable)"
+            )
         if not self.cwd.startswith("/"):
             raise ValueError("VMConfig.cwd must be an absolute path")
         for path in self.shares:

@@ -7,6 +7,7 @@ own errors. A hostile guest can write to it without end, so only the last
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 
@@ -51,10 +52,8 @@ class ConsoleBuffer:
         return self._closed.wait(timeout)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self._thread.join(timeout=2.0)
         self._sock.close()
 

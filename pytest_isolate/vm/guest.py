@@ -7,6 +7,7 @@ socketpairs (channel and console) and the QEMU process until ``kill``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -15,7 +16,6 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from typing import Optional
 
 from pytest_isolate.vm import host
 from pytest_isolate.vm.config import VMConfig
@@ -24,8 +24,8 @@ from pytest_isolate.vm.errors import BootFailed, BootTimeout
 from pytest_isolate.vm.init_script import launch_script
 from pytest_isolate.vm.initramfs import cached_base, launch_archive
 from pytest_isolate.vm.kernel import bootable_kernel, default_kernel, kernel_release
-from pytest_isolate.vm.layout import host_system_dirs, plan_layout, resolve_shares
-from pytest_isolate.vm.progress import ProgressCallback, report
+from pytest_isolate.vm.layout import GuestLayout, host_system_dirs, plan_layout, resolve_shares
+from pytest_isolate.vm.progress import report
 from pytest_isolate.vm.qemu_args import (
     LaunchPlan,
     host_timing,
@@ -92,9 +92,7 @@ class Guest:
         self._lock = threading.Lock()
 
     @classmethod
-    def start(
-        cls, config: VMConfig, progress: Optional[Callable[[str], None]] = None
-    ) -> Guest:
+    def start(cls, config: VMConfig, progress: Callable[[str], None] | None = None) -> Guest:
         """Start QEMU for ``config``; returns as soon as QEMU runs."""
         from pytest_isolate.vm.accel import choose_accel
 
@@ -150,7 +148,7 @@ class Guest:
         """The last ``max_bytes`` of the guest console (kernel log, command stderr, QEMU errors)."""
         return self._console.tail(max_bytes)
 
-    def wait_ready(self, timeout: Optional[float] = None) -> float:
+    def wait_ready(self, timeout: float | None = None) -> float:
         """Block until the command's first byte is readable on the channel.
 
         Nothing is consumed. Returns seconds since QEMU started. Raises
@@ -188,7 +186,7 @@ class Guest:
             tail,
         )
 
-    def wait(self, timeout: Optional[float] = None) -> Optional[int]:
+    def wait(self, timeout: float | None = None) -> int | None:
         """QEMU's exit status, or None if it is still running after ``timeout``."""
         try:
             return self._process.wait(timeout)
@@ -202,10 +200,8 @@ class Guest:
                 return
             self._killed = True
         if self._process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 self._process.send_signal(signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self._process.wait()
         self.channel.close()
         self._console.close()
@@ -232,9 +228,7 @@ def _aliases(paths: tuple[str, ...]) -> list[tuple[str, str]]:
     return aliases
 
 
-def _layout(config: VMConfig):  # type: ignore[no-untyped-def]
-    from pytest_isolate.vm.layout import GuestLayout  # noqa: F401
-
+def _layout(config: VMConfig) -> GuestLayout:
     wanted = host.python_prefixes() + resolve_shares(config.shares)
     return plan_layout(host_system_dirs(), wanted)
 
@@ -248,8 +242,9 @@ def _initrd_memfd(base: bytes, script: str) -> int:
     """An anonymous file holding base + per-launch archive; QEMU reads it via /proc/self/fd."""
     fd = os.memfd_create("pytest-isolate-initrd", 0)  # no CLOEXEC: QEMU inherits it
     try:
-        os.write(fd, base)
-        os.write(fd, launch_archive(script))
+        with open(fd, "wb", closefd=False) as handle:
+            handle.write(base)
+            handle.write(launch_archive(script))
     except BaseException:
         os.close(fd)
         raise

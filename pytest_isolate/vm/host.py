@@ -28,14 +28,14 @@ def qemu_binary() -> str:
     return path
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def qemu_version(qemu: str) -> str:
     """First line of ``qemu --version``, e.g. ``QEMU emulator version 7.2.22 (...)``."""
     done = subprocess.run([qemu, "--version"], capture_output=True, text=True, check=False)
     return (done.stdout.splitlines() or ["unknown"])[0].strip()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def machine_types(qemu: str) -> frozenset[str]:
     """Machine types this QEMU knows (``-machine help``)."""
     done = subprocess.run([qemu, "-machine", "help"], capture_output=True, text=True, check=False)

@@ -31,7 +31,9 @@ WANTED_MODULES = ("virtio_mmio", "virtio_pci", "virtio_console", "9pnet_virtio",
 #: Host /etc files copied into the guest's (otherwise generated) /etc.
 HOST_ETC_FILES = ("ld.so.cache", "ld.so.conf", "nsswitch.conf", "localtime")
 
-GUEST_PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
+GUEST_PASSWD = (
+    "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
+)
 GUEST_GROUP = "root:x:0:\nnogroup:x:65534:\n"
 GUEST_HOSTS = "127.0.0.1 localhost\n::1 localhost\n"
 
@@ -143,9 +145,7 @@ def build_base(release: str, busybox: str) -> bytes:
     return cpio.archive(entries)
 
 
-def cached_base(
-    kernel_path: str, release: str, progress: ProgressCallback = None
-) -> Path:
+def cached_base(kernel_path: str, release: str, progress: ProgressCallback = None) -> Path:
     """Path of the base initramfs for this kernel and busybox, built on first use."""
     busybox = busybox_path()
     moddep = Path("/lib/modules") / release / "modules.dep"

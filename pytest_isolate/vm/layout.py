@@ -29,9 +29,7 @@ def _inside(path: str, parent: str) -> bool:
     return path == parent or path.startswith(parent.rstrip("/") + "/")
 
 
-def plan_layout(
-    system: Iterable[tuple[str, str | None]], wanted: Sequence[str]
-) -> GuestLayout:
+def plan_layout(system: Iterable[tuple[str, str | None]], wanted: Sequence[str]) -> GuestLayout:
     """Shares and links from host facts.
 
     ``system`` holds ``(path, symlink target or None)`` for the system

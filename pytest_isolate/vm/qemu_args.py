@@ -57,10 +57,7 @@ def kernel_cmdline(tsc_khz: int | None, lpj: int | None, quiet: bool = True) -> 
 def qemu_argv(plan: LaunchPlan) -> list[str]:
     """The full argv for ``qemu-system-x86_64``."""
     mmio = plan.machine == "microvm"
-    if mmio:
-        machine = "microvm,x-option-roms=off,isa-serial=on,rtc=on"
-    else:
-        machine = "q35,vmport=off"
+    machine = "microvm,x-option-roms=off,isa-serial=on,rtc=on" if mmio else "q35,vmport=off"
     argv = [
         plan.qemu,
         "-nodefaults",

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from vm_helpers import REPO, qemu_alive, wait_gone
 
 from pytest_isolate.vm import BootFailed, BootTimeout, Guest, KernelMissing, VMConfig
-from tests.vm.conftest import REPO, qemu_alive, wait_gone
 
 BUSYBOX = "/pi/busybox"  # the initramfs's busybox, copied onto the guest's root
 
@@ -92,7 +92,9 @@ def test_a_file_that_is_not_a_kernel_fails_to_boot_with_qemus_reason(tmp_path: P
     kernel = tmp_path / "vmlinuz-6.1.0-56-amd64"  # an ELF, but no PVH note: QEMU refuses it
     shutil.copy("/bin/true", kernel)
     with pytest.raises(BootFailed) as failure:
-        Guest.start(VMConfig(command=(BUSYBOX, "true"), kernel=str(kernel), accel="tcg")).wait_ready()
+        Guest.start(
+            VMConfig(command=(BUSYBOX, "true"), kernel=str(kernel), accel="tcg")
+        ).wait_ready()
     assert "PVH" in failure.value.console_tail
     assert "PVH" in str(failure.value)
 

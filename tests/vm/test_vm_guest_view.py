@@ -12,7 +12,7 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.vm.conftest import REPO, GuestSession
+from vm_helpers import REPO, GuestSession
 
 
 def test_channel_round_trips_bytes_unchanged(guest_session: GuestSession) -> None:
