@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
-from container_helpers import ECHO_LOOP, Launch, wait_gone
+from container_helpers import ECHO_LOOP, TEST_RUN_ID, Launch, container_exists, wait_gone
 
 from pytest_isolate.container.engine import Engine
 
@@ -78,3 +82,36 @@ def test_the_stream_works_the_same_through_a_tcp_engine(
     stream.close_stdin()
     assert stream.read_all(timeout=10) == b""
     assert wait_gone(remote_engine, container_id)
+
+
+BROKER = """
+import sys, time
+from pytest_isolate.container.attached_stream import AttachedStream
+from pytest_isolate.container.engine import connect_engine
+from pytest_isolate.container.hardening import hardened_create_kwargs
+from pytest_isolate.container.reaping import run_labels
+engine = connect_engine()
+command = ["python3", "-c", sys.argv[2]]
+kwargs = hardened_create_kwargs(sys.argv[1], command, labels=run_labels(sys.argv[3]))
+container_id = engine.api.create_container(**kwargs)["Id"]
+stream = AttachedStream.attach(engine.api, container_id)
+engine.api.start(container_id)
+stream.read_exactly(6, timeout=10)
+print(container_id, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_sigkilled_broker_takes_its_container_along(engine: Engine, image: str) -> None:
+    broker = subprocess.Popen(
+        [sys.executable, "-c", BROKER, image, ECHO_LOOP, TEST_RUN_ID],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    assert broker.stdout is not None
+    container_id = broker.stdout.readline().decode().strip()
+    assert container_exists(engine, container_id)
+    broker.kill()
+    broker.wait()
+    broker.stdout.close()
+    assert wait_gone(engine, container_id)

@@ -59,20 +59,19 @@ def test_pid_liveness_is_read_from_the_kernel() -> None:
 
 def test_a_dead_brokers_container_is_reaped(engine: Engine, launch: Launch) -> None:
     orphan_id, _ = launch(ECHO_LOOP, labels=run_labels(TEST_RUN_ID, broker_pid=dead_pid()))
-    reaped = reap_leftovers(engine)
-    assert [r.container_id for r in reaped] == [orphan_id]
+    assert orphan_id in [reaped.container_id for reaped in reap_leftovers(engine)]
     assert not container_exists(engine, orphan_id)
 
 
 def test_a_live_brokers_container_is_left_alone(engine: Engine, launch: Launch) -> None:
     mine_id, stream = launch(ECHO_LOOP)
     assert stream.read_exactly(6, timeout=10) == b"ready\n"
-    assert reap_leftovers(engine) == []
+    assert mine_id not in [reaped.container_id for reaped in reap_leftovers(engine)]
     assert container_exists(engine, mine_id)
 
 
 def test_another_hosts_container_is_left_alone(engine: Engine, launch: Launch) -> None:
     labels = run_labels(TEST_RUN_ID, broker_pid=dead_pid(), hostname="elsewhere.example")
     theirs_id, _ = launch(ECHO_LOOP, labels=labels)
-    assert reap_leftovers(engine) == []
+    assert theirs_id not in [reaped.container_id for reaped in reap_leftovers(engine)]
     assert container_exists(engine, theirs_id)
