@@ -1,0 +1,33 @@
+"""What a jail contains: the one value the chroot backend hands to ``enter_jail``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Tuple
+
+
+class JailError(RuntimeError):
+    """The jail could not be built; the message names the step and the path."""
+
+
+@dataclass(frozen=True)
+class JailConfig:
+    """The host paths a jailed test may see, and how.
+
+    Everything not named here (or in the system and Python directories the
+    jail adds itself) is absent from the test's file system.
+    """
+
+    #: Bound read-only at the same path.
+    project_dir: str
+    #: Fresh writable tmpfs at these paths (the tmp_path base, a scratch dir).
+    tmp_dirs: Tuple[str, ...] = ()
+    #: (host_path, jail_path): read-only unless jail_path is in ``writable``.
+    binds: Tuple[Tuple[str, str], ...] = ()
+    #: Host paths bound writable at the same path.
+    writable: Tuple[str, ...] = ()
+    #: Keep the host's network namespace (weaker: loopback services are reachable).
+    network: bool = False
+    hostname: str = "isolate"
+    #: More host paths bound read-only at the same path.
+    extra_readonly: Tuple[str, ...] = ()
