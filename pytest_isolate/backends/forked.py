@@ -17,7 +17,7 @@ import socket
 import sys
 import tempfile
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -143,9 +143,13 @@ class ForkedBackend:
         steps.apply_rlimits(spec.mem_limit, spec.cpu_limit)
 
     def watch(
-        self, spec: IsolateSpec, prepared: Any, pid: int, channel: socket.socket
+        self, spec: IsolateSpec, prepared: Any, pid: int, take_fds: Callable[[], list[int]]
     ) -> TargetWatch:
-        """Broker-side, right after fork and before frames are read."""
+        """Broker-side, right after fork and before frames are read.
+
+        ``take_fds`` returns descriptors the target passed with its frames so
+        far (a seccomp listener); the watch owns and closes what it takes.
+        """
         return TargetWatch()
 
     def prepare_scratch(self, scratch: Path, spec: IsolateSpec) -> None:
@@ -170,7 +174,8 @@ class ForkedBackend:
             self._child(item, spec, prepared, target_end, crash_log, scratch, context, broker_pid)
         target_end.close()
         try:
-            watch = self.watch(spec, prepared, pid, broker_end)
+            fds_box: list[TargetSupervisor] = []
+            watch = self.watch(spec, prepared, pid, lambda: fds_box[0].take_fds())
             supervisor = TargetSupervisor(
                 pid,
                 broker_end,
@@ -181,6 +186,7 @@ class ForkedBackend:
                 kill_grace=context.kill_grace,
                 extra_handlers=watch.handlers,
             )
+            fds_box.append(supervisor)
             state = supervisor.run()
             result = self._result(item, spec, state, crash_log)
             watch.finish(result, state)

@@ -41,6 +41,9 @@ class BrokerContext:
             self._scratch_root = Path(
                 tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
             )
+            # Traversable (not listable) so a target that dropped to another uid
+            # can reach the subdirectory it was given, and no other.
+            self._scratch_root.chmod(0o711)
         return self._scratch_root
 
     def new_scratch(self, name: str) -> Path:

@@ -155,6 +155,8 @@ class IsolateSession:
         for data in result.warnings:
             self._emit_warning(item, data)
         seen: list[str] = []
+        if result.failure_kind == "violation":
+            _fail_call_report(result, label)
         for data in result.reports:
             report = config.hook.pytest_report_from_serializable(config=config, data=data)
             _restore_subtest_kwargs(report, data)
@@ -162,7 +164,7 @@ class IsolateSession:
             if data.get("_report_type") != "SubTestReport":
                 seen.append(report.when)
             item.ihook.pytest_runtest_logreport(report=report)
-        if result.failure is not None:
+        if result.failure is not None and result.failure_kind != "violation-reported":
             from pytest_isolate.broker.reporting import missing_phase_reports
 
             for report in missing_phase_reports(item, result, seen, label):
@@ -204,3 +206,17 @@ def _restore_subtest_kwargs(report: Any, data: dict[str, Any]) -> None:
     kwargs = data.get("_subtest.context", {}).get("kwargs")
     if context is not None and isinstance(kwargs, dict):
         object.__setattr__(context, "kwargs", dict(kwargs))
+
+
+def _fail_call_report(result: TargetResult, label: str) -> None:
+    """A test that finished but attempted forbidden syscalls fails in its call phase."""
+    for data in result.reports:
+        if data.get("when") == "call" and data.get("_report_type") != "SubTestReport":
+            original = data.get("longrepr")
+            message = f"[isolate:{label}] {result.failure}"
+            data["outcome"] = "failed"
+            data["longrepr"] = message if not isinstance(original, str) else f"{message}\n{original}"
+            data["sections"] = [*data.get("sections", []), *result.sections]
+            data.pop("wasxfail", None)
+            result.failure_kind = "violation-reported"
+            return

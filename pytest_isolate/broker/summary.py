@@ -14,6 +14,7 @@ class BackendStats:
     crashes: int = 0
     timeouts: int = 0
     broken: int = 0  # protocol violations and engine failures
+    violations: int = 0  # forbidden syscalls
 
 
 class RunStats:
@@ -28,7 +29,9 @@ class RunStats:
             stats.crashes += 1
         elif result.failure_kind == "timeout":
             stats.timeouts += 1
-        elif result.failure_kind in ("protocol", "engine", "violation"):
+        elif result.failure_kind == "violation":
+            stats.violations += 1
+        elif result.failure_kind in ("protocol", "engine"):
             stats.broken += 1
 
     def lines(self) -> list[str]:
@@ -39,6 +42,8 @@ class RunStats:
             parts = [f"{s.tests} test{'s' if s.tests != 1 else ''}", f"{per_test:.1f} ms/test"]
             parts.append(f"{s.crashes} crashed")
             parts.append(f"{s.timeouts} timed out")
+            if s.violations:
+                parts.append(f"{s.violations} attempted forbidden syscalls")
             if s.broken:
                 parts.append(f"{s.broken} broke the protocol or lost their engine")
             out.append(f"isolate {label}: " + ", ".join(parts))

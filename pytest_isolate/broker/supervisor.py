@@ -13,6 +13,7 @@ import os
 import select
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from pytest_isolate.wire.frames import FrameDecoder, FrameLimits, ProtocolViolat
 from pytest_isolate.wire.reports import sanitize_report
 
 READ_CHUNK = 256 * 1024
+MAX_PASSED_FDS = 4
+MSG_CMSG_CLOEXEC = getattr(socket, "MSG_CMSG_CLOEXEC", 0x40000000)
 DRAIN_AFTER_EXIT = 0.5
 
 Handler = Callable[[dict[str, Any]], None]
@@ -82,6 +85,12 @@ class TargetSupervisor:
         self.kill_grace = kill_grace
         self.handlers = extra_handlers or {}
         self.state = Supervision()
+        self.received_fds: list[int] = []
+
+    def take_fds(self) -> list[int]:
+        """Descriptors passed with the frames read so far (SCM_RIGHTS); the caller owns them."""
+        fds, self.received_fds = self.received_fds, []
+        return fds
 
     # -- frames ---------------------------------------------------------
     def _handle(self, message: dict[str, Any]) -> None:
@@ -105,11 +114,19 @@ class TargetSupervisor:
     def _read(self) -> bool:
         """Read what is there; False at end of stream."""
         try:
-            data = self.channel.recv(READ_CHUNK)
+            data, ancillary, _flags, _addr = self.channel.recvmsg(
+                READ_CHUNK, socket.CMSG_SPACE(MAX_PASSED_FDS * 4), MSG_CMSG_CLOEXEC
+            )
         except (BlockingIOError, InterruptedError):
             return True
         except ConnectionResetError:
             return False
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                count = len(payload) // 4
+                self.received_fds.extend(int.from_bytes(payload[i * 4 : i * 4 + 4], sys.byteorder) for i in range(count))
+        if len(self.received_fds) > MAX_PASSED_FDS:
+            raise ProtocolViolation("passed more descriptors than any handshake needs")
         if not data:
             if self.decoder.pending:
                 raise ProtocolViolation("closed the channel in the middle of a frame")
@@ -180,5 +197,8 @@ class TargetSupervisor:
             if state.wait_status is None:
                 self._wait_exit(5.0)
             self.channel.close()
+            for fd in self.take_fds():
+                with contextlib.suppress(OSError):
+                    os.close(fd)
             state.ended = time.monotonic()
         return state

@@ -1,0 +1,113 @@
+"""``isolate("seccomp")``: a forked target behind a seccomp-bpf syscall filter.
+
+On top of everything ``process`` gives, the target gets its own PID
+namespace (it can neither see nor signal the broker), an environment
+scrubbed to an allow-list, an unprivileged uid with no capabilities, no new
+privileges, and last a filter compiled once in the broker per policy.
+Denied syscalls are reported by name through seccomp user notification.
+
+What fork cannot hide: the target is a copy of the broker's memory, so
+anything the broker process holds in memory (a token a conftest read into a
+variable) is readable by the test. Environment variables are scrubbed; keep
+secrets out of the broker's memory or use a spawned backend.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pytest_isolate.backends.base import Availability
+from pytest_isolate.backends.forked import ChildSetup, ForkedBackend, TargetWatch
+from pytest_isolate.backends.seccomp_layer import (
+    POLICY_KEYWORDS,
+    SeccompWatch,
+    build_policy,
+    install_in_child,
+    policy_options,
+)
+from pytest_isolate.spec import IsolateSpec
+from pytest_isolate.target import steps
+
+
+def redirect_basetemp(setup: ChildSetup) -> None:
+    """tmp_path under the target's own scratch space, which its unprivileged user owns."""
+    factory = getattr(setup.item.config, "_tmp_path_factory", None)
+    if factory is None:
+        return
+    base = setup.scratch / "basetemp"
+    factory._basetemp = base
+    factory._given_basetemp = base
+
+
+def hand_scratch_to_target_user(scratch: Path) -> None:
+    """The scratch directory must be writable by the uid the target drops to."""
+    (scratch / "basetemp").mkdir(mode=0o700)
+    if os.geteuid() == 0:
+        uid, gid = steps.unprivileged_ids()
+        os.chown(scratch, uid, gid)
+        os.chown(scratch / "basetemp", uid, gid)
+
+
+class SeccompBackend(ForkedBackend):
+    name = "seccomp"
+    summary = "process + PID namespace, scrubbed env, unprivileged uid and a seccomp-bpf filter"
+    keywords = POLICY_KEYWORDS
+    default_network = False
+
+    def availability(self) -> Availability:
+        base = super().availability()
+        if not base:
+            return base
+        from pytest_isolate.policy import seccomp_available
+
+        ok, reason = seccomp_available()
+        if not ok:
+            return Availability(False, reason, "pip install 'pytest-isolate-sandbox[seccomp]'")
+        from pytest_isolate.jail import jail_available
+
+        ns_ok, ns_reason = jail_available()
+        if not ns_ok:
+            return Availability(False, f"no PID namespace: {ns_reason}", "run as root or enable user namespaces")
+        return Availability(True, reason)
+
+    def validate(self, spec: IsolateSpec, where: str) -> None:
+        options = policy_options(spec, from_backend_keywords=True) or {}
+        build_policy(options, where)
+
+    def prepare(self, spec: IsolateSpec) -> Any:
+        from pytest_isolate.policy import compile_policy
+
+        options = policy_options(spec, from_backend_keywords=True) or {}
+        policy = build_policy(options, spec.label)
+        return compile_policy(policy), options.get("fail_on_violation", True)
+
+    def prepare_scratch(self, scratch: Path, spec: IsolateSpec) -> None:
+        hand_scratch_to_target_user(scratch)
+
+    def restrict(self, setup: ChildSetup) -> None:
+        """The visible order of the privilege drops; seccomp is always last."""
+        from pytest_isolate.target.pidns import enter_pid_namespace
+
+        spec = setup.spec
+        compiled, _fail = setup.prepared
+        if os.geteuid() != 0:  # a PID namespace needs CAP_SYS_ADMIN: get it in a user namespace
+            from pytest_isolate.jail.userns import enter_user_namespace
+
+            enter_user_namespace()
+        enter_pid_namespace(setup.keep_fds, fresh_proc=True)
+        steps.apply_rlimits(spec.mem_limit, spec.cpu_limit)
+        steps.scrub_environment(dict(spec.env))
+        redirect_basetemp(setup)
+        steps.drop_privileges(*steps.unprivileged_ids())
+        steps.set_non_dumpable()
+        steps.set_no_new_privs()
+        install_in_child(compiled, setup.channel)
+
+    def watch(
+        self, spec: IsolateSpec, prepared: Any, pid: int, take_fds: Callable[[], list[int]]
+    ) -> TargetWatch:
+        compiled, fail = prepared
+        return SeccompWatch(compiled.spec, pid, fail, take_fds)

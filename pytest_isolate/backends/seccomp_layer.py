@@ -1,0 +1,178 @@
+"""A seccomp policy applied inside a forked target, and the broker's watch over it.
+
+Used by the ``seccomp`` backend and by any forked backend given ``seccomp=``.
+Child side: install the precompiled programs last, hand the user-notification
+listener to the broker over the channel (SCM_RIGHTS), close our copy, and
+say which processes are the test. Broker side: service the listener in a
+thread, then add the violations to the report and fail the test for them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Hashable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pytest_isolate.backends.base import TargetResult
+from pytest_isolate.backends.forked import TargetWatch
+from pytest_isolate.broker.supervisor import Supervision
+from pytest_isolate.spec import IsolateSpec, SpecError
+from pytest_isolate.wire.frames import encode_frame
+
+SANDBOXED_FRAME = "sandboxed"
+
+POLICY_KEYWORDS: Mapping[str, str] = {
+    "policy": "seccomp preset: default (no network), strict (no network, no exec), permissive",
+    "deny": "more syscalls or @groups to deny, e.g. ['@clock', 'chmod']",
+    "allow": "allow-list mode: only these syscalls and @groups (the baseline still applies)",
+    "on_violation": "errno (deny with EPERM, default) or kill (kill the test)",
+    "fail_on_violation": "fail the test when it attempted a denied syscall (default True)",
+}
+
+
+def _as_dict(value: Hashable) -> dict[str, Any]:
+    """The frozen form of a ``seccomp=`` option: a preset name or a dict of policy keywords."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        return {"policy": value}
+    if isinstance(value, tuple) and all(isinstance(p, tuple) and len(p) == 2 for p in value):
+        return {str(k): v for k, v in value}
+    raise SpecError(f"seccomp={value!r} must be a preset name or a dict of policy options")
+
+
+def policy_options(spec: IsolateSpec, from_backend_keywords: bool) -> dict[str, Any] | None:
+    """The policy keywords of a spec, or None when no policy applies."""
+    options = _as_dict(spec.seccomp)
+    if from_backend_keywords:
+        for key in POLICY_KEYWORDS:
+            value = spec.option(key)
+            if value is not None:
+                options[key] = value
+        if spec.network and "policy" not in options:
+            options["policy"] = "permissive"
+    elif not options:
+        return None
+    return options
+
+
+def build_policy(options: Mapping[str, Any], where: str) -> Any:
+    from pytest_isolate.policy import PolicyError, PolicySpec
+
+    unknown = sorted(set(options) - set(POLICY_KEYWORDS))
+    if unknown:
+        raise SpecError(
+            f"{where}: unknown seccomp option {', '.join(unknown)}; "
+            f"valid: {', '.join(POLICY_KEYWORDS)}"
+        )
+    fail = options.get("fail_on_violation", True)
+    if not isinstance(fail, bool):
+        raise SpecError(f"{where}: fail_on_violation={fail!r} must be True or False")
+    try:
+        return PolicySpec.from_options(
+            policy=options.get("policy"),
+            deny=options.get("deny"),
+            allow=options.get("allow"),
+            on_violation=options.get("on_violation"),
+        )
+    except PolicyError as exc:
+        raise SpecError(f"{where}: {exc}") from None
+
+
+def install_in_child(compiled: Any, channel: socket.socket) -> None:
+    """Last restriction step: load the filters, hand over the listener, keep no copy."""
+    listener = compiled.install()
+    frame = encode_frame({"type": SANDBOXED_FRAME, "listener": listener is not None})
+    if listener is None:
+        channel.sendall(frame)
+        return
+    try:
+        socket.send_fds(channel, [frame], [listener])
+    finally:
+        os.close(listener)
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    with contextlib.suppress(OSError, ValueError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            text = Path(f"/proc/{pid}/task/{task}/children").read_text()
+            found.update(int(x) for x in text.split())
+    return found
+
+
+class SeccompWatch(TargetWatch):
+    """Starts the violation monitor when the target says it is sandboxed; reports at the end."""
+
+    def __init__(
+        self,
+        policy: Any,
+        pid: int,
+        fail_on_violation: bool,
+        take_fds: Any,
+    ) -> None:
+        super().__init__()
+        from pytest_isolate.policy import kmsg_position
+
+        self.policy = policy
+        self.pid = pid
+        self.fail_on_violation = fail_on_violation
+        self.take_fds = take_fds
+        self.monitor: Any = None
+        self.test_pids: set[int] = {pid}
+        self.kmsg_since = kmsg_position()
+        self.handlers[SANDBOXED_FRAME] = self._on_sandboxed
+
+    def _on_sandboxed(self, message: dict[str, Any]) -> None:
+        from pytest_isolate.policy import ViolationMonitor
+        from pytest_isolate.wire.frames import ProtocolViolation
+
+        if self.monitor is not None:
+            raise ProtocolViolation("said 'sandboxed' twice")
+        # The test process may sit in a PID namespace below the target: learn its host pids.
+        for child in _children(self.pid):
+            self.test_pids |= {child, *_children(child)}
+        fds = self.take_fds()
+        if message.get("listener") is True:
+            if len(fds) != 1:
+                for fd in fds:
+                    os.close(fd)
+                raise ProtocolViolation("announced a seccomp listener but passed none")
+            self.monitor = ViolationMonitor(fds[0], self.policy, target_pid=self.pid)
+            self.monitor.start()
+        else:
+            self.monitor = False
+            for fd in fds:
+                os.close(fd)
+
+    def finish(self, result: TargetResult, state: Supervision) -> None:
+        from pytest_isolate.policy import find_kernel_kill
+
+        violations = self.monitor.stop() if self.monitor else []
+        lines = [f"forbidden syscall: {v.describe()}" for v in violations]
+        killed_by_kernel = None
+        status = state.wait_status
+        if status is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) == 31:
+            killed_by_kernel = find_kernel_kill(self.test_pids, self.kmsg_since) or "unknown"
+            lines.append(
+                f"forbidden syscall: {killed_by_kernel} [baseline] (killed by the kernel filter)"
+            )
+        if not lines:
+            return
+        preset = getattr(self.policy, "preset", "default")
+        text = "\n".join(lines) + f"\n(policy {preset!r})"
+        result.sections.append(("seccomp violations", text))
+        if killed_by_kernel is not None:
+            result.failure = (
+                f"killed for forbidden syscall {killed_by_kernel} under the always-on baseline "
+                f"(policy {preset!r})"
+            )
+            result.failure_kind = "violation"
+        elif self.fail_on_violation and result.failure is None:
+            first = violations[0].describe()
+            more = f" and {len(violations) - 1} more" if len(violations) > 1 else ""
+            result.failure = f"forbidden syscall {first}{more} under policy {preset!r}"
+            result.failure_kind = "violation"
