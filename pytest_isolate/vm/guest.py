@@ -66,6 +66,12 @@ class Guest:
     surface from ``wait_ready``; ``kill`` always ends QEMU and frees
     everything and may be called any number of times.
 
+    Closing the host end of ``channel`` (even only ``shutdown(SHUT_WR)``)
+    makes QEMU drop the connection: the command reads EOF on stdin, and
+    nothing it writes afterwards reaches the host. When the command exits
+    the guest kernel panics (PID 1 died) and ``-no-reboot`` ends QEMU with
+    status 0; the command's own exit status is not carried across.
+
     QEMU gets ``PR_SET_PDEATHSIG``: it dies with the *thread* that started
     it, so start guests from a thread that lives as long as they do.
     """

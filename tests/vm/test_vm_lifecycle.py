@@ -127,3 +127,16 @@ def test_boot_timeout_kills_the_guest() -> None:
         guest.wait_ready()
     assert time.monotonic() - started < 5
     assert not qemu_alive(guest.pid)
+
+
+def test_q35_machine_boots_too() -> None:
+    with Guest.start(VMConfig(command=(BUSYBOX, "echo", "q35"), machine="q35")) as guest:
+        seconds = guest.wait_ready()
+        print(f"\nboot to first byte on q35 ({guest.accel}): {seconds:.2f} s")
+        assert read_all(guest) == b"q35\n"
+
+
+def test_start_and_kill_leave_no_descriptor_behind() -> None:
+    before = set(os.listdir("/proc/self/fd"))
+    Guest.start(VMConfig(command=(BUSYBOX, "sleep", "60"))).kill()
+    assert set(os.listdir("/proc/self/fd")) <= before
