@@ -36,6 +36,7 @@ SECCOMP_GET_NOTIF_SIZES = 3
 #: arguments folds into one entry per syscall instead of growing memory.
 MAX_DISTINCT_VIOLATIONS = 100
 _POLL_INTERVAL_MS = 100
+_MAX_DRAINED = 1000
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p]
@@ -129,6 +130,8 @@ class ViolationMonitor:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._counts: dict[tuple[str, tuple[int, ...]], list[int]] = {}
+        #: Set when servicing failed unexpectedly (the violations may be incomplete).
+        self.error: OSError | None = None
         sizes = notif_sizes()
         # A newer kernel may have larger structs; the ioctl still copies ours.
         self._recv_size = max(int(sizes.seccomp_notif), ctypes.sizeof(SeccompNotif))
@@ -147,8 +150,10 @@ class ViolationMonitor:
         if self._thread is not None:
             self._thread.join()
         if self._fd is not None:
-            while self._ready(timeout_ms=0) == "notification":
-                self._handle_one()
+            for _ in range(_MAX_DRAINED):  # bounded: the target may still be looping
+                if self.error is not None or self._ready(timeout_ms=0) != "notification":
+                    break
+                self._handle_one_safely()
             os.close(self._fd)
             self._fd = None
         return self.violations()
@@ -167,12 +172,20 @@ class ViolationMonitor:
             ]
 
     def _serve(self) -> None:
-        while not self._stopping.is_set():
+        while not self._stopping.is_set() and self.error is None:
             state = self._ready(_POLL_INTERVAL_MS)
             if state == "notification":
-                self._handle_one()
+                self._handle_one_safely()
             elif state == "gone":
                 return
+
+    def _handle_one_safely(self) -> None:
+        """An unexpected ioctl failure ends servicing; closing the fd then makes
+        the target's pending calls fail with ENOSYS instead of hanging."""
+        try:
+            self._handle_one()
+        except OSError as exc:
+            self.error = exc
 
     def _ready(self, timeout_ms: int) -> str:
         assert self._fd is not None

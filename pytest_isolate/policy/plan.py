@@ -126,6 +126,12 @@ ALLOW_LIST_FLOOR_NAMES: tuple[str, ...] = (
 )
 ALLOW_LIST_FLOOR_EXCLUDED = frozenset({"execve", "execveat"})
 
+#: Never notified, whatever ``deny`` says: the child calls them between loading
+#: the filter and handing the listener to the broker (a notification then
+#: would wait for an answer that can never come). ``seccomp`` is needed to
+#: load the baseline after the notifying filter; the baseline kills it.
+NEVER_NOTIFIED = frozenset({"seccomp", "sendmsg", "write", "close"})
+
 #: socket() families are below this; used to allow "socket except @inet".
 SOCKET_FAMILY_SPACE = 64
 
@@ -193,7 +199,7 @@ def policy_plan(spec: PolicySpec) -> FilterPlan | None:
         rules = [
             Rule(m.syscall, NOTIFY, None if m.arg is None else _equals(m.arg))
             for m in _matches(denied_names(spec))
-            if m.syscall != "seccomp"
+            if m.syscall not in NEVER_NOTIFIED
         ]
         return FilterPlan(ALLOW, _unique(rules)) if rules else None
     return FilterPlan(NOTIFY, _allow_rules(spec.allow, spec.deny))
@@ -202,13 +208,13 @@ def policy_plan(spec: PolicySpec) -> FilterPlan | None:
 def _allow_rules(allow: tuple[str, ...], deny: tuple[str, ...]) -> tuple[Rule, ...]:
     floor = [
         m for m in _matches(ALLOW_LIST_FLOOR_NAMES) if m.syscall not in ALLOW_LIST_FLOOR_EXCLUDED
-    ]
+    ] + [SyscallMatch(name) for name in sorted(NEVER_NOTIFIED)]
     allowed = _by_syscall([*floor, *_matches(allow)])
     denied = _by_syscall(_matches(deny))
     rules: list[Rule] = []
     for syscall, allowed_values in allowed.items():
         denied_values = denied.get(syscall, set())
-        if syscall == "seccomp":
+        if syscall in NEVER_NOTIFIED:
             rules.append(Rule(syscall, ALLOW))
         elif None in denied_values:
             continue  # denied outright: the default action (notify) applies
@@ -252,11 +258,13 @@ def denial_label(spec: PolicySpec, syscall: str, args: tuple[int, ...]) -> str |
 
 
 def preset_contents(preset: str) -> dict[str, tuple[str, ...]]:
-    """For docs: ``killed`` (baseline, kernel kill), ``enosys``, ``denied`` (the preset's)."""
+    """For docs: ``killed`` (baseline, kernel kill), ``enosys``, ``denied`` (the preset's),
+    and ``never_denied`` (needed to hand the listener over; ``deny`` cannot remove them)."""
     if preset not in PRESETS:
         raise PolicyError(f"policy: unknown value {preset!r}; valid choices: {PRESETS!r}")
     return {
         "killed": (*BASELINE_KILL_NAMES, *BASELINE_CONDITIONAL),
         "enosys": BASELINE_ENOSYS,
         "denied": PRESET_DENIALS[preset],
+        "never_denied": tuple(sorted(NEVER_NOTIFIED - {"seccomp"})),
     }

@@ -135,6 +135,13 @@ def test_socketpair_unix_is_allowed_under_default(filtered):
     assert outcome.violations == []
 
 
+def test_denying_network_io_still_lets_the_listener_be_handed_over(filtered):
+    spec = PolicySpec.from_options(policy="permissive", deny=["@network-io"])
+    outcome = filtered(spec, lambda: _errno_of(socket.socketpair))
+    assert outcome.result == {"ok": errno.EPERM}
+    assert _described(outcome) == ["socketpair(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC, 0) [@network-io]"]
+
+
 # --- the baseline: killed in the kernel, named from the kernel log -----------
 
 

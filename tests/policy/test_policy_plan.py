@@ -75,10 +75,10 @@ def test_inet_denial_is_four_masked_family_rules():
     assert {r.test for r in plan.rules} == {ArgTest(0, MASK32, f) for f in (2, 10, 16, 17)}
 
 
-def test_the_notifying_filter_never_notifies_seccomp_so_the_baseline_can_load():
+def test_the_notifying_filter_never_notifies_what_loading_and_handing_over_need():
     plan = policy_plan(PolicySpec.from_options(deny=["seccomp", "@system-service"]))
     assert plan is not None
-    assert "seccomp" not in {r.syscall for r in plan.rules}
+    assert not {"seccomp", "sendmsg", "write", "close"} & {r.syscall for r in plan.rules}
 
 
 def test_allow_list_mode_defaults_to_notify_and_keeps_a_floor():
@@ -130,6 +130,7 @@ def test_preset_contents_say_what_each_preset_denies():
     assert set(preset_contents("strict")["denied"]) >= {"execve", "execveat"}
     assert "clone(CLONE_NEW*)" in preset_contents("default")["killed"]
     assert preset_contents("default")["enosys"] == ("clone3",)
+    assert preset_contents("default")["never_denied"] == ("close", "sendmsg", "write")
     with pytest.raises(PolicyError, match="'strict'"):
         preset_contents("lax")
 
