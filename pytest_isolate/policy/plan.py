@@ -128,9 +128,13 @@ ALLOW_LIST_FLOOR_EXCLUDED = frozenset({"execve", "execveat"})
 
 #: Never notified, whatever ``deny`` says: the child calls them between loading
 #: the filter and handing the listener to the broker (a notification then
-#: would wait for an answer that can never come). ``seccomp`` is needed to
-#: load the baseline after the notifying filter; the baseline kills it.
-NEVER_NOTIFIED = frozenset({"seccomp", "sendmsg", "write", "close"})
+#: would wait for an answer that can never come), and the agent talks to the
+#: broker over its channel with them afterwards. Denying them could only hit
+#: that channel: socket() is the call that reaches a network. ``seccomp`` is
+#: needed to load the baseline after the notifying filter; the baseline kills it.
+NEVER_NOTIFIED = frozenset(
+    {"seccomp", "sendmsg", "sendto", "recvmsg", "recvfrom", "read", "write", "close"}
+)
 
 #: socket() families are below this; used to allow "socket except @inet".
 SOCKET_FAMILY_SPACE = 64

@@ -78,7 +78,8 @@ def test_inet_denial_is_four_masked_family_rules():
 def test_the_notifying_filter_never_notifies_what_loading_and_handing_over_need():
     plan = policy_plan(PolicySpec.from_options(deny=["seccomp", "@system-service"]))
     assert plan is not None
-    assert not {"seccomp", "sendmsg", "write", "close"} & {r.syscall for r in plan.rules}
+    handoff_and_channel = {"seccomp", "sendmsg", "sendto", "recvmsg", "recvfrom", "read", "write"}
+    assert not handoff_and_channel & {r.syscall for r in plan.rules}
 
 
 def test_allow_list_mode_defaults_to_notify_and_keeps_a_floor():
@@ -130,7 +131,9 @@ def test_preset_contents_say_what_each_preset_denies():
     assert set(preset_contents("strict")["denied"]) >= {"execve", "execveat"}
     assert "clone(CLONE_NEW*)" in preset_contents("default")["killed"]
     assert preset_contents("default")["enosys"] == ("clone3",)
-    assert preset_contents("default")["never_denied"] == ("close", "sendmsg", "write")
+    assert preset_contents("default")["never_denied"] == (
+        "close", "read", "recvfrom", "recvmsg", "sendmsg", "sendto", "write",
+    )  # fmt: skip
     with pytest.raises(PolicyError, match="'strict'"):
         preset_contents("lax")
 
