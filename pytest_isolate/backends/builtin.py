@@ -14,3 +14,6 @@ def register_builtin_backends(register: Callable[[Backend], None]) -> None:
 
     register(ProcessBackend())
     register(SeccompBackend())
+    from pytest_isolate.backends.chroot import ChrootBackend
+
+    register(ChrootBackend())

@@ -113,6 +113,8 @@ class ForkedBackend:
     keywords: Mapping[str, str] = {}
     #: network stays on unless the backend takes it away
     default_network = True
+    #: most processes a test may have at once (cgroup pids controller) unless pids_limit= says
+    default_pids_limit = 4096
 
     def availability(self) -> Availability:
         if not hasattr(os, "fork") or not sys.platform.startswith("linux"):
@@ -213,7 +215,7 @@ class ForkedBackend:
         try:
             steps.set_parent_death_signal(broker_pid)
             steps.new_session()
-            context.tree.join(spec.pids_limit)
+            context.tree.join(spec.pids_limit or self.default_pids_limit)
             keep = [0, 1, 2, channel.fileno(), crash_log, *capture_fds(item.config)]
             steps.close_inherited_fds(keep)
             os.set_inheritable(crash_log, False)

@@ -56,6 +56,7 @@ class SeccompBackend(ForkedBackend):
     summary = "process + PID namespace, scrubbed env, unprivileged uid and a seccomp-bpf filter"
     keywords = POLICY_KEYWORDS
     default_network = False
+    default_pids_limit = 1024
 
     def availability(self) -> Availability:
         base = super().availability()

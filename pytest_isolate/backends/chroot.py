@@ -1,0 +1,144 @@
+"""``isolate("chroot")``: a forked target in a namespace jail of its own.
+
+Not a plain chroot (a plain chroot is escaped in three lines): user (when
+not root), mount, PID, network, IPC, UTS and cgroup namespaces, a tmpfs root
+holding only the system directories, the running Python, the project
+read-only and private scratch space, ``pivot_root`` with the old root
+detached, then an unprivileged uid with no capabilities, no new privileges
+and the seccomp baseline last. The steps live in ``pytest_isolate.jail``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Hashable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pytest_isolate.backends.base import Availability
+from pytest_isolate.backends.forked import ChildSetup, ForkedBackend, TargetWatch
+from pytest_isolate.backends.seccomp_layer import SeccompWatch, build_policy, install_in_child
+from pytest_isolate.spec import IsolateSpec, SpecError
+from pytest_isolate.target import steps
+
+CHROOT_KEYWORDS: Mapping[str, str] = {
+    "writable": "host paths bound writable at the same path (weakens the jail)",
+    "binds": "{host_path: jail_path} read-only binds (writable when listed in writable)",
+    "user": "uid the test runs as (default: nobody)",
+    "rootfs": "a foreign root file system (not supported yet: use container)",
+}
+
+
+def _paths(value: Hashable, what: str, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = (value,) if isinstance(value, str) else value
+    if not isinstance(items, tuple) or not all(isinstance(p, str) and p.startswith("/") for p in items):
+        raise SpecError(f"{where}: {what}={value!r} must be a list of absolute paths")
+    return items
+
+
+def _binds(value: Hashable, where: str) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    ok = isinstance(value, tuple) and all(
+        isinstance(p, tuple) and len(p) == 2 and all(isinstance(x, str) and x.startswith("/") for x in p)
+        for p in value
+    )
+    if not ok:
+        raise SpecError(f"{where}: binds={value!r} must be a dict of absolute host path to jail path")
+    return value  # type: ignore[return-value]
+
+
+class ChrootBackend(ForkedBackend):
+    name = "chroot"
+    summary = "namespace jail: own root with only system dirs, Python and the project (read-only), no network, uid nobody"
+    keywords = CHROOT_KEYWORDS
+    default_network = False
+    default_pids_limit = 1024
+
+    def availability(self) -> Availability:
+        base = super().availability()
+        if not base:
+            return base
+        from pytest_isolate.jail import jail_available
+
+        ok, reason = jail_available()
+        if not ok:
+            return Availability(False, reason, "run as root, or enable unprivileged user namespaces")
+        return Availability(True, reason)
+
+    def validate(self, spec: IsolateSpec, where: str) -> None:
+        _paths(spec.option("writable"), "writable", where)
+        _binds(spec.option("binds"), where)
+        user = spec.option("user")
+        if user is not None and (isinstance(user, bool) or not isinstance(user, int) or user < 0):
+            raise SpecError(f"{where}: user={user!r} must be a numeric uid")
+        if spec.option("rootfs") is not None:
+            raise SpecError(
+                f"{where}: rootfs= is not supported yet by the chroot backend; "
+                "use isolate('container', image=...) for a foreign root file system"
+            )
+        self._policy(spec, where)
+
+    def _policy(self, spec: IsolateSpec, where: str) -> Any:
+        from pytest_isolate.backends.seccomp_layer import _as_dict
+
+        options = _as_dict(spec.seccomp) or {"policy": "permissive"}
+        return build_policy(options, where), options.get("fail_on_violation", True)
+
+    def prepare(self, spec: IsolateSpec) -> Any:
+        from pytest_isolate.jail import JailConfig, python_dirs
+        from pytest_isolate.policy import compile_policy
+
+        policy, fail = self._policy(spec, spec.label)
+        writable = _paths(spec.option("writable"), "writable", spec.label)
+        jail = JailConfig(
+            project_dir="",  # filled per item: the rootdir of its config
+            binds=_binds(spec.option("binds"), spec.label),
+            writable=writable,
+            network=bool(spec.network),
+        )
+        return jail, tuple(python_dirs()), compile_policy(policy), fail
+
+    def restrict(self, setup: ChildSetup) -> None:
+        """The jail's order: namespaces and root first, privilege drops after, seccomp last."""
+        from dataclasses import replace
+
+        from pytest_isolate.jail import enter_jail
+
+        spec = setup.spec
+        jail, pythons, compiled, _fail = setup.prepared
+        config = setup.item.config
+        jail = replace(jail, project_dir=str(config.rootpath), tmp_dirs=(str(setup.scratch),))
+        enter_jail(jail, setup.keep_fds, interpreter_dirs=pythons)
+        os.chdir(config.invocation_params.dir if os.path.isdir(config.invocation_params.dir) else "/")
+        steps.apply_rlimits(spec.mem_limit, spec.cpu_limit)
+        steps.scrub_environment(dict(spec.env))
+        uid, gid = steps.unprivileged_ids()
+        user = spec.option("user")
+        uid = uid if user is None else int(user)
+        _make_basetemp(setup, uid, gid)
+        steps.drop_privileges(uid, gid)
+        steps.set_non_dumpable()
+        steps.set_no_new_privs()
+        install_in_child(compiled, setup.channel)
+
+    def watch(
+        self, spec: IsolateSpec, prepared: Any, pid: int, take_fds: Callable[[], list[int]]
+    ) -> TargetWatch:
+        _jail, _pythons, compiled, fail = prepared
+        return SeccompWatch(compiled.spec, pid, fail, take_fds)
+
+
+def _make_basetemp(setup: ChildSetup, uid: int, gid: int) -> None:
+    """tmp_path lives in the jail's private tmpfs, owned by the test's user."""
+    base = Path(setup.scratch) / "basetemp"
+    base.mkdir(mode=0o700, exist_ok=True)
+    if os.geteuid() == 0:
+        os.chown(setup.scratch, uid, gid)
+        os.chown(base, uid, gid)
+    factory = getattr(setup.item.config, "_tmp_path_factory", None)
+    if factory is not None:
+        factory._basetemp = base
+        factory._given_basetemp = base
