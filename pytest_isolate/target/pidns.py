@@ -187,9 +187,13 @@ def _end_like(action: Tuple[str, int]) -> NoReturn:
     kind, value = action
     if kind == "signal":
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if value not in (signal.SIGKILL, signal.SIGSTOP):  # these cannot be caught anyway
+            try:
+                signal.signal(value, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {value})
+            except (OSError, ValueError):
+                pass
         try:
-            signal.signal(value, signal.SIG_DFL)
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {value})
             os.kill(os.getpid(), value)
         except (OSError, ValueError):
             pass

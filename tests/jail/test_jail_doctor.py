@@ -1,0 +1,39 @@
+"""jail_available: tried for real here, and its explanations as a table."""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+
+from pytest_isolate.jail import jail_available
+from pytest_isolate.jail.doctor import explain
+
+
+def test_namespaces_work_on_this_machine() -> None:
+    ok, why = jail_available()
+    assert ok, why
+    assert "namespaces work" in why
+
+
+@pytest.mark.parametrize(
+    ("failure", "is_root", "sysctls", "ok", "words"),
+    [
+        (None, True, {}, True, "as root"),
+        (None, False, {}, True, "rootless"),
+        (("user namespace", errno.EPERM), False, {"unprivileged_userns_clone": 0}, False,
+         "kernel.unprivileged_userns_clone=1"),
+        (("user namespace", errno.ENOSPC), False, {"max_user_namespaces": 0}, False,
+         "user.max_user_namespaces"),
+        (("user namespace", errno.EACCES), False, {"apparmor_restrict": 1}, False,
+         "apparmor_restrict_unprivileged_userns=0"),
+        (("user namespace", errno.EPERM), False, {}, False, "run as root"),
+        (("unshare", errno.EPERM), True, {}, False, "--privileged"),
+    ],
+)
+def test_explanations_name_the_fix(
+    failure: tuple[str, int] | None, is_root: bool, sysctls: dict, ok: bool, words: str
+) -> None:
+    result_ok, why = explain(failure, is_root, sysctls)
+    assert result_ok is ok
+    assert words in why
