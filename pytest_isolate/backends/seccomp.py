@@ -15,6 +15,7 @@ secrets out of the broker's memory or use a spawned backend.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from pytest_isolate.backends.seccomp_layer import (
 )
 from pytest_isolate.spec import IsolateSpec
 from pytest_isolate.target import steps
+from pytest_isolate.target.reachable import make_reachable
 
 
 def redirect_basetemp(setup: ChildSetup) -> None:
@@ -85,6 +87,13 @@ class SeccompBackend(ForkedBackend):
         policy = build_policy(options, spec.label)
         return compile_policy(policy), options.get("fail_on_violation", True)
 
+    def _needed_paths(self, setup: ChildSetup) -> list[str]:
+        from pytest_isolate.jail import python_dirs
+
+        config = setup.item.config
+        search_path = [p for p in sys.path if p not in ("", "/") and os.path.isdir(p)]
+        return [*python_dirs(), str(config.rootpath), str(config.invocation_params.dir), *search_path]
+
     def prepare_scratch(self, scratch: Path, spec: IsolateSpec) -> None:
         hand_scratch_to_target_user(scratch)
 
@@ -98,6 +107,7 @@ class SeccompBackend(ForkedBackend):
             from pytest_isolate.jail.userns import enter_user_namespace
 
             enter_user_namespace()
+        make_reachable(self._needed_paths(setup))
         enter_pid_namespace(setup.keep_fds, fresh_proc=True)
         steps.apply_rlimits(spec.mem_limit, spec.cpu_limit)
         steps.scrub_environment(dict(spec.env))
