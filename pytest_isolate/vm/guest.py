@@ -106,7 +106,7 @@ class Guest:
         kernel_path = config.kernel or default_kernel()
         release = kernel_release(kernel_path)
         vmlinux = bootable_kernel(kernel_path, progress)
-        base = cached_base(kernel_path, release, progress)
+        base = cached_base(release, progress)
         accel, reason = choose_accel(config.accel, kernel_path, progress)
         machine = choose_machine(config.machine, host.machine_types(qemu))
         report(progress, f"booting ({accel}, {machine})…")

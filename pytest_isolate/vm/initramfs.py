@@ -145,11 +145,13 @@ def build_base(release: str, busybox: str) -> bytes:
     return cpio.archive(entries)
 
 
-def cached_base(kernel_path: str, release: str, progress: ProgressCallback = None) -> Path:
-    """Path of the base initramfs for this kernel and busybox, built on first use."""
+def cached_base(release: str, progress: ProgressCallback = None) -> Path:
+    """Path of the base initramfs for kernel ``release`` and busybox, built on first use."""
     busybox = busybox_path()
     moddep = Path("/lib/modules") / release / "modules.dep"
-    key = file_key(kernel_path) + (file_key(moddep) if moddep.exists() else "") + file_key(busybox)
+    # Keyed by what goes in (the module tree and busybox), not by the kernel
+    # file: kernels sharing a module tree share one initramfs.
+    key = release + (file_key(moddep) if moddep.exists() else "") + file_key(busybox)
     target = cache_dir() / f"initramfs-{release}-{_short(key)}.cpio"
     if not target.exists():
         with timed(progress, f"building initramfs for {release}"):

@@ -119,6 +119,9 @@ def bootable_kernel(kernel_path: str, progress: ProgressCallback = None) -> Path
     """The cached uncompressed kernel for ``kernel_path``, built on first use."""
     if not os.path.isfile(kernel_path):
         raise KernelMissing(f"guest kernel {kernel_path!r} does not exist; pass kernel=PATH")
+    with open(kernel_path, "rb") as probe:
+        if probe.read(4) == _ELF_MAGIC:
+            return Path(kernel_path)  # already uncompressed: nothing to cache
     target = cache_dir() / f"vmlinux-{kernel_release(kernel_path)}-{file_key(kernel_path)}"
     if target.exists():
         return target
