@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple
 
 
 class JailError(RuntimeError):
@@ -21,13 +20,13 @@ class JailConfig:
     #: Bound read-only at the same path.
     project_dir: str
     #: Fresh writable tmpfs at these paths (the tmp_path base, a scratch dir).
-    tmp_dirs: Tuple[str, ...] = ()
+    tmp_dirs: tuple[str, ...] = ()
     #: (host_path, jail_path): read-only unless jail_path is in ``writable``.
-    binds: Tuple[Tuple[str, str], ...] = ()
+    binds: tuple[tuple[str, str], ...] = ()
     #: Host paths bound writable at the same path.
-    writable: Tuple[str, ...] = ()
+    writable: tuple[str, ...] = ()
     #: Keep the host's network namespace (weaker: loopback services are reachable).
     network: bool = False
     hostname: str = "isolate"
     #: More host paths bound read-only at the same path.
-    extra_readonly: Tuple[str, ...] = ()
+    extra_readonly: tuple[str, ...] = ()

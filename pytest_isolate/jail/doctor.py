@@ -7,7 +7,6 @@ single file shows); the sysctls only serve to word the fix.
 from __future__ import annotations
 
 import os
-from typing import Optional, Tuple
 
 from pytest_isolate.jail import syscalls
 from pytest_isolate.jail.userns import enter_user_namespace
@@ -28,7 +27,7 @@ _SYSCTLS = {
 }
 
 
-def jail_available() -> Tuple[bool, str]:
+def jail_available() -> tuple[bool, str]:
     """(True, how) when namespaces can be made here, else (False, why and how to fix it)."""
     if not hasattr(os, "fork") or not os.path.exists("/proc/self/ns"):
         return False, "the chroot backend needs Linux namespaces (this is not Linux)"
@@ -38,8 +37,8 @@ def jail_available() -> Tuple[bool, str]:
 
 
 def explain(
-    failure: Optional[Tuple[str, int]], is_root: bool, sysctls: "dict[str, Optional[int]]"
-) -> Tuple[bool, str]:
+    failure: tuple[str, int] | None, is_root: bool, sysctls: dict[str, int | None]
+) -> tuple[bool, str]:
     """Word the outcome of a trial: ``failure`` is (step, errno) or None on success."""
     if failure is None:
         how = "as root" if is_root else "rootless, through an unprivileged user namespace"
@@ -67,7 +66,7 @@ def explain(
     return False, f"{reason}. Unprivileged user namespaces are refused; fix: " + "; ".join(fixes)
 
 
-def _try_namespaces() -> Optional[Tuple[str, int]]:
+def _try_namespaces() -> tuple[str, int] | None:
     """Fork a child that enters every namespace; its exit code is 0 or step*256+errno."""
     pid = os.fork()
     if pid == 0:
@@ -88,11 +87,11 @@ def _try_namespaces() -> Optional[Tuple[str, int]]:
         return None
     if code < 0:
         return ("trial", 4)  # EINTR-like: killed by a signal
-    step = "user namespace" if code // 64 == 1 else "unshare"
-    return (step, code % 64)
+    step_name = "user namespace" if code // 64 == 1 else "unshare"
+    return (step_name, code % 64)
 
 
-def _read_int(path: str) -> Optional[int]:
+def _read_int(path: str) -> int | None:
     try:
         with open(path) as handle:
             return int(handle.read().strip())

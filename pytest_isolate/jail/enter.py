@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Iterable
-from typing import Optional
 
 from pytest_isolate.jail import rootfs, syscalls
 from pytest_isolate.jail.config import JailConfig, JailError
@@ -32,7 +31,7 @@ def enter_jail(
     config: JailConfig,
     keep_fds: Iterable[int],
     *,
-    interpreter_dirs: Optional[Iterable[str]] = None,
+    interpreter_dirs: Iterable[str] | None = None,
 ) -> None:
     """Build the jail and enter it; returns only in the jailed test process.
 
@@ -73,4 +72,3 @@ def _step(name: str, action: Callable[[], object]) -> None:
         action()
     except OSError as exc:
         raise JailError(f"jail: {name} failed: {exc}") from exc
-

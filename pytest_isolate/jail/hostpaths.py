@@ -13,7 +13,6 @@ import os
 import site
 import sys
 from collections.abc import Iterable
-from typing import Tuple
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 
@@ -48,7 +47,7 @@ ETC_ENTRIES = (
 )
 
 
-def collapse_nested(paths: Iterable[str]) -> Tuple[str, ...]:
+def collapse_nested(paths: Iterable[str]) -> tuple[str, ...]:
     """Sorted, deduplicated paths with those inside another one dropped."""
     kept: list[str] = []
     for path in sorted({os.path.normpath(p) for p in paths}):
@@ -67,7 +66,7 @@ def python_dir_candidates(
     site_dirs: Iterable[str],
     added_dirs: Iterable[str],
     too_broad: Iterable[str],
-) -> Tuple[str, ...]:
+) -> tuple[str, ...]:
     """The directories to expose for an interpreter, given already resolved paths.
 
     ``added_dirs`` (from ``.pth`` files) are kept unless they are one of
@@ -86,15 +85,15 @@ def python_dir_candidates(
     return collapse_nested(chosen)
 
 
-@functools.lru_cache(maxsize=None)
-def default_system_dirs() -> Tuple[str, ...]:
+@functools.cache
+def default_system_dirs() -> tuple[str, ...]:
     """What exists of the system directories and of the minimal /etc."""
     candidates = (*SYSTEM_DIRS, *(f"/etc/{name}" for name in ETC_ENTRIES))
     return tuple(p for p in candidates if os.path.lexists(p))
 
 
-@functools.lru_cache(maxsize=None)
-def python_dirs() -> Tuple[str, ...]:
+@functools.cache
+def python_dirs() -> tuple[str, ...]:
     """Minimal directories for the running interpreter and its packages (real paths).
 
     The prefixes, the site-packages directories and the directories their
@@ -121,7 +120,7 @@ def python_dirs() -> Tuple[str, ...]:
     )
 
 
-def pth_path_lines(site_dir: str, text: str) -> Tuple[str, ...]:
+def pth_path_lines(site_dir: str, text: str) -> tuple[str, ...]:
     """The directories a ``.pth`` file adds: its lines that are neither comments nor imports."""
     found = []
     for line in text.splitlines():
@@ -132,7 +131,7 @@ def pth_path_lines(site_dir: str, text: str) -> Tuple[str, ...]:
     return tuple(found)
 
 
-def _pth_dirs(site_dir: str) -> Tuple[str, ...]:
+def _pth_dirs(site_dir: str) -> tuple[str, ...]:
     found: list[str] = []
     for name in sorted(os.listdir(site_dir)):
         if name.endswith(".pth"):
@@ -144,7 +143,7 @@ def _pth_dirs(site_dir: str) -> Tuple[str, ...]:
     return tuple(found)
 
 
-def _too_broad_dirs() -> Tuple[str, ...]:
+def _too_broad_dirs() -> tuple[str, ...]:
     homes = {os.path.expanduser("~"), "/root", "/home", "/tmp", "/var", "/etc", "/"}
     try:
         import pwd

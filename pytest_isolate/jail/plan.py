@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Dict, List, Tuple, Union
+from typing import Union
 
 from pytest_isolate.jail.config import JailConfig, JailError
 from pytest_isolate.jail.hostpaths import is_within
@@ -72,9 +72,9 @@ _LAYOUT, _SYSTEM, _PYTHON, _USER = range(4)
 
 def plan_mounts(
     config: JailConfig, system_dirs: Iterable[str], python_dirs: Iterable[str]
-) -> List[MountStep]:
+) -> list[MountStep]:
     """Ordered mount steps building the jail root; parents always come before children."""
-    claims: Dict[str, Tuple[int, MountStep]] = {}
+    claims: dict[str, tuple[int, MountStep]] = {}
     for rank, step in _candidate_steps(config, system_dirs, python_dirs):
         _claim(claims, rank, step)
     steps = [step for _rank, step in claims.values()]
@@ -84,10 +84,10 @@ def plan_mounts(
 
 def _candidate_steps(
     config: JailConfig, system_dirs: Iterable[str], python_dirs: Iterable[str]
-) -> List[Tuple[int, MountStep]]:
+) -> list[tuple[int, MountStep]]:
     writable = {_absolute(p, "writable") for p in config.writable}
     bind_paths = {_absolute(jail, "binds") for _host, jail in config.binds}
-    out: List[Tuple[int, MountStep]] = [(_LAYOUT, Tmpfs("/", 0o755))]
+    out: list[tuple[int, MountStep]] = [(_LAYOUT, Tmpfs("/", 0o755))]
     out.append((_LAYOUT, Tmpfs("/dev", 0o755)))
     out += [(_LAYOUT, Bind(f"/dev/{name}", f"/dev/{name}", device=True)) for name in DEVICES]
     out += [(_LAYOUT, Symlink(path, target)) for path, target in DEV_SYMLINKS]
@@ -121,23 +121,22 @@ def _absolute(path: str, what: str) -> str:
     return os.path.normpath(path)
 
 
-def _claim(claims: Dict[str, Tuple[int, MountStep]], rank: int, step: MountStep) -> None:
+def _claim(claims: dict[str, tuple[int, MountStep]], rank: int, step: MountStep) -> None:
     if step.path == "/" and not (rank == _LAYOUT and isinstance(step, Tmpfs)):
         raise JailError(f"jail: cannot mount over the jail root: {step}")
     current = claims.get(step.path)
     if current is None or current[0] < rank:
         claims[step.path] = (rank, step)
-    elif current[0] == rank and current[1] != step:
-        if rank == _USER:
-            raise JailError(f"jail: two different mounts asked at {step.path}: {current[1]}, {step}")
-        # Equal-rank system or Python duplicates: the first one stays.
+    elif current[0] == rank == _USER and current[1] != step:
+        raise JailError(f"jail: two different mounts asked at {step.path}: {current[1]}, {step}")
+    # Otherwise the earlier claim stays (equal system or Python duplicates).
 
 
 def _is_same_path_readonly(step: MountStep) -> bool:
     return isinstance(step, Bind) and step.source == step.path and not step.writable
 
 
-def _is_redundant(step: MountStep, steps: List[MountStep]) -> bool:
+def _is_redundant(step: MountStep, steps: list[MountStep]) -> bool:
     """A read-only same-path bind inside another one adds nothing: the parent shows it.
 
     Only the nearest enclosing mount counts: below a tmpfs or a writable
@@ -159,5 +158,5 @@ def _is_redundant(step: MountStep, steps: List[MountStep]) -> bool:
     return _is_same_path_readonly(nearest)
 
 
-def _components(path: str) -> Tuple[str, ...]:
+def _components(path: str) -> tuple[str, ...]:
     return tuple(part for part in path.split("/") if part)

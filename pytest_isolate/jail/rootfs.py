@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import List
 
 from pytest_isolate.jail import syscalls
 from pytest_isolate.jail.config import JailError
@@ -27,7 +26,7 @@ OLD_ROOT = "/oldroot"
 _TMPFS_FLAGS = syscalls.MS_NOSUID | syscalls.MS_NODEV
 
 
-def resolve_host_sources(steps: Iterable[MountStep]) -> List[MountStep]:
+def resolve_host_sources(steps: Iterable[MountStep]) -> list[MountStep]:
     """Resolve bind sources against the host root while it is still ``/``.
 
     Absolute symlinks (``/etc/localtime -> /usr/share/...``) would resolve
@@ -35,7 +34,7 @@ def resolve_host_sources(steps: Iterable[MountStep]) -> List[MountStep]:
     now; system entries that are symlinks become symlinks in the jail.
     Missing system entries are dropped; a missing user path is an error.
     """
-    resolved: List[MountStep] = []
+    resolved: list[MountStep] = []
     for step in steps:
         if not isinstance(step, Bind):
             resolved.append(step)

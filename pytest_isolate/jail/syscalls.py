@@ -13,7 +13,6 @@ import os
 import platform
 import socket
 import struct
-from typing import Optional
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.mount.argtypes = [
@@ -75,7 +74,7 @@ def _check(result: int, what: str) -> None:
         raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
-def _bytes(value: Optional[str]) -> Optional[bytes]:
+def _bytes(value: str | None) -> bytes | None:
     return None if value is None else os.fsencode(value)
 
 
@@ -84,11 +83,11 @@ def unshare(flags: int) -> None:
 
 
 def mount(
-    source: Optional[str],
+    source: str | None,
     target: str,
-    fstype: Optional[str],
+    fstype: str | None,
     flags: int,
-    data: Optional[str] = None,
+    data: str | None = None,
 ) -> None:
     result = _libc.mount(_bytes(source), _bytes(target), _bytes(fstype), flags, _bytes(data))
     _check(result, f"mount({source!r}, {target!r}, {fstype!r}, {flags:#x})")
@@ -126,4 +125,6 @@ def set_interface_up(name: str) -> None:
         request = struct.pack("16sH14x", name.encode(), 0)
         answer = fcntl.ioctl(sock.fileno(), SIOCGIFFLAGS, request)
         flags = struct.unpack("16sH14x", answer)[1]
-        fcntl.ioctl(sock.fileno(), SIOCSIFFLAGS, struct.pack("16sH14x", name.encode(), flags | IFF_UP))
+        fcntl.ioctl(
+            sock.fileno(), SIOCSIFFLAGS, struct.pack("16sH14x", name.encode(), flags | IFF_UP)
+        )

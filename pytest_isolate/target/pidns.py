@@ -27,6 +27,7 @@ namespace first (``pytest_isolate.jail.userns.enter_user_namespace``).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -36,7 +37,7 @@ import signal
 import socket
 import struct
 from collections.abc import Iterable
-from typing import NoReturn, Optional, Tuple
+from typing import NoReturn
 
 from pytest_isolate.target import steps
 
@@ -91,7 +92,9 @@ def enter_pid_namespace(
     flags = CLONE_NEWPID | (CLONE_NEWNS if fresh_proc else 0)
     _check(_libc.unshare(flags), "unshare(CLONE_NEWPID)")
     if fresh_proc:
-        _check(_libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "mount --make-rprivate /")
+        _check(
+            _libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "mount --make-rprivate /"
+        )
     supervisor_end, init_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     init_pid = os.fork()
     if init_pid != 0:
@@ -161,7 +164,7 @@ def _supervise(init_pid: int, supervisor_end: socket.socket, extra_fds: frozense
         os._exit(EXIT_NO_STATUS)
 
 
-def decode_status_frame(frame: bytes) -> Optional[int]:
+def decode_status_frame(frame: bytes) -> int | None:
     """The wait status B reported, or None when the frame is missing or malformed."""
     if len(frame) != _STATUS_FRAME.size:
         return None
@@ -169,7 +172,7 @@ def decode_status_frame(frame: bytes) -> Optional[int]:
     return int(status)
 
 
-def mirror_action(test_status: Optional[int], init_status: int) -> Tuple[str, int]:
+def mirror_action(test_status: int | None, init_status: int) -> tuple[str, int]:
     """How A must end: ("exit", code) or ("signal", signum).
 
     The test's own status wins; without one (B was killed before it could
@@ -183,20 +186,16 @@ def mirror_action(test_status: Optional[int], init_status: int) -> Tuple[str, in
     return ("exit", EXIT_NO_STATUS)
 
 
-def _end_like(action: Tuple[str, int]) -> NoReturn:
+def _end_like(action: tuple[str, int]) -> NoReturn:
     kind, value = action
     if kind == "signal":
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         if value not in (signal.SIGKILL, signal.SIGSTOP):  # these cannot be caught anyway
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 signal.signal(value, signal.SIG_DFL)
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, {value})
-            except (OSError, ValueError):
-                pass
-        try:
+        with contextlib.suppress(OSError, ValueError):
             os.kill(os.getpid(), value)
-        except (OSError, ValueError):
-            pass
         os._exit(128 + value)  # a signal whose default is to be ignored cannot kill us
     os._exit(value)
 
@@ -205,7 +204,5 @@ def _reset_all_signals() -> None:
     for sig in signal.valid_signals():
         if sig in (signal.SIGKILL, signal.SIGSTOP):
             continue
-        try:
+        with contextlib.suppress(OSError, ValueError):  # signals reserved by the C library
             signal.signal(sig, signal.SIG_DFL)
-        except (OSError, ValueError):
-            pass  # signals reserved by the C library

@@ -19,7 +19,7 @@ import subprocess
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable
 
 from pytest_isolate.jail import JailConfig, enter_jail, python_dirs
 from pytest_isolate.target import steps
@@ -33,15 +33,15 @@ _PRELOAD = (errno, json, socket, subprocess, signal, select, time, traceback)
 @dataclass
 class JailRun:
     status: int
-    answer: Dict[str, Any]
-    leftover_pids: List[int] = field(default_factory=list)
+    answer: dict[str, Any]
+    leftover_pids: list[int] = field(default_factory=list)
 
     @property
-    def exit_code(self) -> Optional[int]:
+    def exit_code(self) -> int | None:
         return os.WEXITSTATUS(self.status) if os.WIFEXITED(self.status) else None
 
     @property
-    def signal(self) -> Optional[int]:
+    def signal(self) -> int | None:
         return os.WTERMSIG(self.status) if os.WIFSIGNALED(self.status) else None
 
 
@@ -55,13 +55,13 @@ def errno_name(action: Callable[[], object]) -> str:
 
 
 def run_jailed(
-    body: Callable[[], Dict[str, Any]],
+    body: Callable[[], dict[str, Any]],
     config: JailConfig,
     *,
     rootless: bool = False,
     drop: bool = True,
     timeout: float = 30.0,
-    before_jail: Optional[Callable[[], None]] = None,
+    before_jail: Callable[[], None] | None = None,
 ) -> JailRun:
     """Fork, jail, run ``body`` as the test process, return what happened."""
     interpreter = () if rootless else python_dirs()
@@ -96,20 +96,20 @@ def run_jailed(
     lines = _read_all(read_end, pid, timeout)
     _pid, status = os.waitpid(pid, 0)
     answers = [json.loads(line) for line in lines if line]
-    merged: Dict[str, Any] = {}
+    merged: dict[str, Any] = {}
     for item in answers:
         merged.update(item)
     assert "error" not in merged, merged["error"]
     return JailRun(status, merged, pids_in_namespace(merged.get("pidns")))
 
 
-def _send(fd: int, data: Dict[str, Any]) -> None:
+def _send(fd: int, data: dict[str, Any]) -> None:
     payload = (json.dumps(data) + "\n").encode()
     while payload:
         payload = payload[os.write(fd, payload) :]
 
 
-def _read_all(fd: int, pid: int, timeout: float) -> List[str]:
+def _read_all(fd: int, pid: int, timeout: float) -> list[str]:
     deadline = time.monotonic() + timeout
     chunks = []
     try:
@@ -128,7 +128,7 @@ def _read_all(fd: int, pid: int, timeout: float) -> List[str]:
     return b"".join(chunks).decode().split("\n")
 
 
-def pids_in_namespace(pidns: Optional[str]) -> List[int]:
+def pids_in_namespace(pidns: str | None) -> list[int]:
     """Host pids of processes still living in the PID namespace ``pidns`` ("pid:[N]")."""
     if not pidns:
         return []
@@ -144,15 +144,11 @@ def pids_in_namespace(pidns: Optional[str]) -> List[int]:
     return found
 
 
-def mount_lines() -> List[str]:
+def mount_lines() -> list[str]:
     """Our mount table, without the Docker daemon's mounts, which come and go on their own."""
     with open("/proc/self/mountinfo") as handle:
         lines = handle.read().splitlines()
-    return [
-        line
-        for line in lines
-        if " /var/lib/docker" not in line and " /run/docker" not in line
-    ]
+    return [line for line in lines if " /var/lib/docker" not in line and " /run/docker" not in line]
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
@@ -162,4 +158,3 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.01)
     return predicate()
-

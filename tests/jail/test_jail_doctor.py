@@ -21,18 +21,37 @@ def test_namespaces_work_on_this_machine() -> None:
     [
         (None, True, {}, True, "as root"),
         (None, False, {}, True, "rootless"),
-        (("user namespace", errno.EPERM), False, {"unprivileged_userns_clone": 0}, False,
-         "kernel.unprivileged_userns_clone=1"),
-        (("user namespace", errno.ENOSPC), False, {"max_user_namespaces": 0}, False,
-         "user.max_user_namespaces"),
-        (("user namespace", errno.EACCES), False, {"apparmor_restrict": 1}, False,
-         "apparmor_restrict_unprivileged_userns=0"),
+        (
+            ("user namespace", errno.EPERM),
+            False,
+            {"unprivileged_userns_clone": 0},
+            False,
+            "kernel.unprivileged_userns_clone=1",
+        ),
+        (
+            ("user namespace", errno.ENOSPC),
+            False,
+            {"max_user_namespaces": 0},
+            False,
+            "user.max_user_namespaces",
+        ),
+        (
+            ("user namespace", errno.EACCES),
+            False,
+            {"apparmor_restrict": 1},
+            False,
+            "apparmor_restrict_unprivileged_userns=0",
+        ),
         (("user namespace", errno.EPERM), False, {}, False, "run as root"),
         (("unshare", errno.EPERM), True, {}, False, "--privileged"),
     ],
 )
 def test_explanations_name_the_fix(
-    failure: tuple[str, int] | None, is_root: bool, sysctls: dict, ok: bool, words: str
+    failure: tuple[str, int] | None,
+    is_root: bool,
+    sysctls: dict[str, int | None],
+    ok: bool,
+    words: str,
 ) -> None:
     result_ok, why = explain(failure, is_root, sysctls)
     assert result_ok is ok

@@ -7,6 +7,7 @@ before building its jail through a user namespace).
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import socket
 import stat
@@ -181,7 +182,7 @@ def test_mknod_is_denied(host_tree: HostTree, rootless: bool) -> None:
 def test_host_directories_are_not_reachable(host_tree: HostTree, rootless: bool) -> None:
     def body() -> dict[str, object]:
         paths = ["/home", "/var", "/opt", "/srv", "/boot", "/mnt", "/run", "/sys", "/work/main"]
-        return {p: errno_name(lambda p=p: os.listdir(p)) for p in paths}
+        return {p: errno_name(functools.partial(os.listdir, p)) for p in paths}
 
     run = run_jailed(body, host_tree.config(), rootless=rootless)
     assert set(run.answer) - {"pidns"}
@@ -237,7 +238,9 @@ def test_the_docker_socket_and_host_unix_sockets_are_invisible(
     assert run.answer["abstract"] == "ECONNREFUSED"  # its own network namespace
 
 
-def test_a_loopback_listener_of_the_host_is_unreachable(host_tree: HostTree, rootless: bool) -> None:
+def test_a_loopback_listener_of_the_host_is_unreachable(
+    host_tree: HostTree, rootless: bool
+) -> None:
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
@@ -296,11 +299,11 @@ def test_mount_is_denied(host_tree: HostTree, rootless: bool) -> None:
 
 
 def test_new_namespaces_other_than_user_are_denied(host_tree: HostTree, rootless: bool) -> None:
-    """Nested user namespaces are the seccomp layer's to deny (see the module docs)."""
+    """Nested user namespaces need no privilege; the runner's seccomp layer denies them."""
 
     def body() -> dict[str, object]:
         return {
-            name: errno_name(lambda flag=flag: syscalls.unshare(flag))
+            name: errno_name(functools.partial(syscalls.unshare, flag))
             for name, flag in (
                 ("mount", syscalls.CLONE_NEWNS),
                 ("net", syscalls.CLONE_NEWNET),

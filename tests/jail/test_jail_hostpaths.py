@@ -18,7 +18,10 @@ from pytest_isolate.jail.hostpaths import collapse_nested, pth_path_lines, pytho
         (["/a/b", "/a"], ("/a",)),
         (["/a", "/ab"], ("/a", "/ab")),  # a sibling with a common prefix is not nested
         (["/x/", "/x", "/x/./y"], ("/x",)),
-        (["/r/.pyenv/versions/3.11.7", "/r/.pyenv/versions/3.11.7/lib/site"], ("/r/.pyenv/versions/3.11.7",)),
+        (
+            ["/r/.pyenv/versions/3.11.7", "/r/.pyenv/versions/3.11.7/lib/site"],
+            ("/r/.pyenv/versions/3.11.7",),
+        ),
     ],
 )
 def test_collapse_nested(paths: list[str], expected: tuple[str, ...]) -> None:

@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_isolate.jail import Bind, Directory, JailConfig, JailError, Symlink, Tmpfs, plan_mounts
+from pytest_isolate.jail import (
+    Bind,
+    Directory,
+    JailConfig,
+    JailError,
+    MountStep,
+    Symlink,
+    Tmpfs,
+    plan_mounts,
+)
 
 SYSTEM = ("/usr", "/bin", "/etc/passwd")
 PYTHON = ("/root/.pyenv/versions/3.11.7",)
 
 
-def _plan(config: JailConfig, system: tuple[str, ...] = SYSTEM, python: tuple[str, ...] = PYTHON):
+def _plan(
+    config: JailConfig, system: tuple[str, ...] = SYSTEM, python: tuple[str, ...] = PYTHON
+) -> list[MountStep]:
     return plan_mounts(config, system, python)
 
 
-def _at(steps: list, path: str) -> object:
+def _at(steps: list[MountStep], path: str) -> object:
     matches = [step for step in steps if step.path == path]
     assert len(matches) <= 1, matches
     return matches[0] if matches else None
@@ -74,7 +85,11 @@ def test_what_a_default_jail_holds(path: str, expected: object) -> None:
             Bind("/data", "/srv/data", writable=True),
         ),
         (JailConfig("/p", writable=("/out",)), "/out", Bind("/out", "/out", writable=True)),
-        (JailConfig("/p", extra_readonly=("/opt/tool",)), "/opt/tool", Bind("/opt/tool", "/opt/tool")),
+        (
+            JailConfig("/p", extra_readonly=("/opt/tool",)),
+            "/opt/tool",
+            Bind("/opt/tool", "/opt/tool"),
+        ),
         # The user's choice wins over the jail's layout and over the system:
         (JailConfig("/p", writable=("/tmp",)), "/tmp", Bind("/tmp", "/tmp", writable=True)),
         (JailConfig("/p", binds=(("/alt/usr", "/usr"),)), "/usr", Bind("/alt/usr", "/usr")),

@@ -82,9 +82,7 @@ def test_binds_are_read_only_unless_their_jail_path_is_writable(
             "rw": errno_name(lambda: open("/srv/rw/new.txt", "w").close()),
         }
 
-    config = host_tree.config(
-        binds=((data, "/srv/ro"), (data, "/srv/rw")), writable=("/srv/rw",)
-    )
+    config = host_tree.config(binds=((data, "/srv/ro"), (data, "/srv/rw")), writable=("/srv/rw",))
     run = run_jailed(body, config, rootless=rootless)
     assert run.answer["ro"] == "EROFS"
     assert run.answer["rw"] == "ok"

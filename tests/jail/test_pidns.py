@@ -49,6 +49,11 @@ def _read_line(fd: int) -> str:
     return data.decode().strip()
 
 
+def _first_child(pid: int) -> int:
+    with open(f"/proc/{pid}/task/{pid}/children") as handle:
+        return int(handle.read().split()[0])
+
+
 def _finish(pid: int, read_end: int) -> int:
     while os.read(read_end, 4096):
         pass
@@ -108,10 +113,12 @@ def test_the_helpers_outside_the_test_hold_none_of_its_descriptors() -> None:
     os.close(go_read)
     try:
         assert _read_line(read_end) == "ready"
-        init = int(open(f"/proc/{pid}/task/{pid}/children").read().split()[0])
-        test = int(open(f"/proc/{init}/task/{init}/children").read().split()[0])
+        init = _first_child(pid)
+        test = _first_child(init)
         for helper in (pid, init):
-            fds = [os.readlink(f"/proc/{helper}/fd/{fd}") for fd in os.listdir(f"/proc/{helper}/fd")]
+            fds = [
+                os.readlink(f"/proc/{helper}/fd/{fd}") for fd in os.listdir(f"/proc/{helper}/fd")
+            ]
             assert len(fds) == 1 and fds[0].startswith("socket:"), fds
         test_fds = os.listdir(f"/proc/{test}/fd")
         assert len(test_fds) == 3  # stderr, channel, go
