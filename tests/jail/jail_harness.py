@@ -100,7 +100,9 @@ def run_jailed(
     for item in answers:
         merged.update(item)
     assert "error" not in merged, merged["error"]
-    return JailRun(status, merged, pids_in_namespace(merged.get("pidns")))
+    leftovers = pids_in_namespace(merged.get("pidns"))
+    assert leftovers == [], f"processes of the jail outlived it: {leftovers}"
+    return JailRun(status, merged, leftovers)
 
 
 def _send(fd: int, data: dict[str, Any]) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import errno
+import os
 
 import pytest
+from jail_harness import NOBODY
 
 from pytest_isolate.jail import jail_available
 from pytest_isolate.jail.doctor import explain
@@ -14,6 +16,28 @@ def test_namespaces_work_on_this_machine() -> None:
     ok, why = jail_available()
     assert ok, why
     assert "namespaces work" in why
+
+
+def test_namespaces_work_rootless_on_this_machine() -> None:
+    """As nobody, through an unprivileged user namespace (asked in a child: we are root)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_end)
+            os.setgroups([])
+            os.setresgid(NOBODY[1], NOBODY[1], NOBODY[1])
+            os.setresuid(NOBODY[0], NOBODY[0], NOBODY[0])
+            ok, why = jail_available()
+            os.write(write_end, f"{ok} {why}".encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    answer = os.read(read_end, 4096).decode()
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    assert answer.startswith("True "), answer
+    assert "rootless" in answer
 
 
 @pytest.mark.parametrize(

@@ -332,3 +332,29 @@ def test_no_capability_is_left_after_the_runner_drops_privileges(
     run = run_jailed(body, host_tree.config(), rootless=rootless)
     for name in ("CapEff", "CapPrm", "CapBnd", "CapAmb"):
         assert int(run.answer[name], 16) == 0, name
+
+
+def test_the_init_process_can_be_neither_traced_nor_read(
+    host_tree: HostTree, rootless: bool
+) -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    ptrace_attach = 16
+
+    def attach() -> None:
+        if libc.ptrace(ptrace_attach, 1, None, None) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+
+    def body() -> dict[str, object]:
+        return {
+            "ptrace": errno_name(attach),
+            "mem": errno_name(lambda: open("/proc/1/mem", "rb").read(1)),
+            "environ": errno_name(lambda: open("/proc/1/environ", "rb").read()),
+        }
+
+    run = run_jailed(body, host_tree.config(), rootless=rootless)
+    assert run.answer["ptrace"] == "EPERM"
+    assert run.answer["mem"] == "EACCES"
+    assert run.answer["environ"] == "EACCES"

@@ -8,8 +8,9 @@ import time
 from collections.abc import Callable
 
 import pytest
-from jail_harness import pids_in_namespace, wait_until
+from jail_harness import NOBODY, pids_in_namespace, wait_until
 
+from pytest_isolate.jail.userns import enter_user_namespace
 from pytest_isolate.target import steps
 from pytest_isolate.target.pidns import (
     EXIT_NO_STATUS,
@@ -70,6 +71,27 @@ def test_the_test_process_is_pid_2_and_sees_only_its_namespace() -> None:
     line = _read_line(read_end)
     _finish(pid, read_end)
     assert line == "2 1 [1, 2]"
+
+
+def test_a_rootless_target_gets_its_pid_namespace_through_a_user_namespace() -> None:
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_end)
+            os.setgroups([])
+            os.setresgid(NOBODY[1], NOBODY[1], NOBODY[1])
+            os.setresuid(NOBODY[0], NOBODY[0], NOBODY[0])
+            enter_user_namespace()
+            enter_pid_namespace({write_end}, fresh_proc=True)
+            pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+            _report(write_end, f"{os.getpid()} {os.getuid()} {pids}")
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    line = _read_line(read_end)
+    _finish(pid, read_end)
+    assert line == f"2 {NOBODY[0]} [1, 2]"
 
 
 @pytest.mark.parametrize("code", [0, 3, 255])
