@@ -160,9 +160,12 @@ def build_spec(
             f"{where}: unknown keyword {', '.join(unknown)} for backend {backend!r}; "
             f"valid keywords: {', '.join(sorted(valid))}"
         )
-    timeout = parse_seconds(kwargs.get("timeout"), "timeout")
-    mem_limit = parse_size(kwargs.get("mem_limit"), "mem_limit")
-    cpu_limit = parse_seconds(kwargs.get("cpu_limit"), "cpu_limit")
+    try:
+        timeout = parse_seconds(kwargs.get("timeout"), "timeout")
+        mem_limit = parse_size(kwargs.get("mem_limit"), "mem_limit")
+        cpu_limit = parse_seconds(kwargs.get("cpu_limit"), "cpu_limit")
+    except SpecError as exc:  # name the test, as every other usage error does
+        raise SpecError(f"{where}: {exc}") from None
     network = kwargs.get("network")
     if network is not None and not isinstance(network, bool):
         raise SpecError(f"{where}: network={network!r} must be True or False")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import struct
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,7 +87,9 @@ def decode_body(body: bytes, limits: FrameLimits) -> dict[str, Any]:
 class FrameDecoder:
     """Incremental decoder for one target's byte stream.
 
-    ``feed`` returns the complete frames seen so far. It raises
+    ``feed`` yields the complete frames one by one, so frames that arrived
+    before a violation in the same chunk are still handled (a test's setup
+    report is not lost to the garbage after it). It raises
     :class:`ProtocolViolation` as soon as a cap is crossed, before the
     offending bytes are held: a frame header announcing more than
     ``max_frame_bytes`` is refused on its first four bytes.
@@ -100,14 +102,13 @@ class FrameDecoder:
         self.total_bytes = 0
         self.frames = 0
 
-    def feed(self, data: bytes) -> list[dict[str, Any]]:
+    def feed(self, data: bytes) -> Iterator[dict[str, Any]]:
         self.total_bytes += len(data)
         if self.total_bytes > self.limits.max_total_bytes:
             raise ProtocolViolation(
                 f"sent more than {self.limits.max_total_bytes} bytes in one test"
             )
         self._buffer += data
-        messages: list[dict[str, Any]] = []
         while True:
             if self._expected is None:
                 if len(self._buffer) < HEADER_SIZE:
@@ -128,8 +129,7 @@ class FrameDecoder:
             self.frames += 1
             if self.frames > self.limits.max_frames:
                 raise ProtocolViolation(f"sent more than {self.limits.max_frames} frames")
-            messages.append(decode_body(body, self.limits))
-        return messages
+            yield decode_body(body, self.limits)
 
     @property
     def pending(self) -> int:

@@ -1,0 +1,13 @@
+"""Fixtures of the core tests; the helpers themselves are in ``core_helpers``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def module_dir(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    """A directory for a module's shared generated project."""
+    return tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
