@@ -1,0 +1,388 @@
+"""``isolate("vm")``: tests inside a QEMU virtual machine, with its own kernel.
+
+The expensive part (booting a guest and importing pytest in it, seconds under
+TCG) is paid once per distinct guest shape per broker: the guest runs the
+agent (``python -m pytest_isolate.agent``) as its PID 1, which collects the
+project once and forks a fresh child per test. ``fresh=True`` boots a guest
+for that test alone. A guest whose kernel panics or hangs, or whose agent
+breaks the protocol, is destroyed; its test fails with the console tail and
+the next test boots a new one.
+
+The guest sees only the system directories, the Python prefix (where pytest
+and pluggy live), this package and the project, all read-only over 9p; it has
+no network device. The VM layer itself lives in ``pytest_isolate.vm``; the
+agent and its broker-side client in ``pytest_isolate.agent``. This module is
+the glue: pure decisions first (table-tested), then the thin class.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_isolate.backends.base import Availability, TargetResult
+from pytest_isolate.spec import IsolateSpec, SpecError, parse_size
+from pytest_isolate.vm.config import ACCELS, MACHINES, VMConfig
+
+if TYPE_CHECKING:
+    import pytest
+
+    from pytest_isolate.agent.client import AgentClient
+    from pytest_isolate.broker.context import BrokerContext
+    from pytest_isolate.vm.guest import Guest
+
+logger = logging.getLogger("pytest_isolate.vm")
+
+VM_KEYWORDS: Mapping[str, str] = {
+    "kernel": "guest kernel image (default: the newest under /boot)",
+    "accel": "auto (KVM if a guest boots under it, else TCG), kvm or tcg",
+    "memory": "guest memory: MiB as an int, or a size such as 2G (default 1024 MiB)",
+    "cpus": "guest CPUs (default 1)",
+    "machine": "auto (microvm where available, else q35), microvm or q35",
+}
+
+DEFAULT_MEMORY_MIB = 1024
+#: Seconds the agent may take to say hello after the guest is up (TCG: ~1-2 s).
+HELLO_TIMEOUT = 120.0
+#: Seconds to import pytest and collect in the guest (TCG runs Python ~11x slower).
+COLLECT_TIMEOUT = 600.0
+#: A killed test's child must be reported within this; a silent guest is destroyed.
+KILL_GRACE = 10.0
+#: Beyond this many node ids the agent is given their files instead.
+MAX_NODEID_ARGS = 2000
+CONSOLE_TAIL = 8192
+GUEST_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
+_PANIC = re.compile(r"Kernel panic - not syncing:[^\n]*")
+
+
+# -- pure decisions ----------------------------------------------------------
+@dataclass(frozen=True)
+class GuestShape:
+    """What makes two guests interchangeable: tests with equal shapes share one."""
+
+    kernel: str | None = None
+    accel: str = "auto"
+    memory_mib: int = DEFAULT_MEMORY_MIB
+    cpus: int = 1
+    machine: str = "auto"
+
+
+def parse_memory_mib(value: object, where: str) -> int:
+    """MiB from an int (already MiB) or a size string (``"2G"``, ``"512M"``)."""
+    if value is None:
+        return DEFAULT_MEMORY_MIB
+    if isinstance(value, bool):
+        raise SpecError(f"{where}: memory={value!r} is not a size; use MiB or a size such as 2G")
+    if isinstance(value, int):
+        mib = value
+    else:
+        try:
+            size = parse_size(value, "memory")
+        except SpecError as exc:
+            raise SpecError(f"{where}: {exc}") from None
+        mib = (size or 0) // (1 << 20)
+    if mib < 64:
+        raise SpecError(f"{where}: memory={value!r} is too small; a guest needs at least 64 MiB")
+    return mib
+
+
+def guest_shape(spec: IsolateSpec, where: str) -> GuestShape:
+    """The guest a spec asks for; SpecError for what a VM cannot honour."""
+    if spec.network:
+        raise SpecError(f"{where}: network=True is not possible with vm: guests have no network device")
+    if spec.seccomp is not None:
+        raise SpecError(
+            f"{where}: seccomp= inside a vm guest is not supported yet; "
+            "the guest's own kernel already separates the test from the host"
+        )
+    kernel = spec.option("kernel")
+    if kernel is not None and not (isinstance(kernel, str) and kernel.startswith("/")):
+        raise SpecError(f"{where}: kernel={kernel!r} must be an absolute path to a kernel image")
+    accel = spec.option("accel", "auto")
+    if accel not in ACCELS:
+        raise SpecError(f"{where}: accel={accel!r}; valid values: {', '.join(ACCELS)}")
+    machine = spec.option("machine", "auto")
+    if machine not in MACHINES:
+        raise SpecError(f"{where}: machine={machine!r}; valid values: {', '.join(MACHINES)}")
+    cpus = spec.option("cpus", 1)
+    if isinstance(cpus, bool) or not isinstance(cpus, int) or not 1 <= cpus <= 64:
+        raise SpecError(f"{where}: cpus={cpus!r} must be an integer from 1 to 64")
+    memory = parse_memory_mib(spec.option("memory"), where)
+    return GuestShape(kernel, accel, memory, cpus, machine)
+
+
+def agent_config(
+    shape: GuestShape, python: str, package_dir: str, project_dirs: Sequence[str], cwd: str
+) -> VMConfig:
+    """The guest that runs the agent: the project and this package shared read-only.
+
+    pytest and pluggy come from the interpreter's prefix, which the VM layer
+    always shares; ``package_dir`` (this package) may live elsewhere (an
+    editable install), so it is shared on its own and put on PYTHONPATH.
+    Nothing of the broker's environment is passed on.
+    """
+    env = (
+        ("HOME", "/tmp"),
+        ("LC_ALL", "C.UTF-8"),
+        ("PATH", GUEST_PATH),
+        ("PYTHONDONTWRITEBYTECODE", "1"),
+        ("PYTHONPATH", os.path.dirname(package_dir)),
+    )
+    shares = tuple(dict.fromkeys([*project_dirs, package_dir]))
+    return VMConfig(
+        command=(python, "-m", "pytest_isolate.agent"),
+        shares=shares,
+        env=env,
+        cwd=cwd,
+        kernel=shape.kernel,
+        accel=shape.accel,
+        memory_mib=shape.memory_mib,
+        cpus=shape.cpus,
+        machine=shape.machine,
+    )
+
+
+def collection_args(nodeids: Sequence[str], rootdir: str, inifile: str | None) -> list[str]:
+    """pytest arguments for the agent: our plugin explicitly, then what to collect.
+
+    The agent disables plugin autoloading, so ``-p pytest_isolate.plugin``
+    brings the marker and the matrix parametrization (``test_x[vm]``) that
+    the broker's node ids contain. Many node ids collapse to their files.
+    """
+    args = ["-p", "pytest_isolate.plugin", "-p", "no:cacheprovider", "--rootdir", rootdir]
+    if inifile:
+        args += ["-c", inifile]
+    wanted = list(dict.fromkeys(nodeids))
+    if len(wanted) > MAX_NODEID_ARGS:
+        wanted = list(dict.fromkeys(nodeid.split("::", 1)[0] for nodeid in wanted))
+    return args + [os.path.join(rootdir, nodeid) for nodeid in wanted]
+
+
+def guest_end_words(console_tail: str, qemu_status: int | None) -> str:
+    """Why a guest went away, in words, from its console and QEMU's exit status."""
+    panic = _PANIC.findall(console_tail)
+    if panic:
+        return f"the guest kernel panicked ({panic[-1].strip()})"
+    if qemu_status is None:
+        return "the guest stopped answering (its kernel may hang)"
+    return f"the guest's QEMU exited with status {qemu_status}"
+
+
+# -- the thin imperative shell ------------------------------------------------
+class VMBootError(Exception):
+    """A guest could not be made ready; the message says why and how to fix it."""
+
+    def __init__(self, message: str, console_tail: str = "") -> None:
+        super().__init__(message)
+        self.console_tail = console_tail
+
+
+class _RunningGuest:
+    """A booted guest and the agent client talking to it over ``guest.channel``."""
+
+    def __init__(self, guest: Guest, client: AgentClient, nodeids: frozenset[str]) -> None:
+        self.guest = guest
+        self.client = client
+        self.nodeids = nodeids
+
+    def end_words(self) -> str:
+        status = self.guest.wait(1.0)
+        return guest_end_words(self.guest.console_tail(65536), status)
+
+    def destroy(self) -> None:
+        self.client.shutdown()
+        self.guest.kill()
+
+
+class VMBackend:
+    """One guest per shape per broker, booted on first use and reused."""
+
+    name = "vm"
+    summary = "a QEMU virtual machine with its own kernel, no network, the project read-only"
+    keywords: Mapping[str, str] = VM_KEYWORDS
+
+    def __init__(self) -> None:
+        self._guests: dict[GuestShape, _RunningGuest] = {}
+        self._boot_failures: dict[GuestShape, str] = {}
+        self._accel_said = False
+
+    def availability(self) -> Availability:
+        from pytest_isolate.vm import vm_available, vm_doctor
+
+        ok, reason = vm_available()
+        details = tuple((check, detail) for check, _ok, detail in vm_doctor(probe_accel=False))
+        if not ok:
+            return Availability(
+                False,
+                reason,
+                "install qemu-system-x86, busybox-static and a kernel (linux-image-amd64)",
+                details,
+            )
+        return Availability(True, reason, details=details)
+
+    def validate(self, spec: IsolateSpec, where: str) -> None:
+        guest_shape(spec, where)
+
+    def variants(self, spec: IsolateSpec) -> list[IsolateSpec]:
+        return [spec]
+
+    def run(self, item: pytest.Item, spec: IsolateSpec, context: BrokerContext) -> TargetResult:
+        shape = guest_shape(spec, item.nodeid)
+        if shape in self._boot_failures and not spec.fresh:
+            return _engine_failure(f"{self._boot_failures[shape]} (earlier in this run)")
+        running = None if spec.fresh else self._guests.get(shape)
+        if running is None:
+            try:
+                running = self._boot(item, shape, fresh=spec.fresh)
+            except VMBootError as exc:
+                if not spec.fresh:
+                    self._boot_failures[shape] = str(exc)
+                result = _engine_failure(str(exc))
+                if exc.console_tail:
+                    result.sections.append(("guest console (tail)", exc.console_tail))
+                return result
+            if not spec.fresh:
+                self._guests[shape] = running
+        try:
+            return self._run_in(running, item, spec, context)
+        finally:
+            if spec.fresh or running.client.dead is not None:
+                running.destroy()
+                if self._guests.get(shape) is running:
+                    del self._guests[shape]
+
+    def close(self) -> None:
+        guests, self._guests = list(self._guests.values()), {}
+        for running in guests:
+            running.destroy()
+
+    # -- steps ---------------------------------------------------------------
+    def _run_in(
+        self, running: _RunningGuest, item: pytest.Item, spec: IsolateSpec, context: BrokerContext
+    ) -> TargetResult:
+        if item.nodeid not in running.nodeids:
+            return _engine_failure(
+                f"the guest's pytest did not collect {item.nodeid!r}; "
+                "it may need a module the guest cannot import (see the guest console)",
+                running.guest.console_tail(CONSOLE_TAIL),
+            )
+        result = running.client.run(item.nodeid, spec, context.limits)
+        if running.client.dead is not None:
+            words = running.end_words()
+            running.guest.kill()
+            result.failure = f"{result.failure or 'the guest died'}; {words}; the VM was destroyed"
+            result.failure_kind = result.failure_kind or "crash"
+            tail = running.guest.console_tail(CONSOLE_TAIL)
+            result.sections.append(("guest console (tail)", tail))
+        return result
+
+    def _boot(self, item: pytest.Item, shape: GuestShape, fresh: bool) -> _RunningGuest:
+        """Start QEMU, wait for the agent, collect; every failure becomes ``VMBootError``."""
+        from pytest_isolate.agent.client import AgentClient, AgentDead
+        from pytest_isolate.agent.protocol import StartRequest
+        from pytest_isolate.vm import Guest, VMError
+
+        config = item.config
+        say = _Announcer(config)
+        rootdir = str(config.rootpath)
+        nodeids = [item.nodeid] if fresh else _same_shape_nodeids(item, shape)
+        inifile = str(config.inipath) if config.inipath else None
+        try:
+            vm_config = agent_config(
+                shape, sys.executable, _package_dir(), [rootdir], rootdir
+            )
+            guest = Guest.start(vm_config, progress=say.progress)
+        except (VMError, ValueError, OSError) as exc:
+            raise VMBootError(f"the VM could not be started: {exc}") from None
+        self._say_accel(say, guest)
+        try:
+            ready = guest.wait_ready()
+            say.line(f"guest kernel up, agent starting ({ready:.1f} s)")
+            client = AgentClient(
+                guest.channel,
+                kill_grace=KILL_GRACE,
+                describe_stream_end=lambda: guest_end_words(
+                    guest.console_tail(65536), guest.wait(1.0)
+                ),
+            )
+            hello = client.hello(timeout=HELLO_TIMEOUT)
+            say.line(f"agent up: Python {hello.python}, pytest {hello.pytest} ({say.elapsed():.1f} s)")
+            start = StartRequest(
+                rootdir=rootdir,
+                invocation_dir=rootdir,
+                args=tuple(collection_args(nodeids, rootdir, inifile)),
+            )
+            collected = client.start(start, timeout=COLLECT_TIMEOUT)
+        except VMError as exc:
+            guest.kill()
+            raise VMBootError(f"the VM did not boot: {exc}") from None
+        except AgentDead as exc:
+            tail = guest.console_tail(CONSOLE_TAIL)
+            guest.kill()
+            raise VMBootError(f"the agent in the VM failed to start: {exc}", tail) from None
+        say.line(
+            f"ready: {len(collected.nodeids)} test(s) collected in the guest "
+            f"({say.elapsed():.1f} s since launch)"
+        )
+        return _RunningGuest(guest, client, frozenset(collected.nodeids))
+
+    def _say_accel(self, say: _Announcer, guest: Guest) -> None:
+        if not self._accel_said:
+            self._accel_said = True
+            say.line(f"accelerator {guest.accel.upper()}: {guest.accel_reason}")
+
+
+class _Announcer:
+    """Boot progress on the terminal (or the log, e.g. in an xdist worker), with durations."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self._reporter: Any = config.pluginmanager.get_plugin("terminalreporter")
+        self._started = time.monotonic()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self._started
+
+    def line(self, text: str) -> None:
+        logger.info("%s", text)
+        if self._reporter is not None:
+            with contextlib.suppress(Exception):
+                self._reporter.write_line(f"isolate vm: {text}")
+
+    def progress(self, text: str) -> None:
+        self.line(f"[{self.elapsed():5.1f} s] {text}")
+
+
+def _engine_failure(message: str, console_tail: str = "") -> TargetResult:
+    result = TargetResult(failure=message, failure_kind="engine")
+    if console_tail:
+        result.sections.append(("guest console (tail)", console_tail))
+    return result
+
+
+def _package_dir() -> str:
+    import pytest_isolate
+
+    return str(Path(pytest_isolate.__file__).resolve().parent)
+
+
+def _same_shape_nodeids(item: pytest.Item, shape: GuestShape) -> list[str]:
+    """Node ids of every vm test of this run with ``shape``: one collection serves them all."""
+    from pytest_isolate.broker.session import SPEC_KEY
+
+    found = [item.nodeid]
+    for other in item.session.items:
+        spec = other.stash.get(SPEC_KEY, None)
+        if spec is None or spec.backend != "vm" or spec.fresh:
+            continue
+        with contextlib.suppress(SpecError):
+            if guest_shape(spec, other.nodeid) == shape:
+                found.append(other.nodeid)
+    return list(dict.fromkeys(found))
