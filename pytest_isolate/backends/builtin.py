@@ -17,3 +17,6 @@ def register_builtin_backends(register: Callable[[Backend], None]) -> None:
     from pytest_isolate.backends.chroot import ChrootBackend
 
     register(ChrootBackend())
+    from pytest_isolate.backends.vm import VMBackend
+
+    register(VMBackend())

@@ -97,7 +97,9 @@ def parse_memory_mib(value: object, where: str) -> int:
 def guest_shape(spec: IsolateSpec, where: str) -> GuestShape:
     """The guest a spec asks for; SpecError for what a VM cannot honour."""
     if spec.network:
-        raise SpecError(f"{where}: network=True is not possible with vm: guests have no network device")
+        raise SpecError(
+            f"{where}: network=True is not possible with vm: guests have no network device"
+        )
     if spec.seccomp is not None:
         raise SpecError(
             f"{where}: seccomp= inside a vm guest is not supported yet; "
@@ -296,9 +298,7 @@ class VMBackend:
         nodeids = [item.nodeid] if fresh else _same_shape_nodeids(item, shape)
         inifile = str(config.inipath) if config.inipath else None
         try:
-            vm_config = agent_config(
-                shape, sys.executable, _package_dir(), [rootdir], rootdir
-            )
+            vm_config = agent_config(shape, sys.executable, _package_dir(), [rootdir], rootdir)
             guest = Guest.start(vm_config, progress=say.progress)
         except (VMError, ValueError, OSError) as exc:
             raise VMBootError(f"the VM could not be started: {exc}") from None
@@ -314,7 +314,9 @@ class VMBackend:
                 ),
             )
             hello = client.hello(timeout=HELLO_TIMEOUT)
-            say.line(f"agent up: Python {hello.python}, pytest {hello.pytest} ({say.elapsed():.1f} s)")
+            say.line(
+                f"agent up: Python {hello.python}, pytest {hello.pytest} ({say.elapsed():.1f} s)"
+            )
             start = StartRequest(
                 rootdir=rootdir,
                 invocation_dir=rootdir,
