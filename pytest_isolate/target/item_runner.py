@@ -104,6 +104,9 @@ def silence_broker_reporting(config: pytest.Config) -> None:
     if xml is not None:
         with contextlib.suppress(ValueError):
             config.pluginmanager.unregister(xml)
+    for plugin in list(config.pluginmanager.get_plugins()):
+        if type(plugin).__name__ == "WorkerInteractor":  # pytest-xdist's link to its controller
+            config.pluginmanager.unregister(plugin)
 
 
 def run_item(item: pytest.Item, sender: FrameSender) -> None:

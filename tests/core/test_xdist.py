@@ -1,0 +1,57 @@
+"""With pytest-xdist, every worker is a broker of its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from core_helpers import Run, run_pytest, write_project
+
+TESTS = """
+    import os
+    import pytest
+    from pytest_isolate import isolate
+
+    @isolate()
+    @pytest.mark.parametrize("n", range(8))
+    def test_isolated_under_xdist(n):
+        worker = os.environ["PYTEST_XDIST_WORKER"]
+        with open(os.path.join(os.environ["PID_DIR"], f"{worker}-{os.getpid()}"), "w") as f:
+            f.write(str(os.getppid()))
+
+    @isolate()
+    def test_crash_under_xdist():
+        os._exit(3)
+"""
+
+
+@pytest.fixture(scope="module")
+def pid_dir(module_dir: Path) -> Path:
+    path = module_dir / "pids"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture(scope="module")
+def run(module_dir: Path, pid_dir: Path) -> Run:
+    write_project(module_dir, {"test_spread.py": TESTS})
+    return run_pytest(module_dir, "-n", "2", env={"PID_DIR": str(pid_dir)})
+
+
+def test_isolated_tests_pass_under_xdist(run: Run) -> None:
+    assert "8 passed" in run.output
+    assert "1 failed" in run.output
+
+
+def test_target_crash_is_reported_through_the_worker(run: Run) -> None:
+    assert "exited with status 3 during call" in run.output
+
+
+def test_each_worker_is_the_broker_of_its_targets(run: Run, pid_dir: Path) -> None:
+    parents: dict[str, set[int]] = {}
+    for entry in pid_dir.iterdir():
+        worker = entry.name.split("-", 1)[0]
+        parents.setdefault(worker, set()).add(int(entry.read_text()))
+    assert sorted(parents) == ["gw0", "gw1"]
+    assert all(len(pids) == 1 for pids in parents.values()), parents
+    assert parents["gw0"] != parents["gw1"]
