@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import time
@@ -48,6 +49,14 @@ def _read_line(fd: int) -> str:
             break
         data += chunk
     return data.decode().strip()
+
+
+def _fd_targets(pid: int) -> list[str]:
+    return [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+
+
+def _holds_one_fd(pid: int) -> bool:
+    return len(_fd_targets(pid)) == 1
 
 
 def _first_child(pid: int) -> int:
@@ -138,10 +147,9 @@ def test_the_helpers_outside_the_test_hold_none_of_its_descriptors() -> None:
         init = _first_child(pid)
         test = _first_child(init)
         for helper in (pid, init):
-            fds = [
-                os.readlink(f"/proc/{helper}/fd/{fd}") for fd in os.listdir(f"/proc/{helper}/fd")
-            ]
-            assert len(fds) == 1 and fds[0].startswith("socket:"), fds
+            # They close right after forking, while the test already runs: allow a moment.
+            assert wait_until(functools.partial(_holds_one_fd, helper))
+            assert _fd_targets(helper)[0].startswith("socket:")  # their status link
         test_fds = os.listdir(f"/proc/{test}/fd")
         assert len(test_fds) == 3  # stderr, channel, go
     finally:
