@@ -1,0 +1,253 @@
+"""The broker's side of an agent: hello, start, then one ``run`` per test.
+
+Transport-agnostic: any byte stream with ``sendall``, ``recv`` and
+``fileno`` (a socket, a container's attached stream, a VM's serial port).
+``recv`` may raise ``BlockingIOError`` when the readable fd held nothing for
+us (a multiplexed stream that carried only stderr).
+
+The agent is part of the target, so it is treated as hostile: each test gets
+its own ``FrameDecoder`` (frame, byte and count caps), every report goes
+through ``sanitize_report`` pinned to the test's node id, and the clock is
+the broker's. Anything the agent gets wrong (a malformed frame, silence after
+``kill``, the stream ending) makes the whole target dead: the caller throws
+it away and makes a new one for the next test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from pytest_isolate.agent import protocol
+from pytest_isolate.agent.protocol import Collected, Hello, RunRequest, StartRequest
+from pytest_isolate.backends.base import TargetResult
+from pytest_isolate.broker.outcome import EndState, describe_end, phase_after
+from pytest_isolate.broker.supervisor import _validate_warning
+from pytest_isolate.spec import IsolateSpec
+from pytest_isolate.wire.frames import FrameDecoder, FrameLimits, ProtocolViolation, encode_frame
+from pytest_isolate.wire.reports import sanitize_report
+
+READ_CHUNK = 256 * 1024
+DEFAULT_KILL_GRACE = 5.0
+HANDSHAKE_LIMITS = FrameLimits(
+    max_frame_bytes=64 * 1024 * 1024, max_total_bytes=256 * 1024 * 1024, max_frames=16
+)
+
+
+class ByteStream(Protocol):
+    def sendall(self, data: bytes, /) -> None: ...
+    def recv(self, size: int, /) -> bytes: ...
+    def fileno(self) -> int: ...
+
+
+class AgentDead(Exception):
+    """The agent is gone or broke the protocol; its target must be discarded."""
+
+
+class _TestState:
+    def __init__(self) -> None:
+        self.reports: list[dict[str, Any]] = []
+        self.warnings: list[dict[str, Any]] = []
+        self.finished = False
+        self.setup_error: str | None = None
+        self.exited: protocol.Exited | None = None
+        self.refused: str | None = None
+
+    @property
+    def phases(self) -> list[str]:
+        return [r["when"] for r in self.reports if r.get("_report_type") != "SubTestReport"]
+
+
+class AgentClient:
+    """Talk to one agent over ``stream``.
+
+    ``describe_stream_end`` is called when the stream ends unexpectedly and
+    returns words for the report (for a container: its exit code, stderr tail).
+    """
+
+    def __init__(
+        self,
+        stream: ByteStream,
+        *,
+        kill_grace: float = DEFAULT_KILL_GRACE,
+        describe_stream_end: Callable[[], str] | None = None,
+    ) -> None:
+        self.stream = stream
+        self.kill_grace = kill_grace
+        self.describe_stream_end = describe_stream_end or (lambda: "")
+        self.dead: str | None = None
+        self.collected: Collected | None = None
+        self._pending: list[dict[str, Any]] = []
+        self._handshake = FrameDecoder(HANDSHAKE_LIMITS)
+
+    # -- low level -------------------------------------------------------
+    def send(self, message: dict[str, Any]) -> None:
+        try:
+            self.stream.sendall(encode_frame(message))
+        except OSError as exc:
+            raise self._die(f"the target's channel failed ({exc})") from None
+
+    def _die(self, reason: str) -> AgentDead:
+        self.dead = self.dead or reason
+        return AgentDead(self.dead)
+
+    def _receive(self, decoder: FrameDecoder, deadline: float | None) -> dict[str, Any] | None:
+        """The next message, or None when ``deadline`` passed first."""
+        while not self._pending:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return None
+            poller = select.poll()
+            poller.register(self.stream.fileno(), select.POLLIN | select.POLLHUP)
+            if not poller.poll(-1 if remaining is None else max(1, int(remaining * 1000))):
+                continue
+            try:
+                data = self.stream.recv(READ_CHUNK)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError as exc:
+                raise self._die(f"the target's channel failed ({exc})") from None
+            if not data:
+                detail = self.describe_stream_end()
+                raise self._die("the target went away" + (f": {detail}" if detail else ""))
+            try:
+                self._pending.extend(decoder.feed(data))
+            except ProtocolViolation as exc:
+                raise self._die(f"the target broke the protocol: {exc}") from None
+        return self._pending.pop(0)
+
+    def _expect(self, kind: str, timeout: float | None) -> dict[str, Any]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        message = self._receive(self._handshake, deadline)
+        if message is None:
+            raise self._die(f"the agent did not send {kind!r} within {timeout:g} s")
+        return message
+
+    # -- the conversation --------------------------------------------------
+    def hello(self, timeout: float | None = 120.0) -> Hello:
+        try:
+            return protocol.parse_hello(self._expect("hello", timeout))
+        except ProtocolViolation as exc:
+            raise self._die(f"the agent's hello is malformed: {exc}") from None
+
+    def start(self, request: StartRequest, timeout: float | None = 600.0) -> Collected:
+        self.send(request.to_message())
+        try:
+            self.collected = protocol.parse_collected(self._expect("collected", timeout))
+        except ProtocolViolation as exc:
+            raise self._die(f"the agent's collection answer is malformed: {exc}") from None
+        return self.collected
+
+    def shutdown(self) -> None:
+        if self.dead is None:
+            with contextlib.suppress(AgentDead):
+                self.send({"type": "shutdown"})
+
+    def run(self, nodeid: str, spec: IsolateSpec, limits: FrameLimits) -> TargetResult:
+        """Run one collected test in a fresh fork inside the target."""
+        if self.dead is not None:
+            return TargetResult(failure=f"target is dead: {self.dead}", failure_kind="engine")
+        request = RunRequest(nodeid, spec.mem_limit, spec.cpu_limit, spec.env)
+        state = _TestState()
+        started = time.monotonic()
+        timed_out = False
+        try:
+            self.send(request.to_message())
+            decoder = FrameDecoder(limits)
+            deadline = None if spec.timeout is None else started + spec.timeout
+            while state.exited is None and state.refused is None:
+                message = self._receive(decoder, deadline)
+                if message is None:
+                    if timed_out:
+                        raise self._die(f"did not answer a kill within {self.kill_grace:g} s")
+                    timed_out = True
+                    self.send({"type": "kill"})
+                    deadline = time.monotonic() + self.kill_grace
+                    continue
+                self._handle(message, state, nodeid)
+        except AgentDead as exc:
+            return self._dead_result(state, spec, timed_out, str(exc), started)
+        except ProtocolViolation as exc:
+            self._die(f"the target broke the protocol: {exc}")
+            return self._dead_result(state, spec, timed_out, str(self.dead), started)
+        return self._result(state, spec, timed_out, started)
+
+    def _handle(self, message: dict[str, Any], state: _TestState, nodeid: str) -> None:
+        kind = message["type"]
+        if kind == "exited":
+            state.exited = protocol.parse_exited(message)
+            return
+        if kind == "refused":
+            state.refused = protocol.parse_refused(message)
+            return
+        if state.finished:
+            raise ProtocolViolation(f"sent a {kind[:40]!r} frame after 'done'")
+        if kind == "report":
+            state.reports.append(sanitize_report(message.get("report"), nodeid))
+        elif kind == "warning":
+            state.warnings.append(_validate_warning(message))
+        elif kind == "done":
+            state.finished = True
+        elif kind == "setup-error" and not state.reports:
+            text = message.get("message")
+            state.setup_error = text[:2000] if isinstance(text, str) else "unknown error"
+        else:
+            raise ProtocolViolation(f"sent an unknown frame type {kind[:40]!r}")
+
+    # -- results ---------------------------------------------------------
+    def _result(
+        self, state: _TestState, spec: IsolateSpec, timed_out: bool, started: float
+    ) -> TargetResult:
+        result = TargetResult(
+            reports=state.reports, warnings=state.warnings, duration=time.monotonic() - started
+        )
+        if state.refused is not None:
+            result.failure = f"the target could not run this test: {state.refused}"
+            result.failure_kind = "engine"
+            return result
+        exited = state.exited
+        assert exited is not None
+        end = EndState(
+            wait_status=exited.status,
+            phase=phase_after(state.phases),
+            timed_out=spec.timeout if timed_out else None,
+            protocol_error=exited.violation,
+            mem_limit=spec.mem_limit,
+            cpu_limit=spec.cpu_limit,
+            oom_killed=exited.oom_killed,
+            finished=state.finished,
+        )
+        failure = describe_end(end)
+        if state.setup_error is not None:
+            failure = f"target could not be set up ({state.setup_error})"
+        if failure is not None:
+            result.failure = failure
+            result.failure_kind = (
+                "timeout" if timed_out else "protocol" if exited.violation else "crash"
+            )
+            result.sections.extend(exited.sections)
+        return result
+
+    def _dead_result(
+        self, state: _TestState, spec: IsolateSpec, timed_out: bool, reason: str, started: float
+    ) -> TargetResult:
+        phase = phase_after(state.phases)
+        if timed_out:
+            failure = (
+                f"timed out after {spec.timeout:g} s during {phase}; "
+                f"the target {reason} and was destroyed"
+            )
+            kind = "timeout"
+        else:
+            failure = f"{reason} during {phase}"
+            kind = "protocol" if "protocol" in reason else "engine"
+        return TargetResult(
+            reports=state.reports,
+            warnings=state.warnings,
+            failure=failure,
+            failure_kind=kind,
+            duration=time.monotonic() - started,
+        )

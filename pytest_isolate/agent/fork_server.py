@@ -1,0 +1,258 @@
+"""One test in a fresh fork of the agent: the child's restriction steps, and the relay.
+
+The agent has imported pytest and collected once; each test gets a fork of
+that state, so it starts in about a millisecond and cannot touch the next
+test. The child applies the restriction steps in the fixed order below, then
+runs the item's whole protocol (``run_item``), writing frames to a private
+socket. The agent relays those frames to the broker through its own
+``FrameDecoder`` (a child cannot desynchronise the broker's stream, nor send
+anything but test frames), watches for the broker's ``kill``, and when the
+child is gone sweeps every leftover process before it says ``exited``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import faulthandler
+import os
+import select
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+import traceback
+from typing import List, Tuple
+
+import pytest
+
+from pytest_isolate.agent.channel import AgentChannel, BrokerGone
+from pytest_isolate.agent.protocol import (
+    TEST_FRAME_TYPES,
+    Exited,
+    ProtocolViolation,
+    RunRequest,
+    parse_broker_message,
+)
+from pytest_isolate.agent.sweep import kill_leftovers
+from pytest_isolate.backends.forked import capture_fds, output_tail
+from pytest_isolate.target import steps
+from pytest_isolate.target.item_runner import FrameSender, run_item
+from pytest_isolate.wire.frames import FrameDecoder, FrameLimits
+
+CRASH_LOG_TAIL = 16 * 1024
+DRAIN_AFTER_EXIT = 0.5
+
+
+class ChildOutcome:
+    """What the agent saw of one child."""
+
+    def __init__(self) -> None:
+        self.status: int | None = None
+        self.violation: str | None = None
+        self.killed = False
+
+
+def run_in_fork(
+    item: pytest.Item, request: RunRequest, channel: AgentChannel, limits: FrameLimits
+) -> None:
+    """Run ``item`` in a fresh child, relay its frames, sweep, and send ``exited``."""
+    parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    crash_log = os.memfd_create("pytest-isolate-crash-log", os.MFD_CLOEXEC)
+    scratch = tempfile.mkdtemp(prefix="pytest-isolate-test-")
+    target_uid = _target_ids()
+    if target_uid is not None:
+        os.chown(scratch, *target_uid)
+    agent_pid = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child never returns
+        parent_end.close()
+        _child(item, request, child_end, crash_log, scratch, agent_pid, target_uid)
+    child_end.close()
+    outcome = ChildOutcome()
+    try:
+        _relay(pid, parent_end, channel, FrameDecoder(limits), outcome)
+    finally:
+        kill_leftovers()
+        parent_end.close()
+        sections = _sections(item.config, crash_log, outcome)
+        os.close(crash_log)
+        shutil.rmtree(scratch, ignore_errors=True)
+    channel.send(
+        Exited(
+            status=outcome.status if outcome.status is not None else 0x9,
+            violation=outcome.violation,
+            sections=tuple(sections),
+        ).to_message()
+    )
+
+
+def _target_ids() -> Tuple[int, int] | None:
+    """The uid/gid a root agent's children drop to; None when the agent is unprivileged."""
+    return steps.unprivileged_ids() if os.geteuid() == 0 else None
+
+
+# -- the child -------------------------------------------------------------
+def _child(
+    item: pytest.Item,
+    request: RunRequest,
+    channel: socket.socket,
+    crash_log: int,
+    scratch: str,
+    agent_pid: int,
+    drop_to: Tuple[int, int] | None,
+) -> None:
+    """The restriction steps in their fixed order, then the test. Never returns."""
+    sender = FrameSender(channel)
+    try:
+        steps.set_parent_death_signal(agent_pid)
+        steps.new_session()
+        for number in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
+            signal.signal(number, signal.SIG_DFL)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 0)
+        keep = [0, 1, 2, channel.fileno(), crash_log, *capture_fds(item.config)]
+        steps.close_inherited_fds(keep)
+        os.set_inheritable(crash_log, False)
+        faulthandler.enable(file=crash_log, all_threads=True)
+        os.environ["TMPDIR"] = scratch
+        tempfile.tempdir = scratch
+        steps.apply_rlimits(request.mem_limit, request.cpu_limit)
+        steps.scrub_environment(dict(request.env))
+        os.environ["TMPDIR"] = scratch
+        if drop_to is not None:
+            steps.drop_privileges(*drop_to)
+        steps.set_no_new_privs()
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            sender.send({"type": "setup-error", "message": f"{type(exc).__name__}: {exc}"[:2000]})
+        os._exit(3)
+    code = 0
+    try:
+        run_item(item, sender)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            sys.stderr.write(traceback.format_exc())
+        code = 4
+    finally:
+        os._exit(code)
+
+
+# -- the agent's side ------------------------------------------------------
+def _relay(
+    pid: int,
+    child: socket.socket,
+    channel: AgentChannel,
+    decoder: FrameDecoder,
+    outcome: ChildOutcome,
+) -> None:
+    """Pass the child's frames on until it exited and its socket closed."""
+    pidfd = os.pidfd_open(pid)
+    poller = select.poll()
+    poller.register(child.fileno(), select.POLLIN)
+    poller.register(pidfd, select.POLLIN)
+    poller.register(channel.in_fd, select.POLLIN)
+    child_open, exited, drain_until = True, False, None
+    try:
+        while child_open:
+            if channel.has_buffered:
+                _broker_messages(channel, pid, outcome, buffered_only=True)
+            wait_ms = -1
+            if drain_until is not None:
+                wait_ms = max(0, int((drain_until - time.monotonic()) * 1000))
+                if wait_ms == 0:
+                    break
+            for fd, _event in poller.poll(wait_ms):
+                if fd == pidfd and not exited:
+                    exited = True
+                    poller.unregister(pidfd)
+                    outcome.status = _wait(pid)
+                    kill_leftovers()  # whoever still holds the socket dies now
+                    drain_until = time.monotonic() + DRAIN_AFTER_EXIT
+                elif fd == channel.in_fd:
+                    _broker_messages(channel, pid, outcome, buffered_only=False)
+                elif fd == child.fileno():
+                    child_open = _pass_on(child, channel, decoder, pid, outcome)
+                    if not child_open:
+                        poller.unregister(child.fileno())
+        if not exited:
+            outcome.status = _wait(pid)
+    finally:
+        os.close(pidfd)
+
+
+def _pass_on(
+    child: socket.socket,
+    channel: AgentChannel,
+    decoder: FrameDecoder,
+    pid: int,
+    outcome: ChildOutcome,
+) -> bool:
+    data = child.recv(256 * 1024)
+    if not data:
+        return False
+    if outcome.violation is not None:
+        return True  # already killed; discard the rest
+    try:
+        for message in decoder.feed(data):
+            if message["type"] not in TEST_FRAME_TYPES:
+                raise ProtocolViolation(f"sent a frame of type {message['type'][:40]!r}")
+            channel.send(message)
+    except ProtocolViolation as exc:
+        outcome.violation = str(exc)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return True
+
+
+def _broker_messages(
+    channel: AgentChannel, pid: int, outcome: ChildOutcome, buffered_only: bool
+) -> None:
+    """During a test the broker may only say ``kill``; EOF means it is gone."""
+    try:
+        if buffered_only:
+            message = channel.pending_message()
+            messages = [message] if message is not None else []
+        else:
+            messages = channel.receive_ready()
+    except BrokerGone:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        kill_leftovers()
+        raise
+    for message in messages:
+        request = parse_broker_message(message)
+        if request != "kill":
+            raise ProtocolViolation(f"broker sent {message['type']!r:.40} during a test")
+        outcome.killed = True
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _wait(pid: int) -> int:
+    while True:
+        try:
+            _pid, status = os.waitpid(pid, 0)
+            return status
+        except ChildProcessError:
+            return 0x9  # reaped elsewhere: report it as killed
+        except InterruptedError:
+            continue
+
+
+def _sections(
+    config: pytest.Config, crash_log: int, outcome: ChildOutcome
+) -> List[Tuple[str, str]]:
+    """After an abnormal end: the captured output tail and faulthandler's log."""
+    status = outcome.status or 0
+    normal = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 and outcome.violation is None
+    if normal:
+        return []
+    sections = [(title, text[-60000:]) for title, text in output_tail(config)][:4]
+    size = os.fstat(crash_log).st_size
+    start = max(0, size - CRASH_LOG_TAIL)
+    log = os.pread(crash_log, size - start, start).decode("utf-8", "replace") if size else ""
+    if log.strip():
+        sections.append(("Traceback of the target (faulthandler)", log))
+    return sections

@@ -1,0 +1,107 @@
+"""The pure-Python packages a spawned target needs, copied once into a cache directory.
+
+A target image needs only Python 3.9+: pytest, its dependencies and this
+package are shown to it read-only and put first on ``PYTHONPATH``. We copy
+the packages (not the broker's whole site-packages, which may hold secrets,
+other projects, or compiled modules for another Python) into a directory
+keyed by what was copied, so a run reuses the copy of an earlier run and an
+edit of pytest_isolate makes a new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+#: Top-level modules injected when the broker has them. pytest's hard
+#: dependencies, the backports older Pythons need, and ourselves.
+INJECTED_MODULES = (
+    "pytest",
+    "_pytest",
+    "py",
+    "pluggy",
+    "iniconfig",
+    "packaging",
+    "pygments",
+    "exceptiongroup",
+    "tomli",
+    "pytest_isolate",
+)
+#: Never copied: caches and compiled code for the broker's Python.
+SKIPPED_SUFFIXES = (".pyc", ".so", ".pyd")
+SKIPPED_DIRS = ("__pycache__",)
+
+
+def module_source(name: str) -> Path | None:
+    """The package directory or single-file module of ``name``, or None if absent."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin in (None, "built-in", "frozen"):
+        return None
+    origin = Path(spec.origin)
+    return origin.parent if origin.name == "__init__.py" else origin
+
+
+def _files(source: Path) -> Iterator[Path]:
+    if source.is_file():
+        yield source
+        return
+    for directory, dirnames, filenames in os.walk(source):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS)
+        for filename in sorted(filenames):
+            if not filename.endswith(SKIPPED_SUFFIXES):
+                yield Path(directory, filename)
+
+
+def content_key(sources: dict[str, Path]) -> str:
+    """A digest of every file's path, size and mtime: changes when anything copied changes."""
+    digest = hashlib.sha256()
+    for name, source in sorted(sources.items()):
+        for path in _files(source):
+            stat = path.stat()
+            rel = path.relative_to(source.parent)
+            digest.update(f"{name}\0{rel}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:20]
+
+
+def default_cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base, "pytest-isolate", "agent-site")
+
+
+def injected_site(cache_root: Path | None = None) -> Path:
+    """The directory to put first on the target's ``PYTHONPATH`` (made once, then reused).
+
+    Files are world-readable and the directory world-traversable, since the
+    target reads them as an unprivileged uid.
+    """
+    root = cache_root or default_cache_root()
+    sources = {name: path for name in INJECTED_MODULES if (path := module_source(name))}
+    final = root / content_key(sources)
+    if final.is_dir():
+        return final
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
+    try:
+        for source in sources.values():
+            for path in _files(source):
+                target = staging / path.relative_to(source.parent)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target)
+                target.chmod(0o644)
+        for directory, _dirs, _files_ in os.walk(staging):
+            os.chmod(directory, 0o755)
+        try:
+            os.rename(staging, final)
+        except OSError:
+            if not final.is_dir():  # another broker won the race: theirs is as good
+                raise
+    finally:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(staging)
+    return final

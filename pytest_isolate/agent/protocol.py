@@ -1,0 +1,312 @@
+"""The messages between the broker and an agent, and their validation in both directions.
+
+Every message is one frame (``wire.frames``). Each side parses what it
+receives through a function here that checks types, sizes and allowed keys
+and returns a small dataclass, or raises :class:`ProtocolViolation`. The
+agent is assumed compromised once a test ran in its target, so the broker
+validates everything; the agent validates the broker's messages so that a
+bug on our side fails loudly instead of running something half-understood.
+
+Conversation::
+
+    agent  -> hello      {python, pytest, pid, agent}
+    broker -> start      {rootdir, invocation_dir, args, limits}
+    agent  -> collected  {nodeids, errors}
+    broker -> run        {nodeid, mem_limit, cpu_limit, env}     (repeated)
+    agent  -> report | warning | setup-error | done              (relayed from the test's child)
+    broker -> kill                                               (any time during a test)
+    agent  -> exited     {status, violation, sections, oom_killed}
+           or refused    {message}                               (unknown node id)
+    broker -> shutdown                                           (or stdin EOF: broker gone)
+
+Kept importable on Python 3.9 (the agent runs on the target's Python).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Tuple
+
+from pytest_isolate.wire.frames import FrameLimits, ProtocolViolation
+
+MAX_TEXT = 64 * 1024
+MAX_PATH = 4096
+MAX_ARGS = 10_000
+MAX_NODEIDS = 200_000
+MAX_ERRORS = 1000
+MAX_SECTIONS = 8
+MAX_ENV = 1000
+
+#: Frames a test's child may send; anything else is the child breaking the protocol.
+TEST_FRAME_TYPES = frozenset({"report", "warning", "setup-error", "done"})
+
+__all__ = [
+    "TEST_FRAME_TYPES",
+    "Collected",
+    "Exited",
+    "Hello",
+    "ProtocolViolation",
+    "RunRequest",
+    "StartRequest",
+    "parse_broker_message",
+    "parse_collected",
+    "parse_exited",
+    "parse_hello",
+    "parse_refused",
+]
+
+
+def _text(message: Dict[str, Any], key: str, limit: int = MAX_TEXT) -> str:
+    value = message.get(key)
+    if not isinstance(value, str):
+        raise ProtocolViolation(f"{message.get('type')!s:.20}: {key} is not a string")
+    if len(value) > limit:
+        raise ProtocolViolation(f"{message.get('type')!s:.20}: {key} longer than {limit}")
+    return value
+
+
+def _optional_text(message: Dict[str, Any], key: str, limit: int = MAX_TEXT) -> str | None:
+    return None if message.get(key) is None else _text(message, key, limit)
+
+
+def _int(message: Dict[str, Any], key: str, low: int, high: int) -> int:
+    value = message.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ProtocolViolation(
+            f"{message.get('type')!s:.20}: {key} is not an int in [{low}, {high}]"
+        )
+    return value
+
+
+def _optional_positive(message: Dict[str, Any], key: str) -> float | None:
+    value = message.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ProtocolViolation(f"{message.get('type')!s:.20}: {key} is not a positive number")
+    return value
+
+
+def _text_list(message: Dict[str, Any], key: str, count: int, limit: int) -> Tuple[str, ...]:
+    value = message.get(key)
+    if not isinstance(value, list) or len(value) > count:
+        raise ProtocolViolation(f"{message.get('type')!s:.20}: {key} is not a list of <= {count}")
+    for entry in value:
+        if not isinstance(entry, str) or len(entry) > limit:
+            raise ProtocolViolation(
+                f"{message.get('type')!s:.20}: {key} holds a non-string or long entry"
+            )
+    return tuple(value)
+
+
+def _only_keys(message: Dict[str, Any], allowed: Tuple[str, ...]) -> None:
+    extra = set(message) - set(allowed) - {"type"}
+    if extra:
+        raise ProtocolViolation(
+            f"{message.get('type')!s:.20}: unexpected keys {sorted(extra)[:5]!r:.200}"
+        )
+
+
+# -- agent -> broker ---------------------------------------------------------
+@dataclass(frozen=True)
+class Hello:
+    python: str
+    pytest: str
+    pid: int
+    agent: str
+
+    def to_message(self) -> Dict[str, Any]:
+        return {
+            "type": "hello",
+            "python": self.python,
+            "pytest": self.pytest,
+            "pid": self.pid,
+            "agent": self.agent,
+        }
+
+
+def parse_hello(message: Dict[str, Any]) -> Hello:
+    _expect(message, "hello")
+    _only_keys(message, ("python", "pytest", "pid", "agent"))
+    return Hello(
+        python=_text(message, "python", 200),
+        pytest=_text(message, "pytest", 100),
+        pid=_int(message, "pid", 1, 1 << 22),
+        agent=_text(message, "agent", 100),
+    )
+
+
+@dataclass(frozen=True)
+class Collected:
+    nodeids: Tuple[str, ...]
+    errors: Tuple[str, ...] = ()
+
+    def to_message(self) -> Dict[str, Any]:
+        return {"type": "collected", "nodeids": list(self.nodeids), "errors": list(self.errors)}
+
+
+def parse_collected(message: Dict[str, Any]) -> Collected:
+    _expect(message, "collected")
+    _only_keys(message, ("nodeids", "errors"))
+    return Collected(
+        nodeids=_text_list(message, "nodeids", MAX_NODEIDS, MAX_PATH),
+        errors=_text_list(message, "errors", MAX_ERRORS, MAX_TEXT),
+    )
+
+
+@dataclass(frozen=True)
+class Exited:
+    """How a test's child ended, seen by the agent."""
+
+    status: int  # the raw wait status
+    violation: str | None = None  # the child broke the protocol (the agent killed it)
+    sections: Tuple[Tuple[str, str], ...] = ()  # output tail, faulthandler log
+    oom_killed: bool = False
+
+    def to_message(self) -> Dict[str, Any]:
+        return {
+            "type": "exited",
+            "status": self.status,
+            "violation": self.violation,
+            "sections": [list(s) for s in self.sections],
+            "oom_killed": self.oom_killed,
+        }
+
+
+def parse_exited(message: Dict[str, Any]) -> Exited:
+    _expect(message, "exited")
+    _only_keys(message, ("status", "violation", "sections", "oom_killed"))
+    sections = message.get("sections", [])
+    if not isinstance(sections, list) or len(sections) > MAX_SECTIONS:
+        raise ProtocolViolation(f"exited: sections is not a list of <= {MAX_SECTIONS}")
+    clean: List[Tuple[str, str]] = []
+    for section in sections:
+        if (
+            not isinstance(section, list)
+            or len(section) != 2
+            or not all(isinstance(part, str) for part in section)
+            or len(section[0]) > 200
+            or len(section[1]) > MAX_TEXT
+        ):
+            raise ProtocolViolation("exited: a section is not [title, text] within size")
+        clean.append((section[0], section[1]))
+    oom = message.get("oom_killed", False)
+    if not isinstance(oom, bool):
+        raise ProtocolViolation("exited: oom_killed is not a bool")
+    return Exited(
+        status=_int(message, "status", 0, 0xFFFF),
+        violation=_optional_text(message, "violation", 2000),
+        sections=tuple(clean),
+        oom_killed=oom,
+    )
+
+
+def parse_refused(message: Dict[str, Any]) -> str:
+    _expect(message, "refused")
+    _only_keys(message, ("message",))
+    return _text(message, "message", 2000)
+
+
+# -- broker -> agent ---------------------------------------------------------
+@dataclass(frozen=True)
+class StartRequest:
+    rootdir: str
+    invocation_dir: str
+    args: Tuple[str, ...]
+    limits: FrameLimits = field(default_factory=FrameLimits)
+
+    def to_message(self) -> Dict[str, Any]:
+        limits = self.limits
+        return {
+            "type": "start",
+            "rootdir": self.rootdir,
+            "invocation_dir": self.invocation_dir,
+            "args": list(self.args),
+            "limits": {
+                "max_frame_bytes": limits.max_frame_bytes,
+                "max_total_bytes": limits.max_total_bytes,
+                "max_frames": limits.max_frames,
+                "max_depth": limits.max_depth,
+            },
+        }
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    nodeid: str
+    mem_limit: int | None = None
+    cpu_limit: float | None = None
+    env: Tuple[Tuple[str, str], ...] = ()
+
+    def to_message(self) -> Dict[str, Any]:
+        return {
+            "type": "run",
+            "nodeid": self.nodeid,
+            "mem_limit": self.mem_limit,
+            "cpu_limit": self.cpu_limit,
+            "env": dict(self.env),
+        }
+
+
+def _parse_start(message: Dict[str, Any]) -> StartRequest:
+    _only_keys(message, ("rootdir", "invocation_dir", "args", "limits"))
+    limits = message.get("limits")
+    if not isinstance(limits, dict) or set(limits) != {
+        "max_frame_bytes",
+        "max_total_bytes",
+        "max_frames",
+        "max_depth",
+    }:
+        raise ProtocolViolation("start: limits must name the four frame limits")
+    return StartRequest(
+        rootdir=_text(message, "rootdir", MAX_PATH),
+        invocation_dir=_text(message, "invocation_dir", MAX_PATH),
+        args=_text_list(message, "args", MAX_ARGS, MAX_PATH),
+        limits=FrameLimits(
+            max_frame_bytes=_int(limits, "max_frame_bytes", 1024, 1 << 31),
+            max_total_bytes=_int(limits, "max_total_bytes", 1024, 1 << 40),
+            max_frames=_int(limits, "max_frames", 1, 1 << 31),
+            max_depth=_int(limits, "max_depth", 4, 1000),
+        ),
+    )
+
+
+def _parse_run(message: Dict[str, Any]) -> RunRequest:
+    _only_keys(message, ("nodeid", "mem_limit", "cpu_limit", "env"))
+    env = message.get("env", {})
+    if (
+        not isinstance(env, dict)
+        or len(env) > MAX_ENV
+        or not all(
+            isinstance(k, str) and isinstance(v, str) and len(k) < 1024 and len(v) <= MAX_TEXT
+            for k, v in env.items()
+        )
+    ):
+        raise ProtocolViolation("run: env is not a dict of str to str within size")
+    mem_limit = _optional_positive(message, "mem_limit")
+    if mem_limit is not None and not isinstance(mem_limit, int):
+        raise ProtocolViolation("run: mem_limit is not an int")
+    return RunRequest(
+        nodeid=_text(message, "nodeid", MAX_PATH),
+        mem_limit=mem_limit,
+        cpu_limit=_optional_positive(message, "cpu_limit"),
+        env=tuple(sorted(env.items())),
+    )
+
+
+def parse_broker_message(message: Dict[str, Any]) -> Any:
+    """A broker message for the agent: StartRequest, RunRequest, or "kill" / "shutdown"."""
+    kind = message.get("type")
+    if kind == "start":
+        return _parse_start(message)
+    if kind == "run":
+        return _parse_run(message)
+    if kind in ("kill", "shutdown"):
+        _only_keys(message, ())
+        return kind
+    raise ProtocolViolation(f"unknown broker message type {kind!r:.40}")
+
+
+def _expect(message: Dict[str, Any], kind: str) -> None:
+    if message.get("type") != kind:
+        raise ProtocolViolation(f"expected a {kind!r} message, got {message.get('type')!r:.40}")

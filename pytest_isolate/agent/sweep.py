@@ -1,0 +1,67 @@
+"""Killing everything a test left behind inside the target, and reaping it.
+
+Two situations, one goal (nothing of the test outlives its report):
+
+- The agent is PID 1 of its PID namespace (a container, a VM's init):
+  ``kill(-1, SIGKILL)`` reaches every process but the agent itself, setsid
+  daemons included, and the kernel never delivers it to PID 1.
+- Elsewhere (the agent run on a host, in tests): the agent is a child
+  subreaper, so orphans are re-parented to it. It kills its children, whose
+  own children then become its children, and repeats until none is left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from typing import List
+
+from pytest_isolate.target import steps
+
+
+def become_reaper() -> None:
+    """Outside PID 1: adopt orphans so that they can be found and killed."""
+    if os.getpid() != 1:
+        with contextlib.suppress(OSError):
+            steps.set_child_subreaper()
+
+
+def children_of(pid: int) -> List[int]:
+    """Direct children of ``pid``, from /proc (empty if /proc is unreadable)."""
+    found: List[int] = []
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/children") as fh:
+                found.extend(int(x) for x in fh.read().split())
+    return found
+
+
+def reap_all() -> None:
+    """Collect every exited child (PID 1 inherits every orphan's zombie)."""
+    while True:
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def kill_leftovers(deadline: float = 5.0) -> None:
+    """SIGKILL every descendant and reap them; give up after ``deadline`` seconds."""
+    me = os.getpid()
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if me == 1:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(-1, signal.SIGKILL)
+        children = children_of(me)
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
+        reap_all()
+        if not children and not children_of(me):
+            return
+        time.sleep(0.001)

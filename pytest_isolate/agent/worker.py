@@ -1,0 +1,81 @@
+"""The agent's pytest plugin: report what was collected, then serve ``run`` requests.
+
+Registered only in the target's in-process pytest session. It replaces the
+run loop (``pytest_runtestloop``, as pytest-xdist's workers do): instead of
+running every item, it waits for the broker to name one and runs that one
+in a fresh fork (``fork_server``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Dict, List
+
+import pytest
+
+from pytest_isolate.agent.channel import AgentChannel, BrokerGone
+from pytest_isolate.agent.fork_server import run_in_fork
+from pytest_isolate.agent.protocol import (
+    Collected,
+    ProtocolViolation,
+    RunRequest,
+    parse_broker_message,
+)
+from pytest_isolate.wire.frames import FrameLimits
+
+WORKER_NAME = "isolate-agent-worker"
+MAX_ERROR_TEXT = 16 * 1024
+
+
+class AgentWorker:
+    """Collect once; then, per request, fork and run one item."""
+
+    def __init__(self, channel: AgentChannel, limits: FrameLimits) -> None:
+        self.channel = channel
+        self.limits = limits
+        self.errors: List[str] = []
+        self.collected_sent = False
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            text = str(report.longreprtext)[-MAX_ERROR_TEXT:]
+            self.errors.append(f"{report.nodeid or '<rootdir>'}: {text}")
+
+    def send_collected(self, items: List[pytest.Item]) -> None:
+        if self.collected_sent:
+            return
+        self.collected_sent = True
+        message = Collected(tuple(item.nodeid for item in items), tuple(self.errors[-100:]))
+        self.channel.send(message.to_message())
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> bool:
+        self.send_collected(session.items)
+        items: Dict[str, pytest.Item] = {item.nodeid: item for item in session.items}
+        with contextlib.suppress(BrokerGone):
+            self.serve(items)
+        return True
+
+    def serve(self, items: Dict[str, pytest.Item]) -> None:
+        while True:
+            request = parse_broker_message(self.channel.receive())
+            if request == "shutdown":
+                return
+            if request == "kill":
+                continue  # a kill that crossed the child's exit: nothing to do
+            if not isinstance(request, RunRequest):
+                raise ProtocolViolation("broker sent 'start' twice")
+            item: pytest.Item | None = items.get(request.nodeid)
+            if item is None:
+                self.channel.send(
+                    {"type": "refused", "message": f"{request.nodeid!r} was not collected here"}
+                )
+                continue
+            run_in_fork(item, request, self.channel, self.limits)
+
+
+def collected_message_for_failure(code: Any) -> Dict[str, Any]:
+    """pytest stopped before collecting (a conftest failed to import, a usage error)."""
+    return Collected(
+        (), (f"pytest could not start in the target (exit code {code}); see its stderr",)
+    ).to_message()

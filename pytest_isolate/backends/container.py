@@ -1,0 +1,212 @@
+"""``isolate("container", image=...)``: each test in a fresh fork inside a Docker container.
+
+One container per distinct configuration (image, user, mounts, limits...)
+per broker, started when its first test runs and reused for the rest: the
+agent in it collects once and forks per test, so a test costs a fork, not a
+container start. ``fresh=True`` gives a test a container of its own.
+
+What it stops (each claim has a hostile test in tests/backends): reading
+host files other than the project (mounted read-only) and the injected
+packages; writing the project; the network (no interface but lo); the
+Docker socket; the broker's environment (the container gets a fresh one);
+fork bombs (pids limit) and memory hogs (memory limit); outliving the test
+(the agent is PID 1 and kills everything after each test) or the broker
+(stdin is the lifeline: when the broker dies the container ends and is
+removed). Options that loosen the defaults: ``network=True``,
+``read_only=False``, ``user="root"``, ``mounts=[...]`` (``:rw``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_isolate.backends.base import Availability, TargetResult
+from pytest_isolate.backends.container_config import (
+    KEYWORDS,
+    ContainerConfig,
+    config_from_spec,
+    missing_module_hint,
+    split_images,
+)
+from pytest_isolate.broker.context import BrokerContext
+from pytest_isolate.spec import IsolateSpec, SpecError
+
+if TYPE_CHECKING:
+    from pytest_isolate.backends.container_target import ContainerTarget
+
+
+class ContainerBackend:
+    name = "container"
+    summary = "a Docker container per configuration, a fresh fork inside it per test"
+    keywords: Mapping[str, str] = KEYWORDS
+    #: ``--isolate-matrix=container:IMAGE`` sets this keyword
+    variant_keyword = "image"
+
+    def __init__(self) -> None:
+        self._engine: Any = None
+        self._targets: dict[ContainerConfig, ContainerTarget] = {}
+        self._failed: dict[ContainerConfig, str] = {}
+        self._run_id = uuid.uuid4().hex[:16]
+        self._site: Path | None = None
+
+    # -- pure -------------------------------------------------------------
+    def availability(self) -> Availability:
+        from pytest_isolate.container.engine import engine_available
+
+        ok, text = engine_available()
+        if ok:
+            return Availability(True, text)
+        return Availability(False, text, "scripts/setup-machine (starts dockerd)")
+
+    def validate(self, spec: IsolateSpec, where: str) -> None:
+        config_from_spec(spec, where)
+
+    def variants(self, spec: IsolateSpec) -> list[IsolateSpec]:
+        return split_images(spec)
+
+    # -- running ----------------------------------------------------------
+    def run(self, item: pytest.Item, spec: IsolateSpec, context: BrokerContext) -> TargetResult:
+        from pytest_isolate.backends.container_target import ContainerStartError
+        from pytest_isolate.container.engine import EngineUnavailableError
+
+        try:
+            config = config_from_spec(spec, item.nodeid)
+        except SpecError as exc:
+            return TargetResult(failure=f"usage error: {exc}", failure_kind="usage")
+        if config in self._failed and not spec.fresh:
+            return TargetResult(failure=self._failed[config], failure_kind="engine")
+        try:
+            target = self._target_for(item, config, spec, context)
+        except EngineUnavailableError as exc:
+            return TargetResult(failure=str(exc), failure_kind="engine")
+        except ContainerStartError as exc:
+            message = f"container backend: {exc}"
+            if not spec.fresh:
+                self._failed[config] = message
+            return TargetResult(failure=message, failure_kind="engine")
+        try:
+            if item.nodeid not in target.collected.nodeids:
+                return self._not_collected(target, config)
+            return target.run(item.nodeid, spec, context.limits)
+        finally:
+            if spec.fresh or not target.alive:
+                self._discard(config, target)
+
+    def _not_collected(self, target: ContainerTarget, config: ContainerConfig) -> TargetResult:
+        errors = "\n".join(target.collected.errors) or "(no collection error reported)"
+        hint = missing_module_hint(errors, config.image)
+        failure = "the container did not collect this test" + (f": {hint}" if hint else "")
+        return TargetResult(
+            failure=failure,
+            failure_kind="engine",
+            sections=[("Collection errors in the container", errors[-20000:])],
+        )
+
+    def _target_for(
+        self, item: pytest.Item, config: ContainerConfig, spec: IsolateSpec, context: BrokerContext
+    ) -> ContainerTarget:
+        if not spec.fresh and config in self._targets:
+            return self._targets[config]
+        from pytest_isolate.agent.inject import injected_site
+        from pytest_isolate.backends.container_target import ContainerTarget
+        from pytest_isolate.container.reaping import run_labels
+
+        engine = self._connect()
+        if self._site is None:
+            self._site = injected_site()
+        project = _project_view(item, config, spec)
+        target = ContainerTarget.launch(
+            engine, config, project, self._site, run_labels(self._run_id), context.limits
+        )
+        if not spec.fresh:
+            self._targets[config] = target
+            _progress(
+                item.config,
+                f"pytest-isolate: container {config.image} ready in {target.started_in:.2f} s "
+                f"({len(target.collected.nodeids)} tests collected in it)",
+            )
+        return target
+
+    def _connect(self) -> Any:
+        if self._engine is None:
+            from pytest_isolate.container.engine import connect_engine
+            from pytest_isolate.container.reaping import reap_leftovers
+
+            self._engine = connect_engine()
+            reap_leftovers(self._engine)
+        return self._engine
+
+    def _discard(self, config: ContainerConfig, target: ContainerTarget) -> None:
+        if self._targets.get(config) is target:
+            del self._targets[config]
+        target.close()
+
+    def close(self) -> None:
+        targets, self._targets = list(self._targets.values()), {}
+        for target in targets:
+            with contextlib.suppress(Exception):
+                target.close()
+        self._failed.clear()
+        if self._engine is not None:
+            with contextlib.suppress(Exception):
+                self._engine.close()
+            self._engine = None
+
+
+def _project_view(item: pytest.Item, config: ContainerConfig, spec: IsolateSpec) -> Any:
+    """Rootdir, invocation dir and the pytest arguments that reproduce the broker's node ids."""
+    from pytest_isolate.backends.container_target import ProjectView
+    from pytest_isolate.broker.session import SPEC_KEY
+
+    pytest_config = item.config
+    rootdir = str(pytest_config.rootpath)
+    invocation = str(pytest_config.invocation_params.dir)
+    if not (invocation + os.sep).startswith(rootdir + os.sep) and invocation != rootdir:
+        invocation = rootdir
+    if spec.fresh:
+        files = {str(item.path)}
+    else:
+        files = {
+            str(other.path)
+            for other in item.session.items
+            if (other_spec := other.stash.get(SPEC_KEY, None)) is not None
+            and other_spec.backend == "container"
+            and _same_config(other_spec, config)
+        } or {str(item.path)}
+    args = ["-p", "no:cacheprovider", "--rootdir", rootdir, "-p", "pytest_isolate.plugin"]
+    if pytest_config.inipath is not None:
+        args += ["-c", str(pytest_config.inipath)]
+    import_mode = getattr(pytest_config.option, "importmode", None)
+    if isinstance(import_mode, str):
+        args.append(f"--import-mode={import_mode}")
+    for option, flag in (("isolate", "--isolate"), ("isolate_matrix", "--isolate-matrix")):
+        value = pytest_config.getoption(option, None)
+        if isinstance(value, str):
+            args.append(f"{flag}={value}")
+    args += sorted(files)
+    return ProjectView(rootdir, invocation, tuple(args))
+
+
+def _same_config(spec: IsolateSpec, config: ContainerConfig) -> bool:
+    try:
+        return config_from_spec(spec) == config
+    except SpecError:
+        return False
+
+
+def _progress(config: pytest.Config, line: str) -> None:
+    """One line on the terminal: starting a container takes long enough to be noticed."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and hasattr(reporter, "write_line"):
+        reporter.write_line(line)
+        return
+    with contextlib.suppress(OSError):
+        sys.stderr.write(line + "\n")

@@ -1,0 +1,231 @@
+"""What a container target is made of, decided purely from an ``IsolateSpec``.
+
+One container serves every test whose :class:`ContainerConfig` is equal
+(per-test options such as ``timeout``, ``cpu_limit`` and ``env`` are applied
+per test by the agent). Everything here is free of OS and engine calls, so
+the hardening choices and the error wording are table-tested.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from pytest_isolate.container.hardening import (
+    DEFAULT_PIDS_LIMIT,
+    UNPRIVILEGED_USER,
+    BindMount,
+    hardened_create_kwargs,
+)
+from pytest_isolate.spec import IsolateSpec, SpecError
+
+DEFAULT_IMAGE = "pytest-isolate/debian:bookworm"
+#: Where the injected packages (pytest, pytest_isolate...) appear in the container.
+SITE_PATH = "/opt/pytest-isolate/site"
+#: Memory of a container with no ``mem_limit``: bounded, but roomy.
+DEFAULT_CONTAINER_MEMORY = 2 << 30
+#: Added to ``mem_limit`` for the agent itself and the /tmp tmpfs, which the
+#: container's memory cgroup also counts; the test's own cap is RLIMIT_AS.
+AGENT_MEMORY_HEADROOM = 256 << 20
+ROOT_USERS = ("root", "0", "root:root", "0:0")
+#: A root agent needs these to drop its children to an unprivileged uid and to
+#: kill what they leave behind; nothing else is given back.
+ROOT_AGENT_CAPABILITIES = ("SETUID", "SETGID", "KILL")
+
+KEYWORDS = {
+    "image": f"image to run in (str), or a list of images for a matrix; default {DEFAULT_IMAGE}",
+    "dockerfile": "build the image from this Dockerfile (path relative to the rootdir)",
+    "user": f"user in the container (default {UNPRIVILEGED_USER}); 'root' makes the agent "
+    "root and its test children drop to nobody",
+    "read_only": "read-only root file system with a tmpfs /tmp (default True)",
+    "mounts": "extra host paths: ['HOST:CONTAINER[:ro|rw]', ...], read-only by default",
+    "cpus": "CPU share of the container, e.g. 1.5",
+    "platform": "image platform, e.g. linux/arm64 (needs emulation support in the engine)",
+}
+
+
+@dataclass(frozen=True)
+class ContainerConfig:
+    """Everything that makes two tests need different containers."""
+
+    image: str = DEFAULT_IMAGE
+    dockerfile: str | None = None
+    user: str = UNPRIVILEGED_USER
+    read_only: bool = True
+    mounts: tuple[BindMount, ...] = ()
+    cpus: float | None = None
+    platform: str | None = None
+    network: bool = False
+    mem_limit: int | None = None
+    pids_limit: int = DEFAULT_PIDS_LIMIT
+
+    @property
+    def runs_as_root(self) -> bool:
+        return self.user in ROOT_USERS
+
+    @property
+    def container_memory(self) -> int:
+        if self.mem_limit is None:
+            return DEFAULT_CONTAINER_MEMORY
+        return self.mem_limit + AGENT_MEMORY_HEADROOM
+
+
+def parse_mount(value: Hashable, where: str) -> BindMount:
+    """``"HOST:CONTAINER[:ro|rw]"`` or a frozen dict with source/target/read_only."""
+    if isinstance(value, str):
+        parts = value.split(":")
+        mode = "ro"
+        if len(parts) == 3:
+            mode = parts.pop()
+        if len(parts) != 2 or mode not in ("ro", "rw") or not all(p.startswith("/") for p in parts):
+            raise SpecError(
+                f"{where}: mounts entry {value!r} must be 'HOST:CONTAINER[:ro|rw]' "
+                "with absolute paths"
+            )
+        return BindMount(parts[0], parts[1], read_only=mode == "ro")
+    if isinstance(value, tuple) and all(isinstance(p, tuple) and len(p) == 2 for p in value):
+        fields = dict(value)
+        source, target = fields.get("source"), fields.get("target")
+        read_only = fields.get("read_only", True)
+        if (
+            isinstance(source, str)
+            and isinstance(target, str)
+            and source.startswith("/")
+            and target.startswith("/")
+            and isinstance(read_only, bool)
+            and set(fields) <= {"source", "target", "read_only"}
+        ):
+            return BindMount(source, target, read_only)
+    raise SpecError(
+        f"{where}: mounts entry {value!r} must be 'HOST:CONTAINER[:ro|rw]' or "
+        "{'source': HOST, 'target': CONTAINER, 'read_only': bool}"
+    )
+
+
+def _optional_str(spec: IsolateSpec, name: str, where: str) -> str | None:
+    value = spec.option(name)
+    if value is not None and (not isinstance(value, str) or not value):
+        raise SpecError(f"{where}: {name}={value!r} must be a non-empty string")
+    return value
+
+
+def config_from_spec(spec: IsolateSpec, where: str = "isolate('container')") -> ContainerConfig:
+    """The container a spec needs; SpecError for values that cannot work."""
+    image = spec.option("image", DEFAULT_IMAGE)
+    if not isinstance(image, str) or not image:
+        raise SpecError(f"{where}: image={image!r} must be an image name (or a list of them)")
+    user = _optional_str(spec, "user", where) or UNPRIVILEGED_USER
+    read_only = spec.option("read_only", True)
+    if not isinstance(read_only, bool):
+        raise SpecError(f"{where}: read_only={read_only!r} must be True or False")
+    cpus = spec.option("cpus")
+    if cpus is not None and (
+        isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or cpus <= 0
+    ):
+        raise SpecError(f"{where}: cpus={cpus!r} must be a positive number")
+    raw_mounts = spec.option("mounts", ())
+    if isinstance(raw_mounts, str) or not isinstance(raw_mounts, tuple):
+        raise SpecError(f"{where}: mounts={raw_mounts!r} must be a list")
+    if spec.seccomp is not None:
+        raise SpecError(
+            f"{where}: seccomp= is not supported by the container backend yet "
+            "(the engine's default seccomp profile applies); use isolate('seccomp') for a policy"
+        )
+    return ContainerConfig(
+        image=image,
+        dockerfile=_optional_str(spec, "dockerfile", where),
+        user=user,
+        read_only=read_only,
+        mounts=tuple(parse_mount(m, where) for m in raw_mounts),
+        cpus=float(cpus) if cpus is not None else None,
+        platform=_optional_str(spec, "platform", where),
+        network=bool(spec.network),
+        mem_limit=spec.mem_limit,
+        pids_limit=spec.pids_limit or DEFAULT_PIDS_LIMIT,
+    )
+
+
+def split_images(spec: IsolateSpec) -> list[IsolateSpec]:
+    """``image=[a, b]`` -> one spec per image, each labelled ``container:<image>``."""
+    images = spec.option("image", DEFAULT_IMAGE)
+    if isinstance(images, str):
+        images = (images,)
+    if not isinstance(images, tuple) or not images:
+        return [spec]  # validate() names the problem
+    out = []
+    for image in images:
+        single = spec.with_options(image=image)
+        out.append(replace(single, variant=str(image)))
+    return out
+
+
+def create_kwargs(
+    config: ContainerConfig,
+    image: str,
+    command: Sequence[str],
+    *,
+    binds: Sequence[BindMount],
+    labels: dict[str, str],
+    copy_mode: bool,
+) -> dict[str, Any]:
+    """Create arguments for the engine: the hardened defaults, loosened only as asked.
+
+    In copy mode (remote engine) files are written into the container's own
+    layer before it starts, so the root file system cannot be read-only and
+    /tmp cannot be a tmpfs (it would hide a project copied under /tmp); the
+    copies are owned by root and not writable by the test's user instead.
+    """
+    kwargs = hardened_create_kwargs(
+        image,
+        command,
+        network=config.network,
+        user=config.user,
+        read_only=config.read_only and not copy_mode,
+        mem_limit=config.container_memory,
+        pids_limit=config.pids_limit,
+        cpus=config.cpus,
+        binds=[*binds, *config.mounts] if not copy_mode else list(config.mounts),
+        env={"PYTHONPATH": SITE_PATH},
+        labels=labels,
+        workdir="/",
+        tmpfs={} if copy_mode else None,
+    )
+    if config.runs_as_root:
+        kwargs["host_config"]["CapAdd"] = list(ROOT_AGENT_CAPABILITIES)
+    if config.platform:
+        kwargs["platform"] = config.platform
+    return kwargs
+
+
+# -- error wording -----------------------------------------------------------
+def missing_image_message(image: str) -> str:
+    if image.startswith("pytest-isolate/"):
+        name = image.split("/", 1)[1]
+        fix = f"build it: python -m pytest_isolate image build {name}"
+    else:
+        fix = f"pull or build it first (docker pull {image})"
+    return f"image {image!r} is not in the container engine; {fix}"
+
+
+_NO_MODULE = re.compile(r"No module named '([^']+)'")
+
+
+def missing_module_hint(text: str, image: str) -> str | None:
+    """'the image lacks module X' when an import error inside names a missing module."""
+    match = _NO_MODULE.search(text)
+    if match is None:
+        return None
+    module = match.group(1)
+    return (
+        f"the image {image!r} lacks the Python module {module!r} "
+        f"(install it in the image, or inject it with a dockerfile=)"
+    )
+
+
+def no_python_message(image: str, detail: str) -> str:
+    return (
+        f"image {image!r} has no usable python3 on PATH; the agent needs Python 3.9+ "
+        f"in the image ({detail})"
+    )
