@@ -20,3 +20,6 @@ def register_builtin_backends(register: Callable[[Backend], None]) -> None:
     from pytest_isolate.backends.vm import VMBackend
 
     register(VMBackend())
+    from pytest_isolate.backends.container import ContainerBackend
+
+    register(ContainerBackend())
