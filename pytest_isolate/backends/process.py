@@ -2,14 +2,55 @@
 
 Stops a test from crashing, hanging or leaking into the run (and from
 outliving its test); it does not stop the test from reading files, the
-network or the broker's environment. Use ``seccomp`` or ``chroot`` for that.
+network or the broker's environment. Use ``seccomp`` or ``chroot`` for that,
+or layer a policy here with ``seccomp="default"`` (no privilege drop: the
+filter alone, after no_new_privs).
 """
 
 from __future__ import annotations
 
-from pytest_isolate.backends.forked import ForkedBackend
+from collections.abc import Callable
+from typing import Any
+
+from pytest_isolate.backends.forked import ChildSetup, ForkedBackend, TargetWatch
+from pytest_isolate.backends.seccomp_layer import (
+    SeccompWatch,
+    build_policy,
+    install_in_child,
+    policy_options,
+)
+from pytest_isolate.spec import IsolateSpec
+from pytest_isolate.target import steps
 
 
 class ProcessBackend(ForkedBackend):
     name = "process"
     summary = "a fresh forked process per test: crashes, hangs and leaks stay in it"
+
+    def validate(self, spec: IsolateSpec, where: str) -> None:
+        options = policy_options(spec, from_backend_keywords=False)
+        if options is not None:
+            build_policy(options, where)
+
+    def prepare(self, spec: IsolateSpec) -> Any:
+        options = policy_options(spec, from_backend_keywords=False)
+        if options is None:
+            return None
+        from pytest_isolate.policy import compile_policy
+
+        return compile_policy(build_policy(options, spec.label)), options.get("fail_on_violation", True)
+
+    def restrict(self, setup: ChildSetup) -> None:
+        super().restrict(setup)
+        if setup.prepared is not None:
+            compiled, _fail = setup.prepared
+            steps.set_no_new_privs()
+            install_in_child(compiled, setup.channel)
+
+    def watch(
+        self, spec: IsolateSpec, prepared: Any, pid: int, take_fds: Callable[[], list[int]]
+    ) -> TargetWatch:
+        if prepared is None:
+            return TargetWatch()
+        compiled, fail = prepared
+        return SeccompWatch(compiled.spec, pid, fail, take_fds)

@@ -153,7 +153,8 @@ def _longrepr(value: Any, path: str) -> Any:
     if isinstance(value, list):  # skip location: (path, lineno, reason)
         if len(value) != 3:
             raise _fail(path, "a (path, lineno, reason) triple")
-        return [_str(value[0], path), _int(value[1], path), _str(value[2], path)]
+        # a tuple again: pytest's terminal tells a skip location from a traceback by type
+        return (_str(value[0], path), _int(value[1], path), _str(value[2], path))
     data = _dict(value, path)
     chain = data.get("chain")
     clean_chain = None
@@ -178,21 +179,21 @@ def _longrepr(value: Any, path: str) -> Any:
     }
 
 
-def _location(value: Any) -> list[Any]:
+def _location(value: Any) -> tuple[str, int | None, str]:
     items = _list(value, "location")
     if len(items) != 3:
         raise _fail("location", "a (path, lineno, domain) triple")
     lineno = None if items[1] is None else _int(items[1], "location[1]")
-    return [_str(items[0], "location[0]"), lineno, _str(items[2], "location[2]")]
+    return (_str(items[0], "location[0]"), lineno, _str(items[2], "location[2]"))
 
 
-def _sections(value: Any) -> list[list[str]]:
+def _sections(value: Any) -> list[tuple[str, str]]:
     result = []
     for section in _list(value, "sections"):
         items = _list(section, "sections[]")
         if len(items) != 2:
             raise _fail("sections[]", "a (title, content) pair")
-        result.append([_str(items[0], "sections[0]"), _str(items[1], "sections[1]")])
+        result.append((_str(items[0], "sections[0]"), _str(items[1], "sections[1]")))
     return result
 
 
