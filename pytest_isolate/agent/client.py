@@ -108,6 +108,8 @@ class AgentClient:
                 data = self.stream.recv(READ_CHUNK)
             except (BlockingIOError, InterruptedError):
                 continue
+            except ConnectionResetError:
+                data = b""
             except OSError as exc:
                 raise self._die(f"the target's channel failed ({exc})") from None
             if not data:

@@ -1,0 +1,98 @@
+"""Every message is validated on arrival, in both directions (pure table tests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pytest_isolate.agent import protocol
+from pytest_isolate.agent.protocol import (
+    Collected,
+    Exited,
+    Hello,
+    ProtocolViolation,
+    RunRequest,
+    StartRequest,
+)
+
+GOOD_START = StartRequest("/p", "/p", ("-p", "no:cacheprovider")).to_message()
+GOOD_RUN = RunRequest("t.py::test", 1 << 20, 2.0, (("A", "b"),)).to_message()
+
+
+def test_broker_messages_round_trip() -> None:
+    assert protocol.parse_broker_message(GOOD_START) == StartRequest(
+        "/p", "/p", ("-p", "no:cacheprovider")
+    )
+    assert protocol.parse_broker_message(GOOD_RUN) == RunRequest(
+        "t.py::test", 1 << 20, 2.0, (("A", "b"),)
+    )
+    assert protocol.parse_broker_message({"type": "kill"}) == "kill"
+    assert protocol.parse_broker_message({"type": "shutdown"}) == "shutdown"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"type": "exec", "command": "sh"},
+        {"type": "kill", "pid": 1},
+        {**GOOD_RUN, "nodeid": 3},
+        {**GOOD_RUN, "env": {"A": 1}},
+        {**GOOD_RUN, "env": ["A=b"]},
+        {**GOOD_RUN, "mem_limit": -1},
+        {**GOOD_RUN, "mem_limit": 1.5},
+        {**GOOD_RUN, "cpu_limit": True},
+        {**GOOD_RUN, "extra": 1},
+        {**GOOD_START, "args": "-p no:x"},
+        {**GOOD_START, "args": [1]},
+        {**GOOD_START, "limits": {}},
+        {**GOOD_START, "rootdir": "x" * 5000},
+    ],
+    ids=lambda m: str(m)[:50],
+)
+def test_malformed_broker_messages_are_rejected(message: dict[str, Any]) -> None:
+    with pytest.raises(ProtocolViolation):
+        protocol.parse_broker_message(message)
+
+
+def test_agent_messages_round_trip() -> None:
+    hello = Hello("3.11.2", "9.2.0", 1, "0.1.0")
+    assert protocol.parse_hello(hello.to_message()) == hello
+    collected = Collected(("a.py::t",), ("boom",))
+    assert protocol.parse_collected(collected.to_message()) == collected
+    exited = Exited(9, "garbage", (("stdout", "x"),), True)
+    assert protocol.parse_exited(exited.to_message()) == exited
+
+
+@pytest.mark.parametrize(
+    ("parse", "message"),
+    [
+        (
+            protocol.parse_hello,
+            {"type": "hello", "python": "3", "pytest": "9", "pid": True, "agent": "x"},
+        ),
+        (
+            protocol.parse_hello,
+            {"type": "hello", "python": "3", "pytest": "9", "pid": 0, "agent": "x"},
+        ),
+        (protocol.parse_hello, {"type": "collected", "nodeids": [], "errors": []}),
+        (protocol.parse_collected, {"type": "collected", "nodeids": "a", "errors": []}),
+        (protocol.parse_collected, {"type": "collected", "nodeids": [None], "errors": []}),
+        (protocol.parse_exited, {"type": "exited", "status": 1 << 20}),
+        (protocol.parse_exited, {"type": "exited", "status": "0"}),
+        (protocol.parse_exited, {"type": "exited", "status": 0, "sections": [["a", "b", "c"]]}),
+        (protocol.parse_exited, {"type": "exited", "status": 0, "sections": [["t", "x" * 70000]]}),
+        (protocol.parse_exited, {"type": "exited", "status": 0, "sections": [["t", "x"]] * 9}),
+        (protocol.parse_exited, {"type": "exited", "status": 0, "oom_killed": 1}),
+        (protocol.parse_exited, {"type": "exited", "status": 0, "forged": True}),
+        (protocol.parse_refused, {"type": "refused", "message": {"a": 1}}),
+    ],
+    ids=lambda v: str(v)[:60] if isinstance(v, dict) else getattr(v, "__name__", "?"),
+)
+def test_malformed_agent_messages_are_rejected(parse: Any, message: dict[str, Any]) -> None:
+    with pytest.raises(ProtocolViolation):
+        parse(message)
+
+
+def test_only_test_frames_may_come_from_a_tests_child() -> None:
+    assert protocol.TEST_FRAME_TYPES == {"report", "warning", "setup-error", "done"}
