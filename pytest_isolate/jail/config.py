@@ -6,7 +6,15 @@ from dataclasses import dataclass
 
 
 class JailError(RuntimeError):
-    """The jail could not be built; the message names the step and the path."""
+    """The jail could not be built; the message names the step and the path.
+
+    ``step`` is the isolation step that failed ("namespaces", "fresh /proc",
+    ...), empty when the request itself was impossible.
+    """
+
+    def __init__(self, message: str, step: str = "") -> None:
+        super().__init__(message)
+        self.step = step
 
 
 @dataclass(frozen=True)

@@ -6,19 +6,12 @@ single file shows); the sysctls only serve to word the fix.
 
 from __future__ import annotations
 
+import errno
 import os
+import sys
 
-from pytest_isolate.jail import syscalls
-from pytest_isolate.jail.userns import enter_user_namespace
-
-_ALL_NAMESPACES = (
-    syscalls.CLONE_NEWNS
-    | syscalls.CLONE_NEWPID
-    | syscalls.CLONE_NEWNET
-    | syscalls.CLONE_NEWIPC
-    | syscalls.CLONE_NEWUTS
-    | syscalls.CLONE_NEWCGROUP
-)
+from pytest_isolate.jail.config import JailConfig, JailError
+from pytest_isolate.jail.enter import enter_jail
 
 _SYSCTLS = {
     "unprivileged_userns_clone": "/proc/sys/kernel/unprivileged_userns_clone",
@@ -31,20 +24,22 @@ def jail_available() -> tuple[bool, str]:
     """(True, how) when namespaces can be made here, else (False, why and how to fix it)."""
     if not hasattr(os, "fork") or not os.path.exists("/proc/self/ns"):
         return False, "the chroot backend needs Linux namespaces (this is not Linux)"
-    failure = _try_namespaces()
+    failure = _try_jail()
     sysctls = {name: _read_int(path) for name, path in _SYSCTLS.items()}
     return explain(failure, os.geteuid() == 0, sysctls)
 
 
 def explain(
-    failure: tuple[str, int] | None, is_root: bool, sysctls: dict[str, int | None]
+    failure: tuple[str, int, str] | None, is_root: bool, sysctls: dict[str, int | None]
 ) -> tuple[bool, str]:
-    """Word the outcome of a trial: ``failure`` is (step, errno) or None on success."""
+    """Word the outcome of a trial: ``failure`` is (step, errno, message) or None on success."""
     if failure is None:
         how = "as root" if is_root else "rootless, through an unprivileged user namespace"
-        return True, f"mount, pid, net, ipc, uts and cgroup namespaces work ({how})"
-    step, err = failure
-    reason = f"{step} failed: {os.strerror(err)}"
+        return True, f"a jail (mount, pid, net, ipc, uts and cgroup namespaces) works ({how})"
+    step, err, detail = failure
+    reason = f"{step} failed: {os.strerror(err) if err else detail or 'no answer'}"
+    if err not in (errno.EPERM, errno.EACCES, errno.ENOSPC, errno.EINVAL):
+        return False, f"{reason}. Run with --isolate-doctor on the failing machine and report it."
     if is_root:
         return False, (
             f"{reason}. Root cannot create namespaces here, probably inside a container "
@@ -66,29 +61,53 @@ def explain(
     return False, f"{reason}. Unprivileged user namespaces are refused; fix: " + "; ".join(fixes)
 
 
-def _try_namespaces() -> tuple[str, int] | None:
-    """Fork a child that enters every namespace; its exit code is 0 or step*256+errno."""
+def _try_jail() -> tuple[str, int, str] | None:
+    """Build a real (empty) jail in a child; None, or the failing step and its errno.
+
+    The whole jail, not just unshare: a fresh /proc or pivot_root can fail
+    where namespaces work (a container with a masked /proc, a root that is
+    not a mount point). The interpreter's directories are left out: whether
+    a given user can reach them is a question for the real run.
+    """
+    read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:
-        code = 0
         try:
-            step = 1
-            if os.geteuid() != 0:
-                enter_user_namespace()
-            step = 2
-            syscalls.unshare(_ALL_NAMESPACES)
-        except OSError as exc:
-            code = step * 64 + min(exc.errno or 1, 63)
+            os.close(read_end)
+            config = JailConfig(project_dir=_trial_project_dir())
+            enter_jail(config, (write_end,), interpreter_dirs=())
+            os.write(write_end, b"ok")
+        except JailError as exc:
+            cause = exc.__cause__
+            err = cause.errno if isinstance(cause, OSError) and cause.errno else 0
+            os.write(write_end, f"{exc.step or 'jail'}\0{err}\0{exc}"[:400].encode())
+        except BaseException as exc:
+            os.write(write_end, f"jail\0\0{exc!r}"[:400].encode())
         finally:
-            os._exit(code)
-    _pid, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    if code == 0:
+            os._exit(0)
+    os.close(write_end)
+    chunks = []
+    while chunk := os.read(read_end, 512):
+        chunks.append(chunk)
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    return parse_trial_answer(b"".join(chunks))
+
+
+def _trial_project_dir() -> str:
+    for candidate in ("/usr", "/tmp", os.path.realpath(sys.prefix)):
+        if os.access(candidate, os.R_OK | os.X_OK):
+            return candidate
+    return "/usr"
+
+
+def parse_trial_answer(answer: bytes) -> tuple[str, int, str] | None:
+    """The trial child's answer: b"ok", or b"<step>\\0<errno>\\0<message>"; silence fails."""
+    if answer == b"ok":
         return None
-    if code < 0:
-        return ("trial", 4)  # EINTR-like: killed by a signal
-    step_name = "user namespace" if code // 64 == 1 else "unshare"
-    return (step_name, code % 64)
+    step, _sep, rest = answer.decode(errors="replace").partition("\0")
+    err, _sep, detail = rest.partition("\0")
+    return (step or "trial", int(err) if err.isdigit() else 0, detail)
 
 
 def _read_int(path: str) -> int | None:

@@ -71,4 +71,4 @@ def _step(name: str, action: Callable[[], object]) -> None:
     try:
         action()
     except OSError as exc:
-        raise JailError(f"jail: {name} failed: {exc}") from exc
+        raise JailError(f"jail: {name} failed: {exc}", step=name) from exc

@@ -68,7 +68,7 @@ def build_root(steps: Iterable[MountStep]) -> None:
         try:
             _apply(step)
         except OSError as exc:
-            raise JailError(f"jail: could not set up {step}: {exc}") from exc
+            raise JailError(f"jail: could not set up {step}: {exc}", step="build root") from exc
 
 
 def _apply(step: MountStep) -> None:
