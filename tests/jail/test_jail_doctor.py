@@ -83,7 +83,7 @@ def test_trial_answers(answer: bytes, expected: tuple[str, int, str] | None) -> 
         (("user namespace", errno.EPERM, ""), False, {}, False, "run as root"),
         (("namespaces", errno.EPERM, ""), True, {}, False, "--privileged"),
         (("jail", 0, "jail: host path missing"), True, {}, False, "host path missing"),
-        (("jail", 0, "jail: host path missing"), True, {}, False, "report it"),,
+        (("jail", 0, "jail: host path missing"), True, {}, False, "report it"),
     ],
 )
 def test_explanations_name_the_fix(
