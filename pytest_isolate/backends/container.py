@@ -67,7 +67,11 @@ class ContainerBackend:
         return Availability(False, text, "scripts/setup-machine (starts dockerd)")
 
     def validate(self, spec: IsolateSpec, where: str) -> None:
-        config_from_spec(spec, where)
+        images = spec.option("image")
+        if isinstance(images, tuple) and not images:
+            raise SpecError(f"{where}: image=[] names no image")
+        for variant in split_images(spec):
+            config_from_spec(variant, where)
 
     def variants(self, spec: IsolateSpec) -> list[IsolateSpec]:
         return split_images(spec)
