@@ -7,6 +7,7 @@ single file shows); the sysctls only serve to word the fix.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import sys
 
@@ -21,12 +22,20 @@ _SYSCTLS = {
 
 
 def jail_available() -> tuple[bool, str]:
-    """(True, how) when namespaces can be made here, else (False, why and how to fix it)."""
+    """(True, how) when namespaces can be made here, else (False, why and how to fix it).
+
+    Tried once per process and user (a trial forks and builds a jail, ~10 ms).
+    """
+    return _jail_available_as(os.geteuid())
+
+
+@functools.cache
+def _jail_available_as(euid: int) -> tuple[bool, str]:
     if not hasattr(os, "fork") or not os.path.exists("/proc/self/ns"):
         return False, "the chroot backend needs Linux namespaces (this is not Linux)"
     failure = _try_jail()
     sysctls = {name: _read_int(path) for name, path in _SYSCTLS.items()}
-    return explain(failure, os.geteuid() == 0, sysctls)
+    return explain(failure, euid == 0, sysctls)
 
 
 def explain(
