@@ -137,7 +137,9 @@ def test_other_tests_run_despite_mark_mistakes(mistakes: Run) -> None:
 def test_unknown_backend_on_the_command_line_is_a_usage_error(project: Path) -> None:
     run = run_pytest(project, "--isolate=nope", "test_unmarked.py")
     assert run.ret == pytest.ExitCode.USAGE_ERROR
-    assert re.search(r"--isolate='nope': unknown backend; valid backends: .*\bprocess\b", run.output)
+    assert re.search(
+        r"--isolate='nope': unknown backend; valid backends: .*\bprocess\b", run.output
+    )
 
 
 def test_no_isolate_runs_marked_tests_in_process(project: Path) -> None:
