@@ -18,8 +18,11 @@ namespace), mount, mknod, new mount/PID/net/UTS namespaces, changing the
 host name, and outliving the test (PID namespace, see
 ``pytest_isolate.target.pidns``).
 
-What it does not stop on its own: nested *user* namespaces need no privilege
-and are the seccomp layer's to deny; ``network=True`` keeps the host network
+Nested *user* namespaces need no privilege: a rootless jail forbids them
+in its own user namespace (max_user_namespaces=0); a root jail has no user
+namespace of its own, so there they are the seccomp layer's to deny.
+
+What it does not stop on its own: ``network=True`` keeps the host network
 namespace, so loopback services and the network are reachable (weaker);
 memory written to the jail's tmpfs counts against a cgroup limit only if the
 broker sets one; a forked target still holds the broker's memory (scrub the

@@ -18,8 +18,10 @@ from pytest_isolate.jail import rootfs, syscalls
 from pytest_isolate.jail.config import JailConfig, JailError
 from pytest_isolate.jail.hostpaths import default_system_dirs, python_dirs
 from pytest_isolate.jail.plan import plan_mounts
-from pytest_isolate.jail.userns import enter_user_namespace
+from pytest_isolate.jail.userns import enter_user_namespace, forbid_nested_user_namespaces
 from pytest_isolate.target.pidns import enter_pid_namespace
+
+PROC = rootfs.NEW_ROOT + "/proc"
 
 #: Namespaces entered before the PID namespace (which needs a fork of its own).
 _NAMESPACES = (
@@ -43,7 +45,9 @@ def enter_jail(
     keep = tuple(keep_fds)
     pythons = python_dirs() if interpreter_dirs is None else tuple(interpreter_dirs)
     steps = rootfs.resolve_host_sources(plan_mounts(config, default_system_dirs(), pythons))
-    _step("user namespace", _enter_user_namespace_unless_root)
+    rootless = os.geteuid() != 0
+    if rootless:
+        _step("user namespace", enter_user_namespace)
     _step("namespaces", lambda: syscalls.unshare(_namespace_flags(config.network)))
     _step("private mounts", rootfs.make_mounts_private)
     _step("staging root", rootfs.enter_staging_root)
@@ -54,17 +58,15 @@ def enter_jail(
     _step("pid namespace", lambda: enter_pid_namespace(keep))
     # From here on we are the test process, PID 2 of the new namespace.
     _step("fresh /proc", rootfs.mount_jail_proc)
+    if rootless:
+        _step("no nested user namespaces", lambda: forbid_nested_user_namespaces(PROC))
+    _step("read-only /proc/sys", rootfs.seal_proc_sys)
     _step("detach host root", rootfs.detach_host_root)
     _step("read-only root", rootfs.seal_root)
 
 
 def _namespace_flags(network: bool) -> int:
     return _NAMESPACES if network else _NAMESPACES | syscalls.CLONE_NEWNET
-
-
-def _enter_user_namespace_unless_root() -> None:
-    if os.geteuid() != 0:
-        enter_user_namespace()
 
 
 def _step(name: str, action: Callable[[], object]) -> None:

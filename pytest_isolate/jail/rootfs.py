@@ -102,11 +102,13 @@ def _bind(source: str, target: str, step: Bind) -> None:
 
 def mount_jail_proc() -> None:
     """The new PID namespace's /proc, from inside it, while /oldroot still shows a full
-    procfs (an unprivileged user namespace may mount proc only then). /proc/sys is
-    made read-only like container runtimes do."""
-    proc = NEW_ROOT + "/proc"
-    mount_proc(proc)
-    sysctl = proc + "/sys"
+    procfs (an unprivileged user namespace may mount proc only then)."""
+    mount_proc(NEW_ROOT + "/proc")
+
+
+def seal_proc_sys() -> None:
+    """/proc/sys read-only, as container runtimes do."""
+    sysctl = NEW_ROOT + "/proc/sys"
     syscalls.mount(sysctl, sysctl, None, syscalls.MS_BIND | syscalls.MS_REC)
     flags = syscalls.locked_mount_flags(sysctl) | syscalls.MS_RDONLY
     syscalls.mount(None, sysctl, None, syscalls.MS_REMOUNT | syscalls.MS_BIND | flags)

@@ -48,3 +48,15 @@ def _write(path: str, text: str) -> None:
         os.write(fd, text.encode())
     finally:
         os.close(fd)
+
+
+def forbid_nested_user_namespaces(proc: str) -> None:
+    """Allow no user namespace below ours (rootless jails only).
+
+    A nested user namespace needs no privilege and hands its creator every
+    capability inside it: kernel attack surface. The limit is per user
+    namespace and binds its descendants, so setting it in the jail's own
+    namespace touches nothing outside. (A root jail has no namespace of its
+    own to set it in; there the seccomp layer must deny it.)
+    """
+    _write(f"{proc}/sys/user/max_user_namespaces", "0")

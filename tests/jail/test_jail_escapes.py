@@ -358,3 +358,22 @@ def test_the_init_process_can_be_neither_traced_nor_read(
     assert run.answer["ptrace"] == "EPERM"
     assert run.answer["mem"] == "EACCES"
     assert run.answer["environ"] == "EACCES"
+
+
+def test_a_rootless_jail_allows_no_nested_user_namespace(host_tree: HostTree) -> None:
+    """The limit lives in the jail's own user namespace; a root jail has none and relies
+    on the runner's seccomp layer instead."""
+
+    def body() -> dict[str, object]:
+        with open("/proc/sys/user/max_user_namespaces") as handle:
+            limit = handle.read().strip()
+        return {
+            "unshare": errno_name(lambda: syscalls.unshare(syscalls.CLONE_NEWUSER)),
+            "limit": limit,
+        }
+
+    run = run_jailed(body, host_tree.config(), rootless=True)
+    assert run.answer["unshare"] == "ENOSPC"
+    assert run.answer["limit"] == "0"
+    with open("/proc/sys/user/max_user_namespaces") as handle:
+        assert int(handle.read()) > 0  # the host's own limit is untouched
