@@ -133,7 +133,8 @@ def pytest_configure(config: pytest.Config) -> None:
     forked_installed = config.pluginmanager.has_plugin("forked")
     if not forked_installed:
         config.addinivalue_line(
-            "markers", "forked: run this test in a forked process (pytest-isolate: isolate('process'))"
+            "markers",
+            "forked: run this test in a forked process (pytest-isolate: isolate('process'))",
         )
     registry = build_registry(config)
     config.stash[REGISTRY_KEY] = registry

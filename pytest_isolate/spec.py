@@ -79,7 +79,9 @@ def freeze(value: Any) -> Hashable:
         return tuple(sorted((str(k), freeze(v)) for k, v in value.items()))
     if isinstance(value, (list, tuple, set, frozenset)):
         items = [freeze(v) for v in value]
-        return tuple(sorted(items, key=repr)) if isinstance(value, (set, frozenset)) else tuple(items)
+        return (
+            tuple(sorted(items, key=repr)) if isinstance(value, (set, frozenset)) else tuple(items)
+        )
     if isinstance(value, Hashable):
         return value
     raise SpecError(f"{value!r} cannot be used as an isolate option value")
@@ -133,9 +135,7 @@ class Defaults:
 def check_backend_name(name: object, valid: Iterable[str], where: str) -> str:
     choices = ", ".join(sorted(valid))
     if not isinstance(name, str):
-        raise SpecError(
-            f"{where}: backend must be a name, got {name!r}; valid backends: {choices}"
-        )
+        raise SpecError(f"{where}: backend must be a name, got {name!r}; valid backends: {choices}")
     if name not in set(valid):
         raise SpecError(f"{where}: unknown backend {name!r}; valid backends: {choices}")
     return name

@@ -33,7 +33,9 @@ def _paths(value: Hashable, what: str, where: str) -> tuple[str, ...]:
     if value is None:
         return ()
     items = (value,) if isinstance(value, str) else value
-    if not isinstance(items, tuple) or not all(isinstance(p, str) and p.startswith("/") for p in items):
+    if not isinstance(items, tuple) or not all(
+        isinstance(p, str) and p.startswith("/") for p in items
+    ):
         raise SpecError(f"{where}: {what}={value!r} must be a list of absolute paths")
     return items
 
@@ -42,17 +44,24 @@ def _binds(value: Hashable, where: str) -> tuple[tuple[str, str], ...]:
     if value is None:
         return ()
     ok = isinstance(value, tuple) and all(
-        isinstance(p, tuple) and len(p) == 2 and all(isinstance(x, str) and x.startswith("/") for x in p)
+        isinstance(p, tuple)
+        and len(p) == 2
+        and all(isinstance(x, str) and x.startswith("/") for x in p)
         for p in value
     )
     if not ok:
-        raise SpecError(f"{where}: binds={value!r} must be a dict of absolute host path to jail path")
+        raise SpecError(
+            f"{where}: binds={value!r} must be a dict of absolute host path to jail path"
+        )
     return value  # type: ignore[return-value]
 
 
 class ChrootBackend(ForkedBackend):
     name = "chroot"
-    summary = "namespace jail: own root with only system dirs, Python and the project (read-only), no network, uid nobody"
+    summary = (
+        "namespace jail: own root with only system dirs, Python and the project "
+        "(read-only), no network, uid nobody"
+    )
     keywords = CHROOT_KEYWORDS
     default_network = False
     default_pids_limit = 1024
@@ -65,7 +74,9 @@ class ChrootBackend(ForkedBackend):
 
         ok, reason = jail_available()
         if not ok:
-            return Availability(False, reason, "run as root, or enable unprivileged user namespaces")
+            return Availability(
+                False, reason, "run as root, or enable unprivileged user namespaces"
+            )
         return Availability(True, reason)
 
     def validate(self, spec: IsolateSpec, where: str) -> None:
@@ -112,7 +123,9 @@ class ChrootBackend(ForkedBackend):
         config = setup.item.config
         jail = replace(jail, project_dir=str(config.rootpath), tmp_dirs=(str(setup.scratch),))
         enter_jail(jail, setup.keep_fds, interpreter_dirs=pythons)
-        os.chdir(config.invocation_params.dir if os.path.isdir(config.invocation_params.dir) else "/")
+        os.chdir(
+            config.invocation_params.dir if os.path.isdir(config.invocation_params.dir) else "/"
+        )
         steps.apply_rlimits(spec.mem_limit, spec.cpu_limit)
         steps.scrub_environment(dict(spec.env))
         uid, gid = steps.unprivileged_ids()

@@ -144,6 +144,7 @@ class ForkedBackend:
         """Child-side restriction steps after the common ones; process applies rlimits."""
         spec = setup.spec
         steps.apply_rlimits(spec.mem_limit, spec.cpu_limit)
+        os.environ.update(dict(spec.env))
 
     def watch(
         self, spec: IsolateSpec, prepared: Any, pid: int, take_fds: Callable[[], list[int]]
@@ -229,13 +230,13 @@ class ForkedBackend:
             _arm_faulthandler(crash_log)
             _use_scratch(scratch)
             self.restrict(ChildSetup(item, spec, prepared, channel, scratch, keep))
-        except BaseException as exc:  # noqa: BLE001 - report any setup failure, then exit
+        except BaseException as exc:
             with contextlib.suppress(Exception):
                 sender.send({"type": "setup-error", "message": _one_line(exc)})
             os._exit(3)
         try:
             run_item(item, sender)
-        except BaseException:  # noqa: BLE001 - an internal error must still end the child
+        except BaseException:
             with contextlib.suppress(Exception):
                 sys.stderr.write(traceback.format_exc())
             code = 4
@@ -265,11 +266,7 @@ class ForkedBackend:
         if failure is not None:
             result.failure = failure
             result.failure_kind = (
-                "timeout"
-                if state.timed_out
-                else "protocol"
-                if state.protocol_error
-                else "crash"
+                "timeout" if state.timed_out else "protocol" if state.protocol_error else "crash"
             )
             result.sections.extend(output_tail(item.config))
             log = _read_crash_log(crash_log)

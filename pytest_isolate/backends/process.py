@@ -38,7 +38,9 @@ class ProcessBackend(ForkedBackend):
             return None
         from pytest_isolate.policy import compile_policy
 
-        return compile_policy(build_policy(options, spec.label)), options.get("fail_on_violation", True)
+        return compile_policy(build_policy(options, spec.label)), options.get(
+            "fail_on_violation", True
+        )
 
     def restrict(self, setup: ChildSetup) -> None:
         super().restrict(setup)

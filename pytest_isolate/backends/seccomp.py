@@ -73,7 +73,9 @@ class SeccompBackend(ForkedBackend):
 
         ns_ok, ns_reason = jail_available()
         if not ns_ok:
-            return Availability(False, f"no PID namespace: {ns_reason}", "run as root or enable user namespaces")
+            return Availability(
+                False, f"no PID namespace: {ns_reason}", "run as root or enable user namespaces"
+            )
         return Availability(True, reason)
 
     def validate(self, spec: IsolateSpec, where: str) -> None:
@@ -92,7 +94,12 @@ class SeccompBackend(ForkedBackend):
 
         config = setup.item.config
         search_path = [p for p in sys.path if p not in ("", "/") and os.path.isdir(p)]
-        return [*python_dirs(), str(config.rootpath), str(config.invocation_params.dir), *search_path]
+        return [
+            *python_dirs(),
+            str(config.rootpath),
+            str(config.invocation_params.dir),
+            *search_path,
+        ]
 
     def prepare_scratch(self, scratch: Path, spec: IsolateSpec) -> None:
         hand_scratch_to_target_user(scratch)

@@ -38,9 +38,7 @@ class BrokerContext:
         """A private directory of this broker; each target gets a subdirectory of it."""
         if self._scratch_root is None:
             remove_stale_scratch()
-            self._scratch_root = Path(
-                tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
-            )
+            self._scratch_root = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
             # Traversable (not listable) so a target that dropped to another uid
             # can reach the subdirectory it was given, and no other.
             self._scratch_root.chmod(0o711)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Literal
 
 import pytest
 
@@ -30,7 +31,7 @@ def missing_phase_reports(
     """The failing phase's report, then a teardown so plugins see a complete test."""
     assert result.failure is not None
     phase = next((p for p in ("setup", "call", "teardown") if p not in seen), "teardown")
-    keywords = {name: 1 for name in item.keywords}
+    keywords: dict[str, Literal[1]] = dict.fromkeys(item.keywords, 1)
     message = f"[isolate:{label}] {result.failure}"
     outcome = "failed"
     longrepr: object = message

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import pytest
 
 from pytest_isolate.backends.registry import BackendRegistry
-from pytest_isolate.spec import DEFAULT_BACKEND, Defaults, IsolateSpec, SpecError, build_spec
+from pytest_isolate.spec import (
+    DEFAULT_BACKEND,
+    Defaults,
+    IsolateSpec,
+    SpecError,
+    build_spec,
+    check_backend_name,
+)
 
 MATRIX_ARG = "isolate_target"
 
@@ -36,7 +43,9 @@ def closest_marks(node: pytest.Item | pytest.Collector, honour_forked: bool) -> 
     for level in reversed(node.listchain()):
         marks = [m for m in level.own_markers if m.name == "isolate"]
         if not marks and honour_forked:
-            marks = [pytest.mark.isolate("process").mark for m in level.own_markers if m.name == "forked"][:1]
+            marks = [
+                pytest.mark.isolate("process").mark for m in level.own_markers if m.name == "forked"
+            ][:1]
         if marks:
             return marks
     return []
@@ -67,8 +76,6 @@ def expand_targets(
 def resolve_one(
     request: MarkRequest, defaults: Defaults, registry: BackendRegistry, where: str
 ) -> IsolateSpec:
-    from pytest_isolate.spec import check_backend_name
-
     name = check_backend_name(request.backend, registry.names(), where)
     backend = registry.get(name)
     spec = build_spec(name, dict(request.kwargs), defaults, backend.keywords, where)
@@ -83,15 +90,18 @@ def parse_matrix(text: str, defaults: Defaults, registry: BackendRegistry) -> li
         backend, _, variant = entry.partition(":")
         kwargs: dict[str, object] = {}
         if variant:
-            key = getattr(registry.get(backend), "variant_keyword", None) if backend in registry else None
+            key = (
+                getattr(registry.get(backend), "variant_keyword", None)
+                if backend in registry
+                else None
+            )
             if key is None:
                 raise SpecError(f"--isolate-matrix: backend {backend!r} takes no ':' variant")
             kwargs[key] = variant
-        request = MarkRequest(backend, tuple(kwargs.items()))
-        for spec in registry.get(resolve_one(request, defaults, registry, "--isolate-matrix").backend).variants(
-            resolve_one(request, defaults, registry, "--isolate-matrix")
-        ):
-            specs.append(spec)
+        spec = resolve_one(
+            MarkRequest(backend, tuple(kwargs.items())), defaults, registry, "--isolate-matrix"
+        )
+        specs.extend(registry.get(spec.backend).variants(spec))
     return specs
 
 
@@ -104,7 +114,3 @@ def label_ids(targets: Sequence[IsolateSpec]) -> list[str]:
             label = f"{label}-{sum(1 for i in ids if i.startswith(label))}"
         ids.append(label)
     return ids
-
-
-def with_variant(spec: IsolateSpec, variant: str | None) -> IsolateSpec:
-    return replace(spec, variant=variant)

@@ -79,7 +79,9 @@ class IsolateSession:
     def _targets(self, node: Any, where: str) -> _Matrix:
         marks = resolve.closest_marks(node, self.honour_forked)
         try:
-            return _Matrix(resolve.expand_targets(marks, self.defaults, self.registry, where, self.matrix))
+            return _Matrix(
+                resolve.expand_targets(marks, self.defaults, self.registry, where, self.matrix)
+            )
         except SpecError as exc:
             return _Matrix([], str(exc))
 
@@ -110,7 +112,9 @@ class IsolateSession:
 
     # -- running --------------------------------------------------------
     @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    def pytest_runtest_protocol(
+        self, item: pytest.Item, nextitem: pytest.Item | None
+    ) -> bool | None:
         error = item.stash.get(ERROR_KEY, None)
         spec = item.stash.get(SPEC_KEY, None)
         if error is None and spec is None:
@@ -172,7 +176,11 @@ class IsolateSession:
 
     def _emit_warning(self, item: pytest.Item, data: dict[str, Any]) -> None:
         category = _WARNING_CATEGORIES.get(data["category"], UserWarning)
-        text = data["message"] if category is not UserWarning or data["category"] == "UserWarning" else f"{data['category']}: {data['message']}"
+        text = (
+            data["message"]
+            if category is not UserWarning or data["category"] == "UserWarning"
+            else f"{data['category']}: {data['message']}"
+        )
         message = warnings.WarningMessage(
             category(text), category, data["filename"], data["lineno"]
         )
@@ -197,7 +205,7 @@ def _count_failed_subtest(config: pytest.Config, report: Any) -> None:
     except ImportError:
         return
     if isinstance(report, SubtestReport) and report.failed:
-        config.stash[failed_subtests_key][getattr(report, "id", report.nodeid)] += 1
+        config.stash[failed_subtests_key][getattr(report, "id", report.nodeid)] += 1  # type: ignore[arg-type]
 
 
 def _restore_subtest_kwargs(report: Any, data: dict[str, Any]) -> None:
@@ -215,7 +223,9 @@ def _fail_call_report(result: TargetResult, label: str) -> None:
             original = data.get("longrepr")
             message = f"[isolate:{label}] {result.failure}"
             data["outcome"] = "failed"
-            data["longrepr"] = message if not isinstance(original, str) else f"{message}\n{original}"
+            data["longrepr"] = (
+                message if not isinstance(original, str) else f"{message}\n{original}"
+            )
             data["sections"] = [*data.get("sections", []), *result.sections]
             data.pop("wasxfail", None)
             result.failure_kind = "violation-reported"

@@ -124,7 +124,9 @@ class TargetSupervisor:
         for level, kind, payload in ancillary:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                 count = len(payload) // 4
-                self.received_fds.extend(int.from_bytes(payload[i * 4 : i * 4 + 4], sys.byteorder) for i in range(count))
+                self.received_fds.extend(
+                    int.from_bytes(payload[i * 4 : i * 4 + 4], sys.byteorder) for i in range(count)
+                )
         if len(self.received_fds) > MAX_PASSED_FDS:
             raise ProtocolViolation("passed more descriptors than any handshake needs")
         if not data:

@@ -52,14 +52,18 @@ def make_reachable(paths: Iterable[str]) -> None:
     for blocker, needed in plan.items():
         handles = {path: os.open(path, os.O_PATH | os.O_CLOEXEC) for path in needed}
         try:
-            syscalls.mount("tmpfs", blocker, "tmpfs", syscalls.MS_NOSUID | syscalls.MS_NODEV, "mode=0755")
+            syscalls.mount(
+                "tmpfs", blocker, "tmpfs", syscalls.MS_NOSUID | syscalls.MS_NODEV, "mode=0755"
+            )
             for path, fd in handles.items():
                 if os.path.isdir(f"/proc/self/fd/{fd}"):
                     os.makedirs(path, mode=0o755, exist_ok=True)
                 else:
                     os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
                     open(path, "a").close()
-                syscalls.mount(f"/proc/self/fd/{fd}", path, None, syscalls.MS_BIND | syscalls.MS_REC)
+                syscalls.mount(
+                    f"/proc/self/fd/{fd}", path, None, syscalls.MS_BIND | syscalls.MS_REC
+                )
         finally:
             for fd in handles.values():
                 os.close(fd)

@@ -12,6 +12,7 @@ lazily after the privilege drop.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -133,10 +134,8 @@ def drop_capability_bounding_set() -> None:
 
 
 def clear_ambient_capabilities() -> None:
-    try:
+    with contextlib.suppress(OSError):  # kernels before 4.3 have no ambient set
         _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
-    except OSError:
-        pass  # kernels before 4.3 have no ambient set
 
 
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522

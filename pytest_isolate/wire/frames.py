@@ -116,8 +116,7 @@ class FrameDecoder:
                 (length,) = _HEADER.unpack_from(self._buffer)
                 if length > self.limits.max_frame_bytes:
                     raise ProtocolViolation(
-                        f"announced a frame of {length} bytes "
-                        f"(limit {self.limits.max_frame_bytes})"
+                        f"announced a frame of {length} bytes (limit {self.limits.max_frame_bytes})"
                     )
                 del self._buffer[:HEADER_SIZE]
                 self._expected = length

@@ -218,13 +218,13 @@ def sanitize_report(data: Any, expected_nodeid: str) -> dict[str, Any]:
     """Rebuild a report dict from an allow-list; raise ProtocolViolation on any bad field."""
     report = _dict(data, "report")
     is_subtest = report.get("_report_type") == "SubTestReport"
-    if report.get("$report_type") not in ((None, "SubtestReport") if is_subtest else ("TestReport",)):
+    if report.get("$report_type") not in (
+        (None, "SubtestReport") if is_subtest else ("TestReport",)
+    ):
         raise _fail("$report_type", "'TestReport'")
     nodeid = _str(report.get("nodeid"), "nodeid")
     if nodeid != expected_nodeid:
-        raise ProtocolViolation(
-            f"sent a report for {nodeid!r} while running {expected_nodeid!r}"
-        )
+        raise ProtocolViolation(f"sent a report for {nodeid!r} while running {expected_nodeid!r}")
     when = report.get("when")
     if when not in _WHEN:
         raise _fail("when", "setup, call or teardown")

@@ -25,15 +25,24 @@ class ProjectRun:
     def outcome(self, name: str) -> str:
         """The ``-rA`` summary line of test ``name``."""
         for line in self.lines:
-            if line.split(" ")[0] in {"PASSED", "FAILED", "ERROR", "SKIPPED", "XFAIL", "XPASS"} and (
-                line.split(" ")[1].endswith(f"::{name}")
-            ):
+            if line.split(" ")[0] in {
+                "PASSED",
+                "FAILED",
+                "ERROR",
+                "SKIPPED",
+                "XFAIL",
+                "XPASS",
+            } and (line.split(" ")[1].endswith(f"::{name}")):
                 return line
         raise AssertionError(f"no outcome line for {name}:\n" + "\n".join(self.lines[-60:]))
 
 
 def run_project(
-    directory: Path, source: str, *args: str, env: dict[str, str] | None = None, timeout: float = 600
+    directory: Path,
+    source: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
 ) -> ProjectRun:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "test_hostile.py").write_text(source)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from hostile_project import ProjectRun, run_project
 
-HOSTILE = r'''
+HOSTILE = r"""
 import ctypes, os, signal, socket, subprocess
 import pytest
 from pytest_isolate import isolate
@@ -92,7 +92,7 @@ def test_ordinary_work(tmp_path):
 @isolate("chroot", writable=[WRITABLE])
 def test_writable_option_opens_one_path():
     open(os.path.join(WRITABLE, "ok.txt"), "w").write("ok")
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +152,9 @@ def test_secret_never_appears_in_the_report(hostile_run: ProjectRun) -> None:
     assert "hunter2" not in hostile_run.output
 
 
-def test_project_was_not_written(hostile_run: ProjectRun, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_project_was_not_written(
+    hostile_run: ProjectRun, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     assert not list(Path(tmp_path_factory.getbasetemp()).glob("chroot-project*/planted.txt"))
 
 
@@ -167,7 +169,9 @@ def test_allowed_work_passes(hostile_run: ProjectRun, test: str) -> None:
     assert hostile_run.outcome(test).startswith("PASSED")
 
 
-def test_writable_path_received_the_write(hostile_run: ProjectRun, secret_files: dict[str, str]) -> None:
+def test_writable_path_received_the_write(
+    hostile_run: ProjectRun, secret_files: dict[str, str]
+) -> None:
     assert (Path(secret_files["WRITABLE_DIR"]) / "ok.txt").read_text() == "ok"
 
 

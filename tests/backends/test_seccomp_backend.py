@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from hostile_project import ProjectRun, run_project
 
-HOSTILE = r'''
+HOSTILE = r"""
 import ctypes, os, signal, socket, subprocess, threading, multiprocessing
 import pytest
 from pytest_isolate import isolate
@@ -116,7 +116,7 @@ def test_on_violation_kill():
 @isolate("process", seccomp="default")
 def test_process_backend_with_layered_policy():
     socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +178,9 @@ def _outcome_line(result: ProjectRun, name: str) -> str:
         ("test_process_backend_with_layered_policy", "socket(AF_INET6"),
     ],
 )
-def test_denied_syscall_fails_the_test_and_is_named(hostile_run: ProjectRun, test: str, named: str) -> None:
+def test_denied_syscall_fails_the_test_and_is_named(
+    hostile_run: ProjectRun, test: str, named: str
+) -> None:
     line = _outcome_line(hostile_run, test)
     assert line.startswith("FAILED"), line
     assert "forbidden syscall" in hostile_run.output

@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
-CACHE = Path(os.environ.get("PYTEST_ISOLATE_CACHE", Path.home() / ".cache" / "pytest-isolate")) / "sdists"
+CACHE = (
+    Path(os.environ.get("PYTEST_ISOLATE_CACHE", Path.home() / ".cache" / "pytest-isolate"))
+    / "sdists"
+)
 
 # name -> (version, test path inside the sdist). pluggy is pinned to the installed
 # version: its tests import the installed pluggy.
@@ -30,8 +33,19 @@ def _sdist(name: str, version: str) -> Path:
         return target
     CACHE.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
-         f"{name}=={version}", "-d", str(CACHE)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            f"{name}=={version}",
+            "-d",
+            str(CACHE),
+        ],
         check=True,
     )
     archive = next(CACHE.glob(f"{name}-{version}.tar.gz"))
@@ -42,9 +56,25 @@ def _sdist(name: str, version: str) -> Path:
 
 def _outcomes(directory: Path, test_path: str, *args: str) -> dict[str, int]:
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", test_path, "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
-         "-p", "no:randomly", *args],
-        cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            test_path,
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:xdist",
+            "-p",
+            "no:randomly",
+            *args,
+        ],
+        cwd=directory,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=900,
     )
     last = [line for line in proc.stdout.splitlines() if re.search(r"\d+ (passed|failed)", line)]
     assert last, proc.stdout[-3000:]
