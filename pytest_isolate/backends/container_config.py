@@ -30,9 +30,10 @@ DEFAULT_CONTAINER_MEMORY = 2 << 30
 #: container's memory cgroup also counts; the test's own cap is RLIMIT_AS.
 AGENT_MEMORY_HEADROOM = 256 << 20
 ROOT_USERS = ("root", "0", "root:root", "0:0")
-#: A root agent needs these to drop its children to an unprivileged uid and to
-#: kill what they leave behind; nothing else is given back.
-ROOT_AGENT_CAPABILITIES = ("SETUID", "SETGID", "KILL")
+#: A root agent needs these to drop its children to an unprivileged uid, to
+#: give them a scratch directory and remove it, and to kill what they leave
+#: behind; the children lose every capability when they drop.
+ROOT_AGENT_CAPABILITIES = ("SETUID", "SETGID", "KILL", "CHOWN", "DAC_OVERRIDE", "FOWNER")
 
 KEYWORDS = {
     "image": f"image to run in (str), or a list of images for a matrix; default {DEFAULT_IMAGE}",
