@@ -159,7 +159,8 @@ def collection_args(nodeids: Sequence[str], rootdir: str, inifile: str | None) -
     brings the marker and the matrix parametrization (``test_x[vm]``) that
     the broker's node ids contain. Many node ids collapse to their files.
     """
-    args = ["-p", "pytest_isolate.plugin", "-p", "no:cacheprovider", "--rootdir", rootdir]
+    args = ["-p", "pytest_isolate.plugin", "-p", "no:cacheprovider", "-q", "--color=no"]
+    args += ["--rootdir", rootdir]
     if inifile:
         args += ["-c", inifile]
     wanted = list(dict.fromkeys(nodeids))
@@ -280,7 +281,10 @@ class VMBackend:
         if running.client.dead is not None:
             words = running.end_words()
             running.guest.kill()
-            result.failure = f"{result.failure or 'the guest died'}; {words}; the VM was destroyed"
+            failure = result.failure or words
+            if words not in failure:
+                failure = f"{failure}; {words}"
+            result.failure = f"{failure}; the VM was destroyed"
             result.failure_kind = result.failure_kind or "crash"
             tail = running.guest.console_tail(CONSOLE_TAIL)
             result.sections.append(("guest console (tail)", tail))
@@ -304,8 +308,7 @@ class VMBackend:
             raise VMBootError(f"the VM could not be started: {exc}") from None
         self._say_accel(say, guest)
         try:
-            ready = guest.wait_ready()
-            say.line(f"guest kernel up, agent starting ({ready:.1f} s)")
+            guest.wait_ready()
             client = AgentClient(
                 guest.channel,
                 kill_grace=KILL_GRACE,
@@ -315,7 +318,8 @@ class VMBackend:
             )
             hello = client.hello(timeout=HELLO_TIMEOUT)
             say.line(
-                f"agent up: Python {hello.python}, pytest {hello.pytest} ({say.elapsed():.1f} s)"
+                f"agent up in the guest: Python {hello.python}, pytest {hello.pytest} "
+                f"({say.elapsed():.1f} s)"
             )
             start = StartRequest(
                 rootdir=rootdir,
@@ -330,6 +334,9 @@ class VMBackend:
             tail = guest.console_tail(CONSOLE_TAIL)
             guest.kill()
             raise VMBootError(f"the agent in the VM failed to start: {exc}", tail) from None
+        except BaseException:
+            guest.kill()
+            raise
         say.line(
             f"ready: {len(collected.nodeids)} test(s) collected in the guest "
             f"({say.elapsed():.1f} s since launch)"

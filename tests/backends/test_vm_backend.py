@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,7 +40,7 @@ from pytest_isolate.spec import IsolateSpec, SpecError
 
 
 def vm_spec(**options: object) -> IsolateSpec:
-    return IsolateSpec(backend="vm").with_options(**options)  # type: ignore[arg-type]
+    return IsolateSpec(backend="vm").with_options(**options)
 
 
 # -- pure decisions -------------------------------------------------------------
@@ -223,6 +224,11 @@ def test_quick_3():
     pass
 
 
+@isolate("vm", kernel="/nonexistent/vmlinuz")
+def test_missing_kernel():
+    pass
+
+
 def test_guest_dies_mid_test():
     time.sleep(60)
 
@@ -235,7 +241,7 @@ def test_after_a_dead_guest_a_new_one_runs():
 @dataclass
 class VMRun:
     output: str
-    events: list[dict[str, object]]
+    events: list[dict[str, Any]]
     project: Path
     wall: float
 
@@ -247,14 +253,14 @@ class VMRun:
 
     def first(self, event: str, name: str = "") -> float:
         times = [
-            float(e["t"])  # type: ignore[arg-type]
+            float(e["t"])
             for e in self.events
             if e["event"] == event and str(e["nodeid"]).endswith(name)
         ]
         return times[0]
 
     def failure_text(self, name: str) -> str:
-        marker = f"_ {name} _"
+        marker = f" {name} _"  # "_ name _" for failures, "ERROR at setup of name _" too
         start = self.output.index(marker)
         end = self.output.find("\n___", start + len(marker))
         return self.output[start : end if end != -1 else None]
@@ -327,11 +333,7 @@ def test_the_terminal_says_which_accelerator_and_shows_boot_progress(vm_run: VMR
 
 
 def test_tests_share_one_guest_until_it_dies(vm_run: VMRun) -> None:
-    qemus = {
-        tuple(e["qemu"])  # type: ignore[arg-type]
-        for e in vm_run.events
-        if e["qemu"]
-    }
+    qemus = {tuple(e["qemu"]) for e in vm_run.events if e["qemu"]}
     assert len(qemus) == 2, qemus  # the first guest, then the one after the death
     assert vm_run.output.count("test(s) collected in the guest") == 2
 
@@ -339,14 +341,21 @@ def test_tests_share_one_guest_until_it_dies(vm_run: VMRun) -> None:
 def test_a_guest_dying_mid_test_fails_that_test_with_its_console(vm_run: VMRun) -> None:
     assert vm_run.outcome("test_guest_dies_mid_test") == "failed"
     text = vm_run.failure_text("test_guest_dies_mid_test")
-    assert "QEMU exited with status -9" in text
+    assert text.count("QEMU exited with status -9") == 1
     assert "the VM was destroyed" in text
     assert "guest console (tail)" in text
     assert vm_run.outcome("test_after_a_dead_guest_a_new_one_runs") == "passed"
 
 
+def test_a_missing_kernel_fails_its_test_naming_the_fix(vm_run: VMRun) -> None:
+    assert vm_run.outcome("test_missing_kernel") == "failed"
+    text = vm_run.failure_text("test_missing_kernel")
+    assert "the VM could not be started" in text
+    assert "/nonexistent/vmlinuz" in text
+
+
 def test_no_qemu_outlives_the_run(vm_run: VMRun) -> None:
-    pids = {pid for e in vm_run.events for pid in e["qemu"]}  # type: ignore[attr-defined]
+    pids = {pid for e in vm_run.events for pid in e["qemu"]}
     assert pids
     assert not [pid for pid in pids if os.path.exists(f"/proc/{pid}")]
 
