@@ -1,0 +1,259 @@
+"""Per-test overhead of isolation: 300 trivial tests, plain and under each isolating plugin.
+
+Every configuration is a named row in ``CONFIGS``; each runs the same
+generated project ``--rounds`` times (rounds interleave the configurations,
+so a slow moment of the machine hits every row alike) and the median wall
+time is kept. The added time per test is measured against plain pytest *in
+the same virtual environment*, so the pytest version is the same on both
+sides of each difference.
+
+pytest-forked fails every test on pytest 9 and the PyPI package
+``pytest-isolate`` installs a module of our name, so each lives in its own
+virtual environment under ``benchmarks/.work/`` (``--setup`` creates them):
+
+* ``pytest8``: pytest 8.4, pytest-forked and this package (editable);
+* ``pypi-isolate``: pytest-isolate 0.0.17 alone.
+
+Usage::
+
+    python benchmarks/run.py --setup            # create the venvs (PyPI access)
+    python benchmarks/run.py                    # run every configuration, write docs
+    python benchmarks/run.py --only plain,process --no-write
+
+To add a backend row (seccomp, chroot, container, vm), append a ``Config``
+with its arguments and the name of its baseline row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+WORK = HERE / ".work"
+DOCS = REPO / "docs" / "benchmarks.md"
+TESTS = 300
+
+VENVS: dict[str, list[list[str]]] = {
+    # name: pip install command lines (each a list of arguments after "pip install")
+    "pytest8": [["pytest==8.4.*", "pytest-forked==1.6.*"], ["--no-deps", "-e", str(REPO)]],
+    "pypi-isolate": [["pytest-isolate==0.0.17"]],
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """One row of the table: how pytest is started and what it is compared with."""
+
+    name: str
+    args: tuple[str, ...] = ()
+    venv: str | None = None  # None: the interpreter running this script
+    baseline: str | None = None  # the plain row of the same venv
+    note: str = ""
+    env: tuple[tuple[str, str], ...] = field(default=())
+
+    def python(self) -> Path:
+        if self.venv is None:
+            return Path(sys.executable)
+        return WORK / self.venv / "bin" / "python"
+
+    def available(self) -> bool:
+        return self.python().exists()
+
+
+CONFIGS: list[Config] = [
+    Config("plain", note="pytest, current version, no isolation"),
+    Config("process", ("--isolate=process",), baseline="plain", note="this plugin"),
+    Config("plain-pytest8", venv="pytest8", note="pytest 8.4, no isolation"),
+    Config(
+        "process-pytest8",
+        ("--isolate=process",),
+        venv="pytest8",
+        baseline="plain-pytest8",
+        note="this plugin on pytest 8.4",
+    ),
+    Config(
+        "pytest-forked",
+        ("--forked",),
+        venv="pytest8",
+        baseline="plain-pytest8",
+        note="pytest-forked on pytest 8.4",
+    ),
+    Config("plain-pypi-isolate", venv="pypi-isolate", note="pytest in the pytest-isolate venv"),
+    Config(
+        "pypi-pytest-isolate",
+        ("--isolate",),
+        venv="pypi-isolate",
+        baseline="plain-pypi-isolate",
+        note="pytest-isolate 0.0.17 from PyPI",
+    ),
+]
+
+
+def setup_venvs() -> None:
+    for name, installs in VENVS.items():
+        venv = WORK / name
+        if not (venv / "bin" / "python").exists():
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        for arguments in installs:
+            subprocess.run(
+                [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *arguments],
+                check=True,
+            )
+    # the editable install brings no dependencies of ours: add them
+    subprocess.run(
+        [str(WORK / "pytest8" / "bin" / "python"), "-m", "pip", "install", "-q", "pluggy>=1.5"],
+        check=True,
+    )
+
+
+def write_project(root: Path, count: int) -> Path:
+    """``count`` trivial tests in ten modules: the cost measured is the harness, not the tests."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pytest.ini").write_text("[pytest]\n")
+    per_module = count // 10
+    for module in range(10):
+        body = "".join(
+            f"def test_{module}_{n}():\n    assert {n} + 1 > {n}\n\n" for n in range(per_module)
+        )
+        (root / f"test_trivial_{module}.py").write_text(body)
+    return root
+
+
+def run_once(config: Config, project: Path) -> float:
+    """Wall seconds of one pytest run; the run must pass every test."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env.update(config.env)
+    command = [str(config.python()), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    command += ["-p", "no:randomly", *config.args]
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0 or f"{TESTS} passed" not in done.stdout:
+        tail = (done.stdout + done.stderr)[-2000:]
+        raise RuntimeError(f"{config.name}: pytest failed (status {done.returncode}):\n{tail}")
+    return seconds
+
+
+def measure(configs: list[Config], project: Path, rounds: int) -> dict[str, float]:
+    samples: dict[str, list[float]] = {c.name: [] for c in configs}
+    for _ in range(rounds):
+        for config in configs:
+            samples[config.name].append(run_once(config, project))
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def table(configs: list[Config], medians: dict[str, float]) -> list[str]:
+    by_name = {c.name: c for c in configs}
+    forked_added = None
+    if "pytest-forked" in medians and "plain-pytest8" in medians:
+        forked_added = (medians["pytest-forked"] - medians["plain-pytest8"]) / TESTS
+    rows = [
+        "| configuration | what | wall time (median) | added per test | vs pytest-forked |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    for name, seconds in medians.items():
+        config = by_name[name]
+        added = "-"
+        ratio = "-"
+        if config.baseline and config.baseline in medians:
+            per_test = (seconds - medians[config.baseline]) / TESTS
+            added = f"{per_test * 1000:.2f} ms"
+            if forked_added and name != "pytest-forked":
+                ratio = f"{forked_added / per_test:.1f}x less" if per_test > 0 else "-"
+        rows.append(f"| {name} | {config.note} | {seconds:.2f} s | {added} | {ratio} |")
+    return rows
+
+
+def write_docs(lines: list[str], rounds: int) -> None:
+    text = textwrap.dedent(
+        f"""\
+        # Benchmarks
+
+        What isolation costs per test: {TESTS} trivial tests (`assert n + 1 > n`), run
+        plain and under each isolating plugin, {rounds} rounds each, interleaved; the
+        median wall time of a whole `pytest -q` run is kept. "Added per test" is
+        (median - median of plain pytest in the same virtual environment) / {TESTS},
+        so both sides of each difference use the same pytest. pytest-forked fails
+        every test on pytest 9, so it runs on pytest 8.4, and this plugin is measured
+        on pytest 8.4 too for a like-for-like ratio.
+
+        Machine: {machine()}.
+
+        """
+    )
+    text += "\n".join(lines) + "\n\n"
+    text += textwrap.dedent(
+        """\
+        Reproduce:
+
+        ```sh
+        python benchmarks/run.py --setup   # once: venvs under benchmarks/.work (PyPI access)
+        python benchmarks/run.py           # runs every row and rewrites this page
+        python benchmarks/run.py --only plain,process --no-write
+        ```
+
+        Figures are noisy on a shared 2-core machine; compare rows of one run, not
+        numbers across runs.
+        """
+    )
+    DOCS.parent.mkdir(parents=True, exist_ok=True)
+    DOCS.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--setup", action="store_true", help="create the venvs, then exit")
+    parser.add_argument("--only", help="comma-separated configuration names to run")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-write", action="store_true", help="do not rewrite the docs page")
+    options = parser.parse_args(argv)
+    if options.setup:
+        setup_venvs()
+        return 0
+    configs = CONFIGS
+    if options.only:
+        wanted = set(options.only.split(","))
+        unknown = wanted - {c.name for c in CONFIGS}
+        if unknown:
+            parser.error(f"unknown configuration {', '.join(sorted(unknown))}")
+        configs = [c for c in CONFIGS if c.name in wanted]
+    missing = [c.name for c in configs if not c.available()]
+    if missing:
+        print(f"skipping {', '.join(missing)}: run with --setup first", file=sys.stderr)
+    configs = [c for c in configs if c.available()]
+    project = write_project(WORK / "project", TESTS)
+    medians = measure(configs, project, options.rounds)
+    lines = table(configs, medians)
+    print("\n".join(lines))
+    if not options.no_write:
+        write_docs(lines, options.rounds)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
