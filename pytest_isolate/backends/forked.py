@@ -33,6 +33,7 @@ from pytest_isolate.broker.supervisor import Handler, Supervision, TargetSupervi
 from pytest_isolate.spec import IsolateSpec
 from pytest_isolate.target import steps
 from pytest_isolate.target.item_runner import FrameSender, run_item
+from pytest_isolate.wire.shm import ShmRing
 
 CRASH_LOG_TAIL = 16 * 1024
 OUTPUT_TAIL = 8 * 1024
@@ -169,6 +170,8 @@ class ForkedBackend:
         scratch = context.new_scratch("target")
         self.prepare_scratch(scratch, spec)
         broker_end, target_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        # shm: frames go through a shared ring; the socket stays for handshakes and EOF.
+        ring = ShmRing() if spec.channel == "shm" else None
         crash_log = os.memfd_create("pytest-isolate-crash-log", os.MFD_CLOEXEC)
         broker_pid = os.getpid()
         context.tree.before_fork()
@@ -181,7 +184,9 @@ class ForkedBackend:
             gc.unfreeze()
         if pid == 0:  # pragma: no cover - the child never returns
             broker_end.close()
-            self._child(item, spec, prepared, target_end, crash_log, scratch, context, broker_pid)
+            self._child(
+                item, spec, prepared, target_end, crash_log, scratch, context, broker_pid, ring
+            )
         target_end.close()
         try:
             fds_box: list[TargetSupervisor] = []
@@ -195,6 +200,7 @@ class ForkedBackend:
                 kill_tree=lambda: context.tree.kill(pid),
                 kill_grace=context.kill_grace,
                 extra_handlers=watch.handlers,
+                ring=ring.reader() if ring is not None else None,
             )
             fds_box.append(supervisor)
             state = supervisor.run()
@@ -204,6 +210,8 @@ class ForkedBackend:
         finally:
             os.close(crash_log)
             broker_end.close()
+            if ring is not None:
+                ring.close()
             _remove_tree(scratch)
 
     def _child(
@@ -216,15 +224,17 @@ class ForkedBackend:
         scratch: Path,
         context: BrokerContext,
         broker_pid: int,
+        ring: ShmRing | None = None,
     ) -> None:
         """Common steps in their fixed order, then the backend's, then the test."""
         code = 0
-        sender = FrameSender(channel)
+        sender = FrameSender(channel if ring is None else ring.writer())
+        ring_fds = [] if ring is None else ring.child_fds()
         try:
             steps.set_parent_death_signal(broker_pid)
             steps.new_session()
             context.tree.join(spec.pids_limit or self.default_pids_limit)
-            keep = [0, 1, 2, channel.fileno(), crash_log, *capture_fds(item.config)]
+            keep = [0, 1, 2, channel.fileno(), crash_log, *ring_fds, *capture_fds(item.config)]
             steps.close_inherited_fds(keep)
             os.set_inheritable(crash_log, False)
             _arm_faulthandler(crash_log)

@@ -4,6 +4,10 @@ Reads with ``poll`` on the channel and on a pidfd of the target, so the
 broker never blocks on a target that stops talking, never uses SIGALRM, and
 learns of the target's exit at once. Every frame goes through the decoder's
 caps and the report allow-list; the first violation kills the target.
+
+With the ``shm`` channel the frames arrive through a shared ring
+(``wire/shm.py``) polled by its eventfd, and the socket stays for the
+handshake (passed descriptors) and for EOF; both streams share the caps.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 
 from pytest_isolate.wire.frames import FrameDecoder, FrameLimits, ProtocolViolation
 from pytest_isolate.wire.reports import sanitize_report
+from pytest_isolate.wire.shm import RingReader
 
 READ_CHUNK = 256 * 1024
 MAX_PASSED_FDS = 4
@@ -75,12 +80,15 @@ class TargetSupervisor:
         kill_tree: Callable[[], None],
         kill_grace: float = 1.0,
         extra_handlers: dict[str, Handler] | None = None,
+        ring: RingReader | None = None,
     ) -> None:
         self.pid = pid
         self.channel = channel
         self.nodeid = nodeid
         self.timeout = timeout
         self.decoder = FrameDecoder(limits)
+        self.ring = ring
+        self.ring_decoder = FrameDecoder(limits)
         self.kill_tree = kill_tree
         self.kill_grace = kill_grace
         self.handlers = extra_handlers or {}
@@ -137,6 +145,32 @@ class TargetSupervisor:
             self._handle(message)
         return True
 
+    def _read_ring(self) -> None:
+        """Handle the frames in what the ring holds now (a private copy, checked once)."""
+        if self.ring is None:
+            return
+        data = self.ring.read_available()
+        if not data:
+            return
+        limits = self.decoder.limits
+        if (
+            self.decoder.total_bytes + self.ring_decoder.total_bytes + len(data)
+            > limits.max_total_bytes
+        ):
+            raise ProtocolViolation(f"sent more than {limits.max_total_bytes} bytes in one test")
+        for message in self.ring_decoder.feed(data):
+            if self.decoder.frames + self.ring_decoder.frames > limits.max_frames:
+                raise ProtocolViolation(f"sent more than {limits.max_frames} frames")
+            self._handle(message)
+
+    def _drain_ring(self) -> None:
+        """After the end: what the target published without signalling, or after its EOF."""
+        if self.ring is None:
+            return
+        self._read_ring()
+        if self.ring_decoder.pending:
+            raise ProtocolViolation("left an unfinished frame in the shared ring")
+
     # -- lifecycle ------------------------------------------------------
     def _terminate(self) -> None:
         """SIGTERM first (the target dumps its traceback), SIGKILL after the grace period."""
@@ -165,6 +199,8 @@ class TargetSupervisor:
         poller = select.poll()
         poller.register(self.channel.fileno(), select.POLLIN)
         poller.register(pidfd, select.POLLIN)
+        if self.ring is not None:
+            poller.register(self.ring.fileno(), select.POLLIN)
         channel_open = True
         exited = False
         try:
@@ -189,6 +225,10 @@ class TargetSupervisor:
                         channel_open = self._read()
                         if not channel_open:
                             poller.unregister(self.channel.fileno())
+                    elif self.ring is not None and fd == self.ring.fileno():
+                        self._read_ring()
+            if not state.timed_out:
+                self._drain_ring()
         except ProtocolViolation as exc:
             state.protocol_error = str(exc)
             with contextlib.suppress(ProcessLookupError):

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import sys
 import warnings
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 from _pytest.runner import runtestprotocol
@@ -33,10 +32,16 @@ def truncate_tail(text: str, limit: int = MAX_SECTION_CHARS) -> str:
     return f"[pytest-isolate: {dropped} characters truncated]\n" + text[-limit:]
 
 
+class ByteSink(Protocol):
+    """The target's end of a channel: a socket, or the shared ring's writer (``wire/shm.py``)."""
+
+    def sendall(self, data: bytes, /) -> Any: ...
+
+
 class FrameSender:
     """Blocking writer of frames on the target's end of the channel."""
 
-    def __init__(self, channel: socket.socket) -> None:
+    def __init__(self, channel: ByteSink) -> None:
         self.channel = channel
 
     def send(self, message: dict[str, Any]) -> None:

@@ -1,0 +1,200 @@
+"""A shared-memory ring between the broker and one forked target: the ``shm`` channel.
+
+The broker maps an anonymous shared region and makes two eventfds *before*
+the fork, so the child inherits all three and no name or file exists that
+anyone else could open. The target writes the same length-prefixed frames it
+would write on a socket, as a byte stream, so a frame bigger than the ring
+simply streams through it; when the ring is full the writer waits for the
+broker to make room (backpressure).
+
+Layout of the region (little-endian 64-bit counters of bytes ever written
+and ever read, each on its own cache line, then the data)::
+
+    [0, 8)      head: written by the target
+    [64, 72)    tail: written by the broker, for the writer's information only
+    [128, ...)  capacity bytes of data, position = counter % capacity
+
+The target is hostile and shares the region, so the reader:
+
+- keeps its own tail and its own capacity and never reads them back from
+  shared memory (the target may scribble over both words);
+- reads ``head`` once, checks it against its private tail and capacity with
+  :func:`claimed_span`, copies the claimed bytes out once, and hands only
+  that private copy on; nothing in the region is read again after a check;
+- never blocks: its eventfds are non-blocking (a target that saturates an
+  eventfd counter cannot make the broker's ``write`` wait), and the broker
+  polls the data eventfd beside the target's pidfd and its clock, so a
+  target that stops signalling, or signals without data, only costs it time.
+
+Ordering: the writer stores data, then head, then writes the eventfd; the
+reader reads the eventfd, then head, then data. The eventfd system calls
+order the stores and loads; after the target has exited, its stores are
+visible anyway (the broker's final drain).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import select
+import struct
+
+from pytest_isolate.wire.frames import ProtocolViolation
+
+_COUNTER = struct.Struct("<Q")
+HEAD_OFFSET = 0
+TAIL_OFFSET = 64
+DATA_OFFSET = 128
+DEFAULT_CAPACITY = 1024 * 1024
+_EVENTFD_FLAGS = os.EFD_NONBLOCK | os.EFD_CLOEXEC
+_ONE = (1).to_bytes(8, "little")
+
+
+def claimed_span(head: int, tail: int, capacity: int) -> int:
+    """How many unread bytes a ``head`` read from shared memory claims; raises if impossible.
+
+    ``tail`` and ``capacity`` are the reader's private values, never re-read
+    from the region. Pure, so the bounds rule is table-tested on its own.
+    """
+    if head < tail:
+        raise ProtocolViolation(f"moved the shared ring's write index backwards ({head} < {tail})")
+    span = head - tail
+    if span > capacity:
+        raise ProtocolViolation(f"claimed {span} unread bytes in a shared ring of {capacity} bytes")
+    return span
+
+
+def ring_slices(position: int, length: int, capacity: int) -> list[tuple[int, int]]:
+    """Data-area ``(start, end)`` offsets of ``length`` bytes from counter ``position``.
+
+    At most two slices (the second after wrapping), each inside ``[0, capacity)``.
+    """
+    start = position % capacity
+    first = min(length, capacity - start)
+    slices = [(start, start + first)] if first else []
+    if length > first:
+        slices.append((0, length - first))
+    return slices
+
+
+class ShmRing:
+    """The region and its two eventfds, made by the broker before it forks."""
+
+    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+        if capacity <= 0:
+            raise ValueError(f"ring capacity must be positive, not {capacity}")
+        self.capacity = capacity
+        # MAP_SHARED | MAP_ANONYMOUS: inherited over fork, reachable by no name.
+        self.region = mmap.mmap(-1, DATA_OFFSET + capacity)
+        #: the target signals "data written" on this one; the broker polls it
+        self.data_ready = os.eventfd(0, _EVENTFD_FLAGS)
+        #: the broker signals "room made" on this one; a full writer waits on it
+        self.space_ready = os.eventfd(0, _EVENTFD_FLAGS)
+
+    def child_fds(self) -> list[int]:
+        """Descriptors the target must keep open (for ``close_inherited_fds``)."""
+        return [self.data_ready, self.space_ready]
+
+    def reader(self) -> RingReader:
+        return RingReader(self)
+
+    def writer(self) -> RingWriter:
+        return RingWriter(self)
+
+    def close(self) -> None:
+        for fd in (self.data_ready, self.space_ready):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        with contextlib.suppress(BufferError, ValueError):
+            self.region.close()
+
+
+def _signal(fd: int) -> None:
+    """Add one to an eventfd; a saturated counter (EAGAIN) is already a signal."""
+    with contextlib.suppress(BlockingIOError):
+        os.write(fd, _ONE)
+
+
+def _clear(fd: int) -> None:
+    with contextlib.suppress(BlockingIOError):
+        os.read(fd, 8)
+
+
+class RingReader:
+    """The broker's end: copy out what the target published, once, within bounds."""
+
+    def __init__(self, ring: ShmRing) -> None:
+        self._ring = ring
+        self._region = ring.region
+        self._capacity = ring.capacity
+        self._tail = 0  # private: the shared tail word is written, never trusted
+        self.bytes_read = 0
+
+    def fileno(self) -> int:
+        """The data eventfd, for ``poll`` beside the pidfd."""
+        return self._ring.data_ready
+
+    def read_available(self) -> bytes:
+        """Everything published and not yet read, as a private copy (may be empty).
+
+        Clears the notification first, so a write published after the head
+        is read signals again. Raises :class:`ProtocolViolation` when the
+        published head is impossible.
+        """
+        _clear(self._ring.data_ready)
+        head: int = _COUNTER.unpack_from(self._region, HEAD_OFFSET)[0]
+        span = claimed_span(head, self._tail, self._capacity)
+        if not span:
+            return b""
+        parts = [
+            self._region[DATA_OFFSET + start : DATA_OFFSET + end]
+            for start, end in ring_slices(self._tail, span, self._capacity)
+        ]
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        self._tail += span
+        self.bytes_read += span
+        _COUNTER.pack_into(self._region, TAIL_OFFSET, self._tail)
+        _signal(self._ring.space_ready)
+        return data
+
+
+class RingWriter:
+    """The target's end: a blocking ``sendall`` that streams through the ring.
+
+    It trusts the tail word (only the broker writes it, and the broker is
+    trusted); a broker that has gone away leaves the writer waiting until
+    the parent-death signal ends the target.
+    """
+
+    def __init__(self, ring: ShmRing) -> None:
+        self._ring = ring
+        self._region = ring.region
+        self._capacity = ring.capacity
+        self._head: int = _COUNTER.unpack_from(self._region, HEAD_OFFSET)[0]
+        self._space = select.poll()
+        self._space.register(ring.space_ready, select.POLLIN)
+
+    def _free(self) -> int:
+        tail: int = _COUNTER.unpack_from(self._region, TAIL_OFFSET)[0]
+        return self._capacity - (self._head - tail)
+
+    def sendall(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            free = self._free()
+            if free <= 0:
+                _clear(self._ring.space_ready)
+                if self._free() <= 0:  # the broker may have made room in between
+                    self._space.poll()
+                continue
+            chunk = min(free, len(view))
+            done = 0
+            for start, end in ring_slices(self._head, chunk, self._capacity):
+                size = end - start
+                self._region[DATA_OFFSET + start : DATA_OFFSET + end] = view[done : done + size]
+                done += size
+            self._head += chunk
+            _COUNTER.pack_into(self._region, HEAD_OFFSET, self._head)
+            _signal(self._ring.data_ready)
+            view = view[chunk:]
