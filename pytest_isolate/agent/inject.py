@@ -16,6 +16,7 @@ import importlib.util
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +37,8 @@ INJECTED_MODULES = (
 #: Never copied: caches and compiled code for the broker's Python.
 SKIPPED_SUFFIXES = (".pyc", ".so", ".pyd")
 SKIPPED_DIRS = ("__pycache__",)
+#: A cached copy unused for this long is removed when a new one is made.
+STALE_AFTER = 7 * 24 * 3600.0
 
 
 def module_source(name: str) -> Path | None:
@@ -74,6 +77,16 @@ def default_cache_root() -> Path:
     return Path(base, "pytest-isolate", "agent-site")
 
 
+def prune_stale(root: Path, max_age: float = STALE_AFTER) -> None:
+    """Remove copies nobody used for ``max_age`` seconds (each edit of the package makes one)."""
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for entry in root.iterdir():
+            with contextlib.suppress(OSError):
+                if now - entry.stat().st_mtime > max_age:
+                    shutil.rmtree(entry)
+
+
 def injected_site(cache_root: Path | None = None) -> Path:
     """The directory to put first on the target's ``PYTHONPATH`` (made once, then reused).
 
@@ -84,7 +97,10 @@ def injected_site(cache_root: Path | None = None) -> Path:
     sources = {name: path for name in INJECTED_MODULES if (path := module_source(name))}
     final = root / content_key(sources)
     if final.is_dir():
+        with contextlib.suppress(OSError):
+            os.utime(final)  # in use: not stale
         return final
+    prune_stale(root)
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
     try:
@@ -94,7 +110,7 @@ def injected_site(cache_root: Path | None = None) -> Path:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, target)
                 target.chmod(0o644)
-        for directory, _dirs, _files_ in os.walk(staging):
+        for directory, _subdirs, _names in os.walk(staging):
             os.chmod(directory, 0o755)
         try:
             os.rename(staging, final)

@@ -95,4 +95,4 @@ def test_malformed_agent_messages_are_rejected(parse: Any, message: dict[str, An
 
 
 def test_only_test_frames_may_come_from_a_tests_child() -> None:
-    assert protocol.TEST_FRAME_TYPES == {"report", "warning", "setup-error", "done"}
+    assert {"report", "warning", "setup-error", "done"} == protocol.TEST_FRAME_TYPES

@@ -71,7 +71,13 @@ def run_project(
         (directory / f"{name}.py").write_text(textwrap.dedent(text))
     directory.chmod(0o755)
     pid_file = directory.parent / f"{directory.name}.broker-pid"
-    full_env = {**os.environ, "CI": "1", "COLUMNS": "300", "BROKER_PID_FILE": str(pid_file), **(env or {})}
+    full_env = {
+        **os.environ,
+        "CI": "1",
+        "COLUMNS": "300",
+        "BROKER_PID_FILE": str(pid_file),
+        **(env or {}),
+    }
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-rA", "-p", "no:cacheprovider", "-p", "no:xdist", *args],
         cwd=directory,
