@@ -9,7 +9,6 @@ from pytest_isolate.backends.base import Backend
 
 def register_builtin_backends(register: Callable[[Backend], None]) -> None:
     from pytest_isolate.backends.process import ProcessBackend
-
     from pytest_isolate.backends.seccomp import SeccompBackend
 
     register(ProcessBackend())
