@@ -1,11 +1,13 @@
 """The guest's /init and the per-launch script it runs, as text.
 
 ``INIT`` is the same for every guest of a kernel and lives in the cached
-initramfs. It loads the modules, builds a tmpfs root, mounts the host's
-shares read-only over virtio-9p, switches root and hands over to the
-per-launch script, which ``launch_script`` renders from a ``VMConfig``-like
-plan and which the broker appends as a second, tiny cpio archive. Every value
-that comes from the user is shell-quoted here.
+initramfs. It loads the modules, builds a tmpfs root and a tmpfs /tmp, mounts
+the host's shares read-only over virtio-9p (after /tmp, so that a share under
+/tmp, such as a project in pytest's ``tmp_path``, lands on the tmpfs instead
+of being hidden by it), switches root and hands over to the per-launch
+script, which ``launch_script`` renders from a ``VMConfig``-like plan and
+which the broker appends as a second, tiny cpio archive. Every value that
+comes from the user is shell-quoted here.
 """
 
 from __future__ import annotations
@@ -35,11 +37,13 @@ share() {  # share TAG PATH: the host's PATH, read-only, at the same place
 }
 link() { $B mkdir -p "$($B dirname "/newroot$1")"; $B ln -s "$2" "/newroot$1"; }
 . /pi/launch.sh
+# /tmp first: a share under /tmp (a project in pytest's tmp_path) must land on it, not under it.
+$B mkdir -p /newroot/tmp
+$B mount -t tmpfs -o mode=1777 tmp /newroot/tmp || fail "cannot mount the tmpfs on /tmp"
 mounts
-$B mkdir -p /newroot/dev /newroot/proc /newroot/sys /newroot/tmp /newroot/pi /newroot/etc
+$B mkdir -p /newroot/dev /newroot/proc /newroot/sys /newroot/pi /newroot/etc
 $B cp -a /pi/etc/. /newroot/etc/ 2>/dev/null
 $B cp /pi/busybox /pi/launch.sh /newroot/pi/
-$B mount -t tmpfs -o mode=1777 tmp /newroot/tmp
 $B mount --move /dev /newroot/dev
 $B mkdir -p /newroot/dev/shm && $B mount -t tmpfs -o mode=1777 shm /newroot/dev/shm
 $B mount --move /proc /newroot/proc

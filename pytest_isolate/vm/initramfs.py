@@ -151,7 +151,9 @@ def cached_base(release: str, progress: ProgressCallback = None) -> Path:
     moddep = Path("/lib/modules") / release / "modules.dep"
     # Keyed by what goes in (the module tree and busybox), not by the kernel
     # file: kernels sharing a module tree share one initramfs.
+    # INIT is part of the key too: an edited init must not be served from an old archive.
     key = release + (file_key(moddep) if moddep.exists() else "") + file_key(busybox)
+    key += _short(INIT)
     target = cache_dir() / f"initramfs-{release}-{_short(key)}.cpio"
     if not target.exists():
         with timed(progress, f"building initramfs for {release}"):

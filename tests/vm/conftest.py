@@ -6,7 +6,9 @@ is shared by every test that only needs to look around inside a guest.
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,11 +30,23 @@ def host_secret() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def booted(host_secret: Path) -> Iterator[tuple[GuestSession, float]]:
+def tmp_share() -> Iterator[Path]:
+    """A directory under /tmp on the host, shared with the guest (where /tmp is a tmpfs)."""
+    path = Path(tempfile.mkdtemp(prefix="pytest-isolate-vm-share-", dir="/tmp"))
+    try:
+        path.chmod(0o755)
+        (path / "shared.txt").write_text("from the host's /tmp\n")
+        yield path
+    finally:
+        shutil.rmtree(path)
+
+
+@pytest.fixture(scope="module")
+def booted(host_secret: Path, tmp_share: Path) -> Iterator[tuple[GuestSession, float]]:
     """One guest running the request loop, and its seconds from start to first byte."""
     config = VMConfig(
         command=(sys.executable, "-c", REQUEST_LOOP),
-        shares=(REPO,),
+        shares=(REPO, str(tmp_share)),
         env=(("PATH", "/usr/bin:/bin"), ("LC_ALL", "C.UTF-8"), ("PI_MARK", "guest-env")),
         cwd=REPO,
         accel="auto",

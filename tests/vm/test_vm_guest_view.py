@@ -75,6 +75,21 @@ def test_project_dir_is_read_only(guest_session: GuestSession) -> None:
     assert not os.path.exists(name)
 
 
+def test_a_share_under_tmp_is_visible_on_the_guests_tmpfs(
+    guest_session: GuestSession, tmp_share: Path
+) -> None:
+    code = f"result = open({str(tmp_share / 'shared.txt')!r}).read()"
+    assert guest_session.run(code) == "from the host's /tmp\n"
+
+
+def test_a_share_under_tmp_is_read_only(guest_session: GuestSession, tmp_share: Path) -> None:
+    name = str(tmp_share / f"vm-write-probe-{uuid.uuid4().hex}")
+    answer = guest_session.run(f"open({name!r}, 'w').write('x')")
+    assert answer["error"] == "OSError"
+    assert "Read-only file system" in answer["message"]
+    assert not os.path.exists(name)
+
+
 def test_system_dirs_are_read_only(guest_session: GuestSession) -> None:
     answer = guest_session.run("open('/usr/bin/pytest-isolate-probe', 'w')")
     assert answer["error"] == "OSError"
