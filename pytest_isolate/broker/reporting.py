@@ -10,7 +10,7 @@ import pytest
 from pytest_isolate.backends.base import TargetResult
 
 
-def _xfail_reason(item: pytest.Item, phase: str) -> str | None:
+def xfail_reason(item: pytest.Item, phase: str) -> str | None:
     """A crash in the call of a test marked xfail(run=True, raises=None) counts as xfailed."""
     if phase != "call":
         return None
@@ -40,7 +40,7 @@ def missing_phase_reports(
         outcome = "skipped"
         longrepr = (str(item.location[0]), (item.location[1] or 0) + 1, message)
     elif result.failure_kind in ("crash", "timeout"):
-        wasxfail = _xfail_reason(item, phase)
+        wasxfail = xfail_reason(item, phase)
         if wasxfail is not None:
             outcome = "skipped"
     report = pytest.TestReport(

@@ -160,7 +160,7 @@ class IsolateSession:
             self._emit_warning(item, data)
         seen: list[str] = []
         if result.failure_kind == "violation":
-            _fail_call_report(result, label)
+            _fail_call_report(item, result, label)
         for data in result.reports:
             report = config.hook.pytest_report_from_serializable(config=config, data=data)
             _restore_subtest_kwargs(report, data)
@@ -216,17 +216,27 @@ def _restore_subtest_kwargs(report: Any, data: dict[str, Any]) -> None:
         object.__setattr__(context, "kwargs", dict(kwargs))
 
 
-def _fail_call_report(result: TargetResult, label: str) -> None:
-    """A test that finished but attempted forbidden syscalls fails in its call phase."""
+def _fail_call_report(item: pytest.Item, result: TargetResult, label: str) -> None:
+    """A test that finished but attempted forbidden syscalls fails in its call phase.
+
+    Under an ``xfail`` mark it fails the way a raised exception would: xfailed.
+    """
+    from pytest_isolate.broker.reporting import xfail_reason
+
     for data in result.reports:
         if data.get("when") == "call" and data.get("_report_type") != "SubTestReport":
             original = data.get("longrepr")
             message = f"[isolate:{label}] {result.failure}"
-            data["outcome"] = "failed"
             data["longrepr"] = (
                 message if not isinstance(original, str) else f"{message}\n{original}"
             )
             data["sections"] = [*data.get("sections", []), *result.sections]
-            data.pop("wasxfail", None)
+            reason = xfail_reason(item, "call")
+            if reason is None:
+                data["outcome"] = "failed"
+                data.pop("wasxfail", None)
+            else:
+                data["outcome"] = "skipped"
+                data["wasxfail"] = reason + message
             result.failure_kind = "violation-reported"
             return
