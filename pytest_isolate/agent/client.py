@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from pytest_isolate.agent import protocol
 from pytest_isolate.agent.protocol import Collected, Hello, RunRequest, StartRequest
 from pytest_isolate.backends.base import TargetResult
-from pytest_isolate.broker.outcome import EndState, describe_end, phase_after
+from pytest_isolate.broker.outcome import EndState, classify_end, phase_after
 from pytest_isolate.broker.supervisor import _validate_warning
 from pytest_isolate.spec import IsolateSpec
 from pytest_isolate.wire.frames import FrameDecoder, FrameLimits, ProtocolViolation, encode_frame
@@ -222,14 +222,9 @@ class AgentClient:
             oom_killed=exited.oom_killed,
             finished=state.finished,
         )
-        failure = describe_end(end)
-        if state.setup_error is not None:
-            failure = f"target could not be set up ({state.setup_error})"
+        failure, kind = classify_end(end, state.setup_error)
         if failure is not None:
-            result.failure = failure
-            result.failure_kind = (
-                "timeout" if timed_out else "protocol" if exited.violation else "crash"
-            )
+            result.failure, result.failure_kind = failure, kind
             result.sections.extend(exited.sections)
         return result
 

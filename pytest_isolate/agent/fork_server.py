@@ -19,10 +19,8 @@ import select
 import shutil
 import signal
 import socket
-import sys
 import tempfile
 import time
-import traceback
 from typing import List, Tuple
 
 import pytest
@@ -38,7 +36,7 @@ from pytest_isolate.agent.protocol import (
 from pytest_isolate.agent.sweep import kill_leftovers
 from pytest_isolate.backends.forked import capture_fds, output_tail
 from pytest_isolate.target import steps
-from pytest_isolate.target.item_runner import FrameSender, run_item
+from pytest_isolate.target.item_runner import FrameSender, run_in_target
 from pytest_isolate.wire.frames import FrameDecoder, FrameLimits
 
 CRASH_LOG_TAIL = 16 * 1024
@@ -104,8 +102,8 @@ def _child(
     drop_to: Tuple[int, int] | None,
 ) -> None:
     """The restriction steps in their fixed order, then the test. Never returns."""
-    sender = FrameSender(channel)
-    try:
+
+    def restrict() -> None:
         steps.set_parent_death_signal(agent_pid)
         steps.new_session()
         for number in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
@@ -116,7 +114,6 @@ def _child(
         steps.close_inherited_fds(keep)
         os.set_inheritable(crash_log, False)
         faulthandler.enable(file=crash_log, all_threads=True)
-        os.environ["TMPDIR"] = scratch
         tempfile.tempdir = scratch
         steps.apply_rlimits(request.mem_limit, request.cpu_limit)
         steps.scrub_environment(dict(request.env))
@@ -124,19 +121,8 @@ def _child(
         if drop_to is not None:
             steps.drop_privileges(*drop_to)
         steps.set_no_new_privs()
-    except BaseException as exc:
-        with contextlib.suppress(Exception):
-            sender.send({"type": "setup-error", "message": f"{type(exc).__name__}: {exc}"[:2000]})
-        os._exit(3)
-    code = 0
-    try:
-        run_item(item, sender)
-    except BaseException:
-        with contextlib.suppress(Exception):
-            sys.stderr.write(traceback.format_exc())
-        code = 4
-    finally:
-        os._exit(code)
+
+    run_in_target(item, FrameSender(channel), restrict)
 
 
 # -- the agent's side ------------------------------------------------------

@@ -17,7 +17,12 @@ from typing import Any
 
 from pytest_isolate.backends.base import Availability
 from pytest_isolate.backends.forked import ChildSetup, ForkedBackend, TargetWatch
-from pytest_isolate.backends.seccomp_layer import SeccompWatch, build_policy, install_in_child
+from pytest_isolate.backends.seccomp_layer import (
+    SeccompWatch,
+    build_policy,
+    install_in_child,
+    sandbox_availability,
+)
 from pytest_isolate.spec import IsolateSpec, SpecError
 from pytest_isolate.target import steps
 
@@ -67,17 +72,7 @@ class ChrootBackend(ForkedBackend):
     default_pids_limit = 1024
 
     def availability(self) -> Availability:
-        base = super().availability()
-        if not base:
-            return base
-        from pytest_isolate.jail import jail_available
-
-        ok, reason = jail_available()
-        if not ok:
-            return Availability(
-                False, reason, "run as root, or enable unprivileged user namespaces"
-            )
-        return Availability(True, reason)
+        return sandbox_availability(super().availability())
 
     def validate(self, spec: IsolateSpec, where: str) -> None:
         _paths(spec.option("writable"), "writable", where)

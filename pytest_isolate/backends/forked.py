@@ -17,7 +17,6 @@ import signal
 import socket
 import sys
 import tempfile
-import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -28,11 +27,11 @@ import pytest
 
 from pytest_isolate.backends.base import Availability, TargetResult
 from pytest_isolate.broker.context import BrokerContext
-from pytest_isolate.broker.outcome import EndState, describe_end, phase_after
+from pytest_isolate.broker.outcome import EndState, classify_end, phase_after
 from pytest_isolate.broker.supervisor import Handler, Supervision, TargetSupervisor
 from pytest_isolate.spec import IsolateSpec
 from pytest_isolate.target import steps
-from pytest_isolate.target.item_runner import FrameSender, run_item
+from pytest_isolate.target.item_runner import FrameSender, run_in_target
 from pytest_isolate.wire.shm import ShmRing
 
 CRASH_LOG_TAIL = 16 * 1024
@@ -227,31 +226,19 @@ class ForkedBackend:
         ring: ShmRing | None = None,
     ) -> None:
         """Common steps in their fixed order, then the backend's, then the test."""
-        code = 0
-        sender = FrameSender(channel if ring is None else ring.writer())
-        ring_fds = [] if ring is None else ring.child_fds()
-        try:
+
+        def restrict() -> None:
             steps.set_parent_death_signal(broker_pid)
             steps.new_session()
             context.tree.join(spec.pids_limit or self.default_pids_limit)
-            keep = [0, 1, 2, channel.fileno(), crash_log, *ring_fds, *capture_fds(item.config)]
+            keep = [0, 1, 2, channel.fileno(), crash_log, *capture_fds(item.config)]
             steps.close_inherited_fds(keep)
             os.set_inheritable(crash_log, False)
             _arm_faulthandler(crash_log)
             _use_scratch(scratch)
             self.restrict(ChildSetup(item, spec, prepared, channel, scratch, keep))
-        except BaseException as exc:
-            with contextlib.suppress(Exception):
-                sender.send({"type": "setup-error", "message": _one_line(exc)})
-            os._exit(3)
-        try:
-            run_item(item, sender)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                sys.stderr.write(traceback.format_exc())
-            code = 4
-        finally:
-            os._exit(code)
+
+        run_in_target(item, FrameSender(channel), restrict)
 
     def _result(
         self, item: pytest.Item, spec: IsolateSpec, state: Supervision, crash_log: int
@@ -270,23 +257,14 @@ class ForkedBackend:
             cpu_limit=spec.cpu_limit,
             finished=state.finished,
         )
-        failure = describe_end(end)
-        if state.setup_error is not None:
-            failure = f"target could not be set up ({state.setup_error})"
+        failure, kind = classify_end(end, state.setup_error)
         if failure is not None:
-            result.failure = failure
-            result.failure_kind = (
-                "timeout" if state.timed_out else "protocol" if state.protocol_error else "crash"
-            )
+            result.failure, result.failure_kind = failure, kind
             result.sections.extend(output_tail(item.config))
             log = _read_crash_log(crash_log)
             if log.strip():
                 result.sections.append(("Traceback of the target (faulthandler)", log))
         return result
-
-
-def _one_line(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:2000]
 
 
 def _arm_faulthandler(fd: int) -> None:

@@ -28,6 +28,7 @@ from pytest_isolate.backends.seccomp_layer import (
     build_policy,
     install_in_child,
     policy_options,
+    sandbox_availability,
 )
 from pytest_isolate.spec import IsolateSpec
 from pytest_isolate.target import steps
@@ -61,22 +62,7 @@ class SeccompBackend(ForkedBackend):
     default_pids_limit = 1024
 
     def availability(self) -> Availability:
-        base = super().availability()
-        if not base:
-            return base
-        from pytest_isolate.policy import seccomp_available
-
-        ok, reason = seccomp_available()
-        if not ok:
-            return Availability(False, reason, "pip install 'pytest-isolate-sandbox[seccomp]'")
-        from pytest_isolate.jail import jail_available
-
-        ns_ok, ns_reason = jail_available()
-        if not ns_ok:
-            return Availability(
-                False, f"no PID namespace: {ns_reason}", "run as root or enable user namespaces"
-            )
-        return Availability(True, reason)
+        return sandbox_availability(super().availability())
 
     def validate(self, spec: IsolateSpec, where: str) -> None:
         options = policy_options(spec, from_backend_keywords=True) or {}

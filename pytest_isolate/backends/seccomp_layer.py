@@ -16,7 +16,7 @@ from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_isolate.backends.base import TargetResult
+from pytest_isolate.backends.base import Availability, TargetResult
 from pytest_isolate.backends.forked import TargetWatch
 from pytest_isolate.broker.supervisor import Supervision
 from pytest_isolate.spec import IsolateSpec, SpecError
@@ -31,6 +31,26 @@ POLICY_KEYWORDS: Mapping[str, str] = {
     "on_violation": "errno (deny with EPERM, default) or kill (kill the test)",
     "fail_on_violation": "fail the test when it attempted a denied syscall (default True)",
 }
+
+
+def sandbox_availability(base: Availability) -> Availability:
+    """Forked sandboxes need fork (``base``), seccomp with notification, and namespaces."""
+    if not base:
+        return base
+    from pytest_isolate.jail import jail_available
+    from pytest_isolate.policy import seccomp_available
+
+    ok, reason = seccomp_available()
+    if not ok:
+        return Availability(False, reason, "pip install 'pytest-isolate-sandbox[seccomp]'")
+    ns_ok, ns_reason = jail_available()
+    if not ns_ok:
+        return Availability(
+            False,
+            f"no namespaces: {ns_reason}",
+            "run as root, or enable unprivileged user namespaces",
+        )
+    return Availability(True, f"{reason}; {ns_reason}")
 
 
 def _as_dict(value: Hashable) -> dict[str, Any]:

@@ -74,6 +74,18 @@ def describe_end(state: EndState) -> str | None:
     return f"ended with wait status {status} {during}"
 
 
+def classify_end(state: EndState, setup_error: str | None) -> tuple[str | None, str | None]:
+    """The failure sentence and its kind (crash, timeout, protocol), or (None, None)."""
+    failure = describe_end(state)
+    if setup_error is not None:
+        failure = f"target could not be set up ({setup_error})"
+    if failure is None:
+        return None, None
+    if state.timed_out is not None:
+        return failure, "timeout"
+    return failure, "protocol" if state.protocol_error else "crash"
+
+
 def phase_after(reports_seen: list[str]) -> str:
     """The phase that was running, given the phases already reported."""
     for phase in ("setup", "call", "teardown"):

@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import traceback
 import warnings
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any, NoReturn, Protocol
 
 import pytest
 from _pytest.runner import runtestprotocol
@@ -130,3 +132,27 @@ def run_item(item: pytest.Item, sender: FrameSender) -> None:
         with contextlib.suppress(Exception):
             stream.flush()
     sender.send({"type": "done", "pid": os.getpid()})
+
+
+def run_in_target(item: pytest.Item, sender: FrameSender, restrict: Callable[[], None]) -> NoReturn:
+    """In a freshly forked child: apply ``restrict``, run the item, and always exit.
+
+    A failing restriction step is reported as ``setup-error`` (exit 3) and the
+    test never starts; an internal error after that exits 4 with a traceback
+    on the (captured) stderr. Nothing here ever returns into pytest's loop.
+    """
+    try:
+        restrict()
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            sender.send({"type": "setup-error", "message": f"{type(exc).__name__}: {exc}"[:2000]})
+        os._exit(3)
+    code = 0
+    try:
+        run_item(item, sender)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            sys.stderr.write(traceback.format_exc())
+        code = 4
+    finally:
+        os._exit(code)
