@@ -231,14 +231,15 @@ class ForkedBackend:
             steps.set_parent_death_signal(broker_pid)
             steps.new_session()
             context.tree.join(spec.pids_limit or self.default_pids_limit)
-            keep = [0, 1, 2, channel.fileno(), crash_log, *capture_fds(item.config)]
+            ring_fds = [] if ring is None else ring.child_fds()
+            keep = [0, 1, 2, channel.fileno(), crash_log, *ring_fds, *capture_fds(item.config)]
             steps.close_inherited_fds(keep)
             os.set_inheritable(crash_log, False)
             _arm_faulthandler(crash_log)
             _use_scratch(scratch)
             self.restrict(ChildSetup(item, spec, prepared, channel, scratch, keep))
 
-        run_in_target(item, FrameSender(channel), restrict)
+        run_in_target(item, FrameSender(channel if ring is None else ring.writer()), restrict)
 
     def _result(
         self, item: pytest.Item, spec: IsolateSpec, state: Supervision, crash_log: int
