@@ -11,7 +11,7 @@ Conversation::
 
     agent  -> hello      {python, pytest, pid, agent}
     broker -> start      {rootdir, invocation_dir, args, limits}
-    agent  -> collected  {nodeids, errors}
+    agent  -> collected  {nodeids, errors, items}
     broker -> run        {nodeid, mem_limit, cpu_limit, env}     (repeated)
     agent  -> report | warning | setup-error | done              (relayed from the test's child)
     broker -> kill                                               (any time during a test)
@@ -140,17 +140,31 @@ def parse_hello(message: Dict[str, Any]) -> Hello:
 class Collected:
     nodeids: Tuple[str, ...]
     errors: Tuple[str, ...] = ()
+    #: One description per node id (location, keywords, marks), still unchecked:
+    #: untrusted mode validates each through ``untrusted.item_data`` before use.
+    items: Tuple[Dict[str, Any], ...] = ()
 
     def to_message(self) -> Dict[str, Any]:
-        return {"type": "collected", "nodeids": list(self.nodeids), "errors": list(self.errors)}
+        return {
+            "type": "collected",
+            "nodeids": list(self.nodeids),
+            "errors": list(self.errors),
+            "items": list(self.items),
+        }
 
 
 def parse_collected(message: Dict[str, Any]) -> Collected:
     _expect(message, "collected")
-    _only_keys(message, ("nodeids", "errors"))
+    _only_keys(message, ("nodeids", "errors", "items"))
+    items = message.get("items", [])
+    if not isinstance(items, list) or len(items) > MAX_NODEIDS:
+        raise ProtocolViolation(f"collected: items is not a list of <= {MAX_NODEIDS}")
+    if not all(isinstance(entry, dict) for entry in items):
+        raise ProtocolViolation("collected: an items entry is not an object")
     return Collected(
         nodeids=_text_list(message, "nodeids", MAX_NODEIDS, MAX_PATH),
         errors=_text_list(message, "errors", MAX_ERRORS, MAX_TEXT),
+        items=tuple(items),
     )
 
 

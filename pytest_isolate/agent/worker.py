@@ -45,7 +45,13 @@ class AgentWorker:
         if self.collected_sent:
             return
         self.collected_sent = True
-        message = Collected(tuple(item.nodeid for item in items), tuple(self.errors[-100:]))
+        from pytest_isolate.untrusted.item_data import describe_item
+
+        message = Collected(
+            tuple(item.nodeid for item in items),
+            tuple(self.errors[-100:]),
+            tuple(describe_item(item) for item in items),
+        )
         self.channel.send(message.to_message())
 
     @pytest.hookimpl(tryfirst=True)
