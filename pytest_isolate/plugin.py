@@ -16,6 +16,8 @@ from pytest_isolate.backends.registry import BackendRegistry
 from pytest_isolate.spec import COMMON_KEYWORDS, Defaults, SpecError, parse_seconds, parse_size
 
 SESSION_PLUGIN = "isolate-session"
+#: Untrusted mode (``--isolate-untrusted``) has its own hooks and session plugin.
+pytest_plugins = ["pytest_isolate.untrusted.hooks"]
 REGISTRY_KEY = pytest.StashKey[BackendRegistry]()
 
 MARKER_HELP = (
@@ -140,6 +142,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[REGISTRY_KEY] = registry
     if config.getoption("isolate_doctor"):
         return
+    if config.getoption("isolate_untrusted", None):
+        return  # untrusted.hooks registers its own session instead
     if config.getoption("no_isolate"):
         if config.getoption("isolate") or config.getoption("isolate_matrix"):
             warnings.warn(

@@ -18,7 +18,7 @@ import math
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, Hashable, List, Optional, Tuple
+from typing import Any, Dict, Hashable, List, Tuple
 
 from pytest_isolate.wire.frames import ProtocolViolation
 
@@ -58,7 +58,7 @@ class CollectedItem:
 
     nodeid: str
     path: str  # relative to the rootdir, checked not to leave it
-    lineno: Optional[int]
+    lineno: int | None
     domain: str
     keywords: Tuple[str, ...]
     marks: Tuple[MarkData, ...]
@@ -140,7 +140,9 @@ def _freeze(value: Any, where: str, depth: int = 0) -> Hashable:
     if isinstance(value, list) and len(value) <= MAX_MARK_ARGS:
         return tuple(_freeze(v, where, depth + 1) for v in value)
     if isinstance(value, dict) and len(value) <= MAX_MARK_ARGS:
-        return tuple(sorted((_key(k, where), _freeze(v, where, depth + 1)) for k, v in value.items()))
+        return tuple(
+            sorted((_key(k, where), _freeze(v, where, depth + 1)) for k, v in value.items())
+        )
     raise ProtocolViolation(f"{where}: not a bounded JSON value")
 
 

@@ -1,0 +1,114 @@
+"""Untrusted mode's pytest hooks: its options, the early lock-down, and its session plugin.
+
+Loaded with ``pytest_isolate.plugin`` (listed in its ``pytest_plugins``) and
+idle unless ``--isolate-untrusted`` is given. The lock-down happens in
+``pytest_load_initial_conftests`` (tryfirst), the earliest hook an installed
+plugin gets, and before pytest imports any conftest.py: conftests are
+switched off, import paths that point into the project are removed, and the
+project's ini is checked for settings pytest already applied (refused) or
+that were overridden (named in the header).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_isolate.untrusted.settings import (
+    SettingsVerdict,
+    judge_settings,
+    overridden_keys,
+)
+
+VERDICT_KEY = pytest.StashKey[SettingsVerdict]()
+SESSION_PLUGIN = "isolate-untrusted-session"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("isolate", "pytest-isolate: run tests in isolated targets")
+    group.addoption(
+        "--isolate-untrusted",
+        dest="isolate_untrusted",
+        default=None,
+        metavar="TARGET",
+        help="untrusted project: collect and run every test in TARGET (container:IMAGE); "
+        "this process imports no conftest.py and no test module. Start it with "
+        "python -P -m pytest_isolate.untrusted so the project's ini cannot act first",
+    )
+    group.addoption(
+        "--isolate-untrusted-env",
+        dest="isolate_untrusted_env",
+        action="append",
+        default=[],
+        metavar="NAME[=VALUE]",
+        help="pass NAME (from this environment, or with VALUE) to the untrusted tests; "
+        "nothing else of this environment reaches them (repeatable)",
+    )
+
+
+def untrusted_mode(config: pytest.Config) -> bool:
+    return bool(getattr(config.known_args_namespace, "isolate_untrusted", None)) or bool(
+        getattr(config.option, "isolate_untrusted", None)
+    )
+
+
+def read_raw_ini(inipath: Path | None) -> dict[str, object]:
+    """The project's pytest settings as written in its file, before any override."""
+    if inipath is None:
+        return {}
+    from _pytest.config.findpaths import load_config_dict_from_file
+
+    try:
+        return dict(load_config_dict_from_file(inipath) or {})
+    except Exception:  # a file pytest itself accepted; unreadable now means tampering
+        return {"addopts": "<unreadable>"}
+
+
+def project_paths(rootpath: Path, invocation: Path) -> set[str]:
+    """Import path entries that would resolve module names to the project's files."""
+    unsafe = {"", "."}
+    for path in (rootpath, invocation):
+        unsafe.add(str(path))
+        unsafe.add(os.path.realpath(path))
+    return unsafe
+
+
+def strip_project_from_sys_path(rootpath: Path, invocation: Path) -> list[str]:
+    """Remove ``''``, the invocation dir and the rootdir (``python -m pytest`` adds the cwd)."""
+    unsafe = project_paths(rootpath, invocation)
+    root = os.path.realpath(rootpath) + os.sep
+    removed = [
+        entry
+        for entry in sys.path
+        if entry in unsafe or (os.path.realpath(entry or ".") + os.sep).startswith(root)
+    ]
+    sys.path[:] = [entry for entry in sys.path if entry not in removed]
+    return removed
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    if not untrusted_mode(early_config):
+        return
+    namespace = early_config.known_args_namespace
+    namespace.noconftest = True  # read by pytest's own (trylast) impl of this hook
+    strip_project_from_sys_path(early_config.rootpath, early_config.invocation_params.dir)
+    raw = read_raw_ini(early_config.inipath)
+    verdict = judge_settings(raw, overridden_keys(getattr(namespace, "override_ini", None)))
+    if verdict.applied_too_early:
+        raise pytest.UsageError(verdict.refusal(str(early_config.inipath)))
+    early_config.stash[VERDICT_KEY] = verdict
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not untrusted_mode(config):
+        return
+    config.option.noconftest = True
+    from pytest_isolate.untrusted.setup import make_session
+
+    config.pluginmanager.register(
+        make_session(config, config.stash.get(VERDICT_KEY, None)), SESSION_PLUGIN
+    )

@@ -1,0 +1,124 @@
+"""The untrusted target: which ones exist, and starting one whose agent collects the project.
+
+Only ``container:IMAGE`` (or ``container``, the default image) is supported
+for now; ``chroot`` and ``vm`` are refused by name rather than replaced by
+something else. The container is the container backend's hardened one
+(no network, read-only root, project mounted read-only, unprivileged user,
+pids and memory limits, a fresh environment) with the limits of the run;
+the agent in it runs pytest on the project with the plugin in ``--no-isolate``
+mode (the per-test fork is the agent's own), collects, and waits for tests.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_isolate.backends.container_config import ContainerConfig, config_from_spec
+from pytest_isolate.backends.registry import BackendRegistry
+from pytest_isolate.broker.resolve import parse_matrix
+from pytest_isolate.spec import Defaults, IsolateSpec, SpecError
+from pytest_isolate.wire.frames import FrameLimits
+
+SUPPORTED = ("container",)
+NOT_YET = ("chroot", "vm")
+
+
+def parse_target(text: str, defaults: Defaults, registry: BackendRegistry) -> IsolateSpec:
+    """``container:IMAGE`` -> its spec; anything else is a usage error that says what works."""
+    backend = text.partition(":")[0].strip()
+    if backend in NOT_YET:
+        raise SpecError(
+            f"--isolate-untrusted={text}: {backend!r} is not supported yet in untrusted mode; "
+            "use container:IMAGE"
+        )
+    if backend not in SUPPORTED:
+        raise SpecError(
+            f"--isolate-untrusted={text!r}: unknown target; use container:IMAGE "
+            "(chroot and vm are not supported yet in untrusted mode)"
+        )
+    specs = parse_matrix(text, defaults, registry)
+    if len(specs) != 1:
+        raise SpecError(f"--isolate-untrusted={text!r}: name exactly one target")
+    return specs[0]
+
+
+def container_config(spec: IsolateSpec, mem_limit: int | None) -> ContainerConfig:
+    """The hardened container of the container backend, sized for the run's memory limit."""
+    return replace(config_from_spec(spec, "--isolate-untrusted"), mem_limit=mem_limit)
+
+
+def agent_args(config: pytest.Config, paths: Sequence[str]) -> list[str]:
+    """The agent's pytest command line: the project's ini (it is inside the target now)."""
+    rootdir = str(config.rootpath)
+    args = ["-p", "no:cacheprovider", "--rootdir", rootdir, "-p", "pytest_isolate.plugin"]
+    args.append("--no-isolate")
+    if config.inipath is not None:
+        args += ["-c", str(config.inipath)]
+    import_mode = getattr(config.option, "importmode", None)
+    if isinstance(import_mode, str):
+        args.append(f"--import-mode={import_mode}")
+    invocation = str(config.invocation_params.dir)
+    for path in paths:
+        head, sep, tail = path.partition("::")
+        absolute = head if os.path.isabs(head) else os.path.join(invocation, head)
+        args.append(os.path.normpath(absolute) + sep + tail)
+    return args
+
+
+class UntrustedTarget:
+    """One container with an agent that collected the project; started again if it dies."""
+
+    def __init__(self, config: pytest.Config, container: ContainerConfig, limits: FrameLimits):
+        self.config = config
+        self.container = container
+        self.limits = limits
+        self.run_id = uuid.uuid4().hex[:16]
+        self.launches = 0
+        self._engine: Any = None
+        self._target: Any = None
+
+    def launch(self) -> Any:
+        """Start the container and its agent; returns the ``ContainerTarget`` (collected)."""
+        from pytest_isolate.agent.inject import injected_site
+        from pytest_isolate.backends.container_target import ContainerTarget, ProjectView
+        from pytest_isolate.container.engine import connect_engine
+        from pytest_isolate.container.reaping import reap_leftovers, run_labels
+
+        if self._engine is None:
+            self._engine = connect_engine()
+            reap_leftovers(self._engine)
+        config = self.config
+        rootdir = str(config.rootpath)
+        invocation = str(config.invocation_params.dir)
+        if not (invocation + os.sep).startswith(rootdir + os.sep) and invocation != rootdir:
+            invocation = rootdir
+        view = ProjectView(rootdir, invocation, tuple(agent_args(config, config.args)))
+        self.launches += 1
+        self._target = ContainerTarget.launch(
+            self._engine,
+            self.container,
+            view,
+            Path(injected_site()),
+            run_labels(self.run_id),
+            self.limits,
+        )
+        return self._target
+
+    @property
+    def current(self) -> Any:
+        return self._target
+
+    def close(self) -> None:
+        target, self._target = self._target, None
+        if target is not None:
+            target.close()
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
