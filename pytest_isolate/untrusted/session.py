@@ -78,6 +78,10 @@ class UntrustedSession:
         self.collect_seconds = time.monotonic() - started
         if collected is not None:
             session.items = self._items(session, collected)
+            # One report for the whole tree: the terminal counts "collected N items" from it.
+            hook.pytest_collectreport(
+                report=pytest.CollectReport("", "passed", None, list(session.items))
+            )
         hook.pytest_collection_modifyitems(session=session, config=config, items=session.items)
         hook.pytest_collection_finish(session=session)
         session.testscollected = len(session.items)

