@@ -167,3 +167,36 @@ def _alive_broker(container: str) -> bool:
         check=False,
     ).stdout.strip()
     return pid.isdigit() and Path(f"/proc/{pid}").exists()
+
+
+FORGING_CONFTEST = """
+import pytest_isolate.untrusted.item_data as item_data
+
+real = item_data.describe_item
+
+def forged(item):
+    data = real(item)
+    if item.name == "test_pass":
+        data["location"] = ["../../etc/passwd", 1, "x"]
+    if item.name == "test_fail":
+        data["marks"] = [{"name": "os.system", "args": ["id"], "kwargs": {}}]
+    return data
+
+item_data.describe_item = forged
+"""
+
+
+def test_forged_item_data_becomes_a_collection_error_not_an_item(project: Path) -> None:
+    forging = project / "forging"
+    forging.mkdir()
+    try:
+        (forging / "conftest.py").write_text(FORGING_CONFTEST)
+        (forging / "test_forged.py").write_text("def test_pass(): pass\ndef test_fail(): pass\n")
+        (forging / "test_other.py").write_text("def test_ok(): pass\n")
+        result = broker(project, "-q", "forging", "--continue-on-collection-errors")
+    finally:
+        shutil.rmtree(forging)
+    assert "location path '../../etc/passwd' leaves the rootdir" in result.stdout
+    assert "mark name 'os.system' is not an identifier" in result.stdout
+    assert "1 passed, 2 errors" in result.stdout
+    assert result.returncode == 1
