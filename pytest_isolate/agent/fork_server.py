@@ -36,7 +36,7 @@ from pytest_isolate.agent.protocol import (
 from pytest_isolate.agent.sweep import kill_leftovers
 from pytest_isolate.backends.forked import capture_fds, output_tail
 from pytest_isolate.target import steps
-from pytest_isolate.target.item_runner import FrameSender, run_in_target
+from pytest_isolate.target.item_runner import FrameSender, prepare_forwarder, run_in_target
 from pytest_isolate.wire.frames import FrameDecoder, FrameLimits
 
 CRASH_LOG_TAIL = 16 * 1024
@@ -63,6 +63,7 @@ def run_in_fork(
     if target_uid is not None:
         os.chown(scratch, *target_uid)
     agent_pid = os.getpid()
+    prepare_forwarder(item.config)
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child never returns
         parent_end.close()

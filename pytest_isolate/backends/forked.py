@@ -31,7 +31,7 @@ from pytest_isolate.broker.outcome import EndState, classify_end, phase_after
 from pytest_isolate.broker.supervisor import Handler, Supervision, TargetSupervisor
 from pytest_isolate.spec import IsolateSpec
 from pytest_isolate.target import steps
-from pytest_isolate.target.item_runner import FrameSender, run_in_target
+from pytest_isolate.target.item_runner import FrameSender, prepare_forwarder, run_in_target
 from pytest_isolate.wire.shm import ShmRing
 
 CRASH_LOG_TAIL = 16 * 1024
@@ -174,6 +174,7 @@ class ForkedBackend:
         crash_log = os.memfd_create("pytest-isolate-crash-log", os.MFD_CLOEXEC)
         broker_pid = os.getpid()
         context.tree.before_fork()
+        prepare_forwarder(item.config)
         # Objects the broker already has are moved out of the collector's reach
         # for the fork: a collection in the child would otherwise touch every
         # page of the broker's heap and copy it (copy-on-write), per test.

@@ -10,6 +10,7 @@ belong to the broker, not to this target.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import sys
 import traceback
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn, Protocol
 
 import pytest
+from _pytest._io import TerminalWriter
 from _pytest.runner import runtestprotocol
 
 from pytest_isolate.wire.frames import encode_frame
@@ -51,17 +53,21 @@ class FrameSender:
 
 
 class ReportForwarder:
-    """A plugin registered only in the target: every report and warning goes to the broker."""
+    """Sends every report and warning of the target's test to the broker.
 
-    def __init__(self, config: pytest.Config, sender: FrameSender) -> None:
+    Registered once, in the broker, before the first fork (registering a
+    plugin costs about a millisecond, too much to pay in every target). It is
+    idle there (``sender`` is None) and switched on in the target.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.sender = sender
-        # pytest_warning_recorded is historic: registering replays the broker's
-        # earlier warnings, which are not this test's.
-        self.armed = False
+        self.sender: FrameSender | None = None
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.sender is None:
+            return
         data = self.config.hook.pytest_report_to_serializable(config=self.config, report=report)
         if data is None:
             return
@@ -74,7 +80,7 @@ class ReportForwarder:
     def pytest_warning_recorded(
         self, warning_message: warnings.WarningMessage, when: str, nodeid: str
     ) -> None:
-        if not self.armed:
+        if self.sender is None:  # the broker, or a historic replay at registration
             return
         self.sender.send(
             {
@@ -101,16 +107,25 @@ def forget_broker_finalizers(session: pytest.Session) -> None:
             finalizers.clear()
 
 
+def prepare_forwarder(config: pytest.Config) -> ReportForwarder:
+    """The process's forwarder, registered on first use; call it before forking."""
+    forwarder = config.pluginmanager.get_plugin(FORWARDER_NAME)
+    if not isinstance(forwarder, ReportForwarder):
+        forwarder = ReportForwarder(config)
+        config.pluginmanager.register(forwarder, FORWARDER_NAME)
+    return forwarder
+
+
 def silence_broker_reporting(config: pytest.Config) -> None:
-    """The broker prints; a target printing too would garble the terminal."""
-    for name in ("terminalreporter", "junitxml", "resultlog"):
-        plugin = config.pluginmanager.get_plugin(name)
-        if plugin is not None:
-            config.pluginmanager.unregister(plugin)
-    xml = getattr(config, "_xml", None)
-    if xml is not None:
-        with contextlib.suppress(ValueError):
-            config.pluginmanager.unregister(xml)
+    """The broker prints; a target printing too would garble the terminal.
+
+    The terminal reporter is muted rather than unregistered (unregistering
+    costs about a millisecond per target); xdist's worker link must go, as
+    its connection belongs to the broker.
+    """
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter._tw = TerminalWriter(file=io.StringIO())
     for plugin in list(config.pluginmanager.get_plugins()):
         if type(plugin).__name__ == "WorkerInteractor":  # pytest-xdist's link to its controller
             config.pluginmanager.unregister(plugin)
@@ -123,9 +138,7 @@ def run_item(item: pytest.Item, sender: FrameSender) -> None:
     config = item.config
     silence_broker_reporting(config)
     forget_broker_finalizers(item.session)
-    forwarder = ReportForwarder(config, sender)
-    config.pluginmanager.register(forwarder, FORWARDER_NAME)
-    forwarder.armed = True
+    prepare_forwarder(config).sender = sender
     with catch_warnings_for_item(config=config, ihook=item.ihook, when="runtest", item=item):
         runtestprotocol(item, log=True, nextitem=None)
     for stream in (sys.stdout, sys.stderr):
