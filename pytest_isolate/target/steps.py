@@ -16,12 +16,21 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
-import resource
+import functools
 import signal
 import sys
 from collections.abc import Iterable, Mapping
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+try:  # POSIX only: the plugin must still import on Windows, where these steps never run
+    import resource
+except ImportError:  # pragma: no cover - not on Linux
+    resource = None  # type: ignore[assignment]
+
+
+@functools.lru_cache(maxsize=None)
+def libc() -> ctypes.CDLL:
+    """The C library, loaded on first use (a broker that forks loads it before forking)."""
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
@@ -42,7 +51,7 @@ DEFAULT_ENV_ALLOW_PREFIXES = ("PYTHON", "PYTEST_", "LC_")
 
 
 def _prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
-    result = _libc.prctl(
+    result = libc().prctl(
         ctypes.c_int(option),
         ctypes.c_ulong(arg2),
         ctypes.c_ulong(arg3),
@@ -145,7 +154,7 @@ def clear_capabilities() -> None:
     """Empty the effective, permitted and inheritable sets (always allowed: it only lowers)."""
     header = (ctypes.c_uint32 * 2)(_LINUX_CAPABILITY_VERSION_3, 0)
     data = (ctypes.c_uint32 * 6)()
-    if _libc.capset(ctypes.byref(header), ctypes.byref(data)) != 0:
+    if libc().capset(ctypes.byref(header), ctypes.byref(data)) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"capset: {os.strerror(err)}")
 
