@@ -15,8 +15,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
-import os
 import functools
+import os
 import signal
 import sys
 from collections.abc import Iterable, Mapping
@@ -27,10 +27,11 @@ except ImportError:  # pragma: no cover - not on Linux
     resource = None  # type: ignore[assignment]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def libc() -> ctypes.CDLL:
     """The C library, loaded on first use (a broker that forks loads it before forking)."""
     return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
 
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
