@@ -33,6 +33,12 @@ def libc() -> ctypes.CDLL:
     return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
+if sys.platform.startswith("linux"):
+    # Load now, in the broker: find_library runs ldconfig, which a forked target
+    # must never pay for (nor spend pids of its namespace on).
+    libc()
+
+
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_CAPBSET_DROP = 24
