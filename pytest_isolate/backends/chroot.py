@@ -13,9 +13,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pytest_isolate.backends.base import Availability
+import pytest
+
+from pytest_isolate.backends.base import Availability, TargetResult
 from pytest_isolate.backends.forked import ChildSetup, ForkedBackend, TargetWatch
 from pytest_isolate.backends.seccomp_layer import (
     SeccompWatch,
@@ -23,14 +25,19 @@ from pytest_isolate.backends.seccomp_layer import (
     install_in_child,
     sandbox_availability,
 )
+from pytest_isolate.broker.context import BrokerContext
 from pytest_isolate.spec import IsolateSpec, SpecError
 from pytest_isolate.target import steps
+
+if TYPE_CHECKING:
+    from pytest_isolate.backends.chroot_rootfs import ForeignRootTargets
 
 CHROOT_KEYWORDS: Mapping[str, str] = {
     "writable": "host paths bound writable at the same path (weakens the jail)",
     "binds": "{host_path: jail_path} read-only binds (writable when listed in writable)",
     "user": "uid the test runs as (default: nobody)",
-    "rootfs": "a foreign root file system (not supported yet: use container)",
+    "rootfs": "a foreign root file system (a debootstrap or exported image directory): "
+    "a fresh agent runs on its own python3",
 }
 
 
@@ -70,6 +77,7 @@ class ChrootBackend(ForkedBackend):
     keywords = CHROOT_KEYWORDS
     default_network = False
     default_pids_limit = 1024
+    _foreign_roots: ForeignRootTargets | None = None
 
     def availability(self) -> Availability:
         return sandbox_availability(super().availability())
@@ -81,11 +89,25 @@ class ChrootBackend(ForkedBackend):
         if user is not None and (isinstance(user, bool) or not isinstance(user, int) or user < 0):
             raise SpecError(f"{where}: user={user!r} must be a numeric uid")
         if spec.option("rootfs") is not None:
-            raise SpecError(
-                f"{where}: rootfs= is not supported yet by the chroot backend; "
-                "use isolate('container', image=...) for a foreign root file system"
-            )
+            from pytest_isolate.backends.chroot_rootfs import validate_rootfs
+
+            validate_rootfs(spec.option("rootfs"), where)
         self._policy(spec, where)
+
+    def run(self, item: pytest.Item, spec: IsolateSpec, context: BrokerContext) -> TargetResult:
+        """A foreign root needs a spawned agent (``chroot_rootfs``); the host's own root a fork."""
+        if spec.option("rootfs") is None:
+            return super().run(item, spec, context)
+        if self._foreign_roots is None:
+            from pytest_isolate.backends.chroot_rootfs import ForeignRootTargets
+
+            self._foreign_roots = ForeignRootTargets()
+        return self._foreign_roots.run(item, spec, context)
+
+    def close(self) -> None:
+        if self._foreign_roots is not None:
+            self._foreign_roots.close()
+        super().close()
 
     def _policy(self, spec: IsolateSpec, where: str) -> Any:
         from pytest_isolate.backends.seccomp_layer import _as_dict

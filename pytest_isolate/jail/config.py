@@ -38,3 +38,7 @@ class JailConfig:
     hostname: str = "isolate"
     #: More host paths bound read-only at the same path.
     extra_readonly: tuple[str, ...] = ()
+    #: A foreign root file system (a debootstrap or exported image directory):
+    #: the system directories are then taken from it (``<root_source><path>``)
+    #: instead of the host, and no host Python is added.
+    root_source: str = ""

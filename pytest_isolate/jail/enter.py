@@ -34,6 +34,7 @@ def enter_jail(
     keep_fds: Iterable[int],
     *,
     interpreter_dirs: Iterable[str] | None = None,
+    system_dirs: Iterable[str] | None = None,
 ) -> None:
     """Build the jail and enter it; returns only in the jailed test process.
 
@@ -41,10 +42,14 @@ def enter_jail(
     stdio); the helper processes outside it hold none of them.
     ``interpreter_dirs`` replaces ``python_dirs()`` (a broker that computed
     it once, or a test that runs as a user who cannot reach the interpreter).
+    ``system_dirs`` replaces ``default_system_dirs()``: with a foreign root
+    (``config.root_source``) they are that root's entries, see
+    ``pytest_isolate.jail.foreign``.
     """
     keep = tuple(keep_fds)
     pythons = python_dirs() if interpreter_dirs is None else tuple(interpreter_dirs)
-    steps = rootfs.resolve_host_sources(plan_mounts(config, default_system_dirs(), pythons))
+    system = default_system_dirs() if system_dirs is None else tuple(system_dirs)
+    steps = rootfs.resolve_host_sources(plan_mounts(config, system, pythons))
     rootless = os.geteuid() != 0
     if rootless:
         _step("user namespace", enter_user_namespace)

@@ -96,7 +96,7 @@ def _candidate_steps(
     out.append((_LAYOUT, Tmpfs("/tmp")))
     for path in system_dirs:
         path = _absolute(path, "system dir")
-        out.append((_SYSTEM, Bind(path, path, mirror_symlink=True)))
+        out.append((_SYSTEM, Bind(_system_source(config, path), path, mirror_symlink=True)))
     for path in python_dirs:
         path = _absolute(path, "python dir")
         out.append((_PYTHON, Bind(path, path)))
@@ -113,6 +113,14 @@ def _candidate_steps(
     for path in sorted(writable - bind_paths):
         out.append((_USER, Bind(path, path, writable=True)))
     return out
+
+
+def _system_source(config: JailConfig, path: str) -> str:
+    """Where a system directory comes from: the host, or the foreign root's same path."""
+    if not config.root_source:
+        return path
+    root = _absolute(config.root_source, "root_source")
+    return root + path if root != "/" else path
 
 
 def _absolute(path: str, what: str) -> str:

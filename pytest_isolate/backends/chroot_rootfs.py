@@ -1,0 +1,361 @@
+"""``isolate("chroot", rootfs=DIR)``: an agent spawned in a namespace jail around a foreign root.
+
+The broker forks a child that jails itself with ``DIR`` as its root file
+system and execs ``DIR``'s own ``python3 -m pytest_isolate.agent``
+(``pytest_isolate.jail.foreign``), its stdin/stdout a socket pair to the
+broker. The broker then talks to it with ``AgentClient`` as it does to a
+container's agent: ``hello``, ``start`` (collect once), then one ``run`` per
+test, each in a fresh fork inside the jail. One jail and agent per distinct
+configuration per broker; ``fresh=True`` makes one per test.
+
+Lifetime: the child has a parent-death signal, and the jail's PID 1 dies
+with it, so a SIGKILLed broker leaves nothing; ``close`` kills the child,
+reaps it and waits until nothing in the jail holds its stderr any more.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Hashable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_isolate.agent.client import AgentClient, AgentDead
+from pytest_isolate.agent.protocol import Collected, StartRequest
+from pytest_isolate.backends.base import TargetResult
+from pytest_isolate.broker.context import BrokerContext
+from pytest_isolate.jail.config import JailConfig
+from pytest_isolate.jail.foreign import (
+    EXIT_JAIL_FAILED,
+    PYTHON_CANDIDATES,
+    SITE_PATH,
+    ForeignAgentPlan,
+    agent_environment,
+    choose_root_entries,
+    exec_agent,
+    explain_agent_exit,
+    find_python,
+    list_root_dir,
+)
+from pytest_isolate.spec import IsolateSpec, SpecError
+from pytest_isolate.target import steps
+from pytest_isolate.wire.frames import FrameLimits
+
+HELLO_TIMEOUT = 60.0
+COLLECT_TIMEOUT = 600.0
+STDERR_TAIL = 64 * 1024
+#: How long ``close`` waits for the jail's last process to let go of its stderr.
+TEARDOWN_WAIT = 5.0
+
+
+class ForeignRootError(RuntimeError):
+    """The jail or its agent could not start; the message says why and how to fix it."""
+
+
+@dataclass(frozen=True)
+class ForeignRootConfig:
+    """What makes two tests share one jail and agent."""
+
+    rootfs: str
+    rootdir: str
+    network: bool
+    binds: tuple[tuple[str, str], ...]
+    writable: tuple[str, ...]
+    user: int | None
+    seccomp: Hashable
+
+
+def validate_rootfs(value: Hashable, where: str) -> None:
+    """Usage errors only; a missing directory fails the test at run time, with the fix."""
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise SpecError(f"{where}: rootfs={value!r} must be an absolute directory path")
+
+
+def config_from_spec(spec: IsolateSpec, rootdir: str) -> ForeignRootConfig:
+    user = spec.option("user")
+    return ForeignRootConfig(
+        rootfs=os.path.realpath(str(spec.option("rootfs"))),
+        rootdir=rootdir,
+        network=bool(spec.network),
+        binds=tuple(spec.option("binds") or ()),
+        writable=_as_tuple(spec.option("writable")),
+        user=None if user is None else int(user),
+        seccomp=spec.seccomp,
+    )
+
+
+def _as_tuple(value: Hashable) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)  # type: ignore[arg-type]
+
+
+def check_rootfs(rootfs: str) -> str:
+    """The interpreter's jail path, or ForeignRootError naming what is missing and the fix."""
+    if not os.path.isdir(rootfs):
+        raise ForeignRootError(
+            f"rootfs {rootfs!r} is not a directory; make one with "
+            f"'python -m pytest_isolate image export debian:bookworm {rootfs}' "
+            "or 'debootstrap --include=python3 bookworm DIR'"
+        )
+    python = find_python(rootfs)
+    if python is None:
+        raise ForeignRootError(
+            f"rootfs {rootfs!r} has no python3 (looked for {', '.join(PYTHON_CANDIDATES)}); "
+            "install Python 3.9 or newer in it (debootstrap --include=python3)"
+        )
+    return python
+
+
+def make_plan(config: ForeignRootConfig, site: Path, python: str) -> ForeignAgentPlan:
+    """The jail (project and site read-only, the user's binds) and the agent's identity."""
+    binds = (*config.binds, (str(site), SITE_PATH))
+    jail = JailConfig(
+        project_dir=config.rootdir,
+        binds=binds,
+        writable=config.writable,
+        network=config.network,
+        root_source=config.rootfs,
+    )
+    needed = (config.rootdir, *(path for _host, path in binds), *config.writable)
+    entries = choose_root_entries(list_root_dir(config.rootfs), needed)
+    uid, gid = steps.unprivileged_ids()
+    if config.user is not None:
+        uid = config.user
+    return ForeignAgentPlan(jail, entries, python, uid, gid, agent_environment())
+
+
+def _filter_installer(config: ForeignRootConfig, where: str) -> Any:
+    """The seccomp layer, compiled here, loaded in the child just before exec."""
+    from pytest_isolate.backends.seccomp_layer import _as_dict, build_policy
+    from pytest_isolate.policy import compile_policy
+
+    options = _as_dict(config.seccomp) or {"policy": "permissive"}
+    compiled = compile_policy(build_policy(options, where))
+
+    def install() -> None:
+        listener = compiled.install()
+        if listener is not None:
+            os.close(listener)  # nobody services it: notified calls fail with ENOSYS
+
+    return install
+
+
+class _StderrTail:
+    """Drains the jail's stderr in a thread, keeping the last ``STDERR_TAIL`` bytes."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.data = b""
+        self.thread = threading.Thread(target=self._drain, name="isolate-rootfs-stderr")
+        self.thread.daemon = True
+        self.thread.start()
+
+    def _drain(self) -> None:
+        try:
+            while chunk := os.read(self.fd, 65536):
+                self.data = (self.data + chunk)[-STDERR_TAIL:]
+        except OSError:
+            pass
+        finally:
+            os.close(self.fd)
+
+    def text(self, wait: float) -> str:
+        self.thread.join(wait)
+        return self.data.decode("utf-8", "replace")
+
+
+class ForeignRootTarget:
+    """A jailed agent that collected and waits for ``run`` requests."""
+
+    def __init__(self, pid: int, link: socket.socket, stderr: _StderrTail, rootfs: str) -> None:
+        self.pid = pid
+        self.link = link
+        self.stderr = stderr
+        self.rootfs = rootfs
+        self.status: int | None = None
+        self.client = AgentClient(link, describe_stream_end=self.describe_end)
+        self.collected = Collected(())
+        self.started_in = 0.0
+
+    @classmethod
+    def launch(
+        cls, plan: ForeignAgentPlan, install_filter: Any, rootfs: str, start: StartRequest
+    ) -> ForeignRootTarget:
+        started = time.monotonic()
+        broker_end, agent_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        read_err, write_err = os.pipe2(os.O_CLOEXEC)
+        broker = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child never returns
+            try:
+                steps.set_parent_death_signal(broker)
+                steps.new_session()
+                os.dup2(agent_end.fileno(), 0)
+                os.dup2(agent_end.fileno(), 1)
+                os.dup2(write_err, 2)
+                steps.close_inherited_fds((0, 1, 2))
+                exec_agent(plan, install_filter)
+            finally:
+                os._exit(EXIT_JAIL_FAILED)
+        agent_end.close()
+        os.close(write_err)
+        target = cls(pid, broker_end, _StderrTail(read_err), rootfs)
+        try:
+            target.client.hello(HELLO_TIMEOUT)
+            target.collected = target.client.start(start, COLLECT_TIMEOUT)
+        except AgentDead as exc:
+            target.close()
+            raise ForeignRootError(str(exc)) from None
+        except BaseException:
+            target.close()
+            raise
+        target.started_in = time.monotonic() - started
+        return target
+
+    @property
+    def alive(self) -> bool:
+        return self.client.dead is None
+
+    def run(self, nodeid: str, spec: IsolateSpec, limits: FrameLimits) -> TargetResult:
+        return self.client.run(nodeid, spec, limits)
+
+    def _reap(self, wait: float) -> None:
+        deadline = time.monotonic() + wait
+        while self.status is None:
+            with contextlib.suppress(ChildProcessError):
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+                if pid == 0:
+                    if time.monotonic() < deadline:
+                        time.sleep(0.005)
+                        continue
+                    return
+                self.status = status
+                return
+            self.status = 0x9  # reaped elsewhere
+            return
+
+    def describe_end(self) -> str:
+        """Why the link ended: the jailed process's status and its last stderr, with a fix."""
+        self._reap(2.0)
+        return explain_agent_exit(self.status, self.stderr.text(2.0), self.rootfs)
+
+    def close(self) -> None:
+        """Kill the jail (its PID 1 dies with the child), reap, wait for its last process."""
+        if self.status is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            self._reap(TEARDOWN_WAIT)
+        self.link.close()
+        self.stderr.text(TEARDOWN_WAIT)
+
+
+class ForeignRootTargets:
+    """The chroot backend's targets for ``rootfs=`` specs: one per configuration, reused."""
+
+    def __init__(self) -> None:
+        self._targets: dict[ForeignRootConfig, ForeignRootTarget] = {}
+        self._failed: dict[ForeignRootConfig, str] = {}
+        self._site: Path | None = None
+
+    def run(self, item: pytest.Item, spec: IsolateSpec, context: BrokerContext) -> TargetResult:
+        config = config_from_spec(spec, str(item.config.rootpath))
+        if config in self._failed and not spec.fresh:
+            return TargetResult(failure=self._failed[config], failure_kind="engine")
+        try:
+            target = self._target_for(item, config, spec, context.limits)
+        except (ForeignRootError, SpecError) as exc:
+            message = f"chroot backend, rootfs={config.rootfs!r}: {exc}"
+            if not spec.fresh:
+                self._failed[config] = message
+            return TargetResult(failure=message, failure_kind="engine")
+        try:
+            if item.nodeid not in target.collected.nodeids:
+                errors = "\n".join(target.collected.errors) or "(no collection error reported)"
+                return TargetResult(
+                    failure="the jailed agent did not collect this test",
+                    failure_kind="engine",
+                    sections=[("Collection errors in the jail", errors[-20000:])],
+                )
+            return target.run(item.nodeid, spec, context.limits)
+        finally:
+            if spec.fresh or not target.alive:
+                if self._targets.get(config) is target:
+                    del self._targets[config]
+                target.close()
+
+    def _target_for(
+        self, item: pytest.Item, config: ForeignRootConfig, spec: IsolateSpec, limits: FrameLimits
+    ) -> ForeignRootTarget:
+        if not spec.fresh and config in self._targets:
+            return self._targets[config]
+        from pytest_isolate.agent.inject import injected_site
+
+        python = check_rootfs(config.rootfs)
+        if self._site is None:
+            self._site = injected_site()
+        plan = make_plan(config, self._site, python)
+        install = _filter_installer(config, item.nodeid)
+        start = _start_request(item, config, spec, limits)
+        target = ForeignRootTarget.launch(plan, install, config.rootfs, start)
+        if not spec.fresh:
+            self._targets[config] = target
+            _progress(
+                item.config,
+                f"pytest-isolate: chroot rootfs {config.rootfs} ready in "
+                f"{target.started_in:.2f} s "
+                f"({len(target.collected.nodeids)} tests collected in it)",
+            )
+        return target
+
+    def close(self) -> None:
+        targets, self._targets = list(self._targets.values()), {}
+        for target in targets:
+            with contextlib.suppress(Exception):
+                target.close()
+        self._failed.clear()
+
+
+def _start_request(
+    item: pytest.Item, config: ForeignRootConfig, spec: IsolateSpec, limits: FrameLimits
+) -> StartRequest:
+    """Arguments that make the agent collect the same node ids as the broker."""
+    from pytest_isolate.broker.session import SPEC_KEY
+
+    pytest_config = item.config
+    invocation = str(pytest_config.invocation_params.dir)
+    if not (invocation + os.sep).startswith(config.rootdir + os.sep):
+        invocation = config.rootdir
+    files = {str(item.path)}
+    if not spec.fresh:
+        for other in item.session.items:
+            other_spec = other.stash.get(SPEC_KEY, None)
+            if other_spec is not None and other_spec.backend == "chroot":
+                with contextlib.suppress(SpecError, TypeError, ValueError):
+                    if (
+                        other_spec.option("rootfs")
+                        and config_from_spec(other_spec, config.rootdir) == config
+                    ):
+                        files.add(str(other.path))
+    args = ["-p", "no:cacheprovider", "--rootdir", config.rootdir, "-p", "pytest_isolate.plugin"]
+    if pytest_config.inipath is not None:
+        args += ["-c", str(pytest_config.inipath)]
+    import_mode = getattr(pytest_config.option, "importmode", None)
+    if isinstance(import_mode, str):
+        args.append(f"--import-mode={import_mode}")
+    args += sorted(files)
+    return StartRequest(config.rootdir, invocation, tuple(args), limits)
+
+
+def _progress(config: pytest.Config, line: str) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and hasattr(reporter, "write_line"):
+        reporter.write_line(line)
