@@ -1,4 +1,4 @@
-"""``python -m pytest_isolate image build|list``: the image builder's command line."""
+"""``python -m pytest_isolate image build|list|export``: the image builder's command line."""
 
 from __future__ import annotations
 
@@ -39,6 +39,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     listing.add_argument("--engine", help="engine URL (default: DOCKER_HOST or the local socket)")
     listing.set_defaults(func=run_list)
 
+    export = actions.add_parser(
+        "export", help="unpack an image into a directory (a root for isolate('chroot', rootfs=))"
+    )
+    export.add_argument("flavour", metavar="FLAVOUR", help="e.g. debian:bookworm, or a full tag")
+    export.add_argument("directory", metavar="DIR", help="created; kept if it exists")
+    export.add_argument("--force", action="store_true", help="replace DIR if it exists")
+    export.add_argument("--engine", help="engine URL (default: DOCKER_HOST or the local socket)")
+    export.set_defaults(func=run_export)
+
 
 def _say(message: str) -> None:
     print(f"[image] {message}", flush=True)
@@ -78,4 +87,21 @@ def run_list(args: argparse.Namespace) -> int:
             f"{built.tag:40} python {built.python_version:5} {built.size_bytes / 1e6:6.0f} MB "
             f"recipe {built.recipe_digest} {built.image_id[7:19]}"
         )
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pytest_isolate.images.export import ImageExportError, export_rootfs
+
+    try:
+        image = args.flavour if "/" in args.flavour else recipe_for(args.flavour).tag
+        with connect_engine(args.engine) as engine:
+            started = time.monotonic()
+            path = export_rootfs(engine, image, Path(args.directory), force=args.force)
+    except (UnknownFlavourError, EngineUnavailableError, ImageExportError) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    _say(f"{image} -> {path} in {time.monotonic() - started:.1f} s")
     return 0
