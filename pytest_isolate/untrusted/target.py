@@ -65,10 +65,25 @@ def agent_args(config: pytest.Config, paths: Sequence[str]) -> list[str]:
     if isinstance(import_mode, str):
         args.append(f"--import-mode={import_mode}")
     invocation = str(config.invocation_params.dir)
+    args += collection_options(config, invocation)
     for path in paths:
         head, sep, tail = path.partition("::")
         absolute = head if os.path.isabs(head) else os.path.join(invocation, head)
         args.append(os.path.normpath(absolute) + sep + tail)
+    return args
+
+
+def collection_options(config: pytest.Config, invocation: str) -> list[str]:
+    """Command-line options that shape collection, which now happens in the target."""
+    option = config.option
+    args: list[str] = []
+    for dest, flag in (("ignore", "--ignore"), ("ignore_glob", "--ignore-glob")):
+        for value in getattr(option, dest, None) or ():
+            args.append(f"{flag}={os.path.join(invocation, str(value))}")
+    for pattern in getattr(option, "doctestglob", None) or ():
+        args.append(f"--doctest-glob={pattern}")
+    if getattr(option, "doctestmodules", False):
+        args.append("--doctest-modules")
     return args
 
 
