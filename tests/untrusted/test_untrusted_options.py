@@ -200,3 +200,9 @@ def test_forged_item_data_becomes_a_collection_error_not_an_item(project: Path) 
     assert "mark name 'os.system' is not an identifier" in result.stdout
     assert "1 passed, 2 errors" in result.stdout
     assert result.returncode == 1
+
+
+def test_ignore_applies_in_the_target_where_collection_happens(project: Path) -> None:
+    result = broker(project, "-q", "--ignore=test_things.py")
+    assert result.returncode == 5  # no tests collected
+    assert "no tests ran" in result.stdout
