@@ -9,6 +9,8 @@ in a fresh fork (``fork_server``).
 from __future__ import annotations
 
 import contextlib
+import gc
+import os
 from typing import Any, Dict, List
 
 import pytest
@@ -21,6 +23,7 @@ from pytest_isolate.agent.protocol import (
     RunRequest,
     parse_broker_message,
 )
+from pytest_isolate.target.item_runner import prepare_forwarder
 from pytest_isolate.wire.frames import FrameLimits
 
 WORKER_NAME = "isolate-agent-worker"
@@ -58,6 +61,7 @@ class AgentWorker:
     def pytest_runtestloop(self, session: pytest.Session) -> bool:
         self.send_collected(session.items)
         items: Dict[str, pytest.Item] = {item.nodeid: item for item in session.items}
+        prepare_for_forks(session.config)
         with contextlib.suppress(BrokerGone):
             self.serve(items)
         return True
@@ -78,6 +82,31 @@ class AgentWorker:
                 )
                 continue
             run_in_fork(item, request, self.channel, self.limits)
+
+
+def prepare_for_forks(config: pytest.Config) -> None:
+    """Do once, in the agent, what every test's child would otherwise repeat.
+
+    In a TCG guest Python runs ~11x slower and every context switch and
+    copy-on-write fault is expensive, so per-test work decides the cost of a
+    test. The agent's terminal reporter is unregistered (nobody reads the
+    agent's terminal; muted, it would still format every report of every
+    child); the report forwarder is registered before the heap is frozen;
+    ``gc.freeze`` keeps the collector in a child from walking (and so
+    copying) the agent's whole heap; batch scheduling stops the agent from
+    preempting its child at every relayed frame: it wakes when the child
+    blocks or exits and relays what has piled up. ``SCHED_RESET_ON_FORK``
+    gives the children the normal policy back.
+    """
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        config.pluginmanager.unregister(reporter)
+    prepare_forwarder(config)
+    gc.collect()
+    gc.freeze()
+    with contextlib.suppress(AttributeError, OSError):
+        policy = os.SCHED_BATCH | os.SCHED_RESET_ON_FORK
+        os.sched_setscheduler(0, policy, os.sched_param(0))
 
 
 def collected_message_for_failure(code: Any) -> Dict[str, Any]:
