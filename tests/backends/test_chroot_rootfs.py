@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -268,7 +269,7 @@ def test_secret_never_reaches_the_report(run: ProjectRun) -> None:
 
 def test_nothing_is_left_running(run: ProjectRun) -> None:
     leftovers = subprocess.run(
-        ["pgrep", "-f", "rootfs-leftover-marker|pytest_isolate.agent|runpy.run_module"],
+        ["pgrep", "-f", "rootfs-leftover-marker|runpy.run_module..pytest_isolate.agent"],
         capture_output=True,
         text=True,
     ).stdout.split()
@@ -354,3 +355,50 @@ def test_plan_takes_system_dirs_from_the_foreign_root() -> None:
     assert Bind("/srv/root/bin", "/bin", mirror_symlink=True) in steps
     assert Bind("/work/p", "/work/p") in steps
     assert not any(isinstance(step, Symlink) and step.path == "/usr" for step in steps)
+
+
+SLEEPER = """
+import subprocess
+from pytest_isolate import isolate
+
+@isolate("chroot", rootfs="{rootfs}", timeout=600)
+def test_sleeps():
+    subprocess.run(["/bin/sh", "-c", "sleep 600 # {marker}"])
+"""
+
+
+def _pids_matching(pattern: str) -> list[str]:
+    found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
+    return found.stdout.split()
+
+
+def _wait_for(condition: object, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_sigkilled_broker_leaves_no_jail(
+    rootfs: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    marker = f"rootfs-orphan-{os.getpid()}"
+    project = tmp_path_factory.mktemp("rootfs-sigkill")
+    project.chmod(0o755)
+    (project / "test_sleeper.py").write_text(SLEEPER.format(rootfs=rootfs, marker=marker))
+    (project / "pytest.ini").write_text("[pytest]\n")
+    broker = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"],
+        cwd=project,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert _wait_for(lambda: _pids_matching(marker), 30), "the test never started"
+    finally:
+        broker.kill()
+        broker.wait()
+    assert _wait_for(lambda: not _pids_matching(marker), 5), "the jail outlived its broker"
+    assert _pids_matching("runpy.run_module..pytest_isolate.agent") == []
