@@ -33,7 +33,9 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from pytest_isolate.jail.config import JailConfig, JailError
+from pytest_isolate.jail.enter import enter_jail
 from pytest_isolate.jail.hostpaths import is_within
+from pytest_isolate.target import steps
 
 #: Where the injected packages appear in the jail (as in a container).
 SITE_PATH = "/opt/pytest-isolate/site"
@@ -217,11 +219,10 @@ def exec_agent(plan: ForeignAgentPlan, install_filter: Callable[[], None]) -> No
     Called with the broker link on fds 0/1 and the stderr pipe on fd 2, every
     other fd closed. ``enter_jail`` forks twice (PID namespace): the caller's
     process stays outside and ends as the agent ends; this function continues
-    in PID 2 of the new namespace.
+    in PID 2 of the new namespace. Imports nothing: the broker may have
+    threads (stderr drains), and an import after fork could wait forever on
+    a lock one of them held.
     """
-    from pytest_isolate.jail.enter import enter_jail
-    from pytest_isolate.target import steps
-
     try:
         enter_jail(plan.jail, (0, 1, 2), interpreter_dirs=(), system_dirs=plan.entries)
         os.chdir("/")
