@@ -206,3 +206,34 @@ def test_ignore_applies_in_the_target_where_collection_happens(project: Path) ->
     result = broker(project, "-q", "--ignore=test_things.py")
     assert result.returncode == 5  # no tests collected
     assert "no tests ran" in result.stdout
+
+
+def test_plain_pytest_entry_imports_no_conftest_when_the_ini_sets_nothing_unsafe(
+    project: Path,
+) -> None:
+    (project / "conftest.py").write_text(
+        f"open({str(project / 'conftest-ran-here')!r}, 'w').close()\n"
+    )
+    try:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                UNTRUSTED,
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-k",
+                "pass",
+            ],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    finally:
+        (project / "conftest.py").unlink()
+    assert "1 passed" in result.stdout
+    assert not (project / "conftest-ran-here").exists()
