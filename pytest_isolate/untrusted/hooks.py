@@ -47,6 +47,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="pass NAME (from this environment, or with VALUE) to the untrusted tests; "
         "nothing else of this environment reaches them (repeatable)",
     )
+    group.addoption(
+        "--isolate-untrusted-allow",
+        dest="isolate_untrusted_allow",
+        default=None,
+        metavar="WHAT,...",
+        help="let the project's marks loosen untrusted mode: network (network=True runs in a "
+        "second container with a network), limits (mark limits may exceed the run's)",
+    )
 
 
 def untrusted_mode(config: pytest.Config) -> bool:

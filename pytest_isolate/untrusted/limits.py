@@ -8,7 +8,9 @@ environment variables (the project's own values for its own tests). Anything
 that would widen what the target can reach (``network=True``,
 ``read_only=False``, another ``user``, ``mounts``, another ``image``,
 ``dockerfile``, a higher ``pids_limit``) or change the target (``fresh``,
-another backend, ``seccomp``) is ignored and named in the run's summary. Pure.
+another backend, ``seccomp``) is ignored and named in the run's summary,
+unless the trusted command line allows it (``--isolate-untrusted-allow``:
+``network``, ``limits``). Pure.
 """
 
 from __future__ import annotations
@@ -26,6 +28,12 @@ MAX_ENV_VALUE = 16 * 1024
 
 _HARMLESS = {"network": False, "read_only": True, "fresh": False}
 
+#: What the trusted command line may let marks loosen (``--isolate-untrusted-allow``).
+ALLOWABLE = {
+    "network": "a test marked network=True runs in a second container that has a network",
+    "limits": "a mark's timeout, mem_limit and cpu_limit replace the run's, even when higher",
+}
+
 
 @dataclass(frozen=True)
 class Ceiling:
@@ -36,6 +44,7 @@ class Ceiling:
     mem_limit: int | None = None
     cpu_limit: float | None = None
     env: tuple[tuple[str, str], ...] = ()
+    allow: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -46,10 +55,10 @@ class GrantedOptions:
     ignored: tuple[str, ...] = ()
 
 
-def _lower(mine: float | None, wish: float | None) -> float | None:
+def _lower(mine: float | None, wish: float | None, any_value: bool = False) -> float | None:
     if wish is None:
         return mine
-    return wish if mine is None else min(mine, wish)
+    return wish if mine is None or any_value else min(mine, wish)
 
 
 def _mark_env(value: object, ignored: list[str]) -> dict[str, str]:
@@ -79,6 +88,8 @@ def options_for(marks: Sequence[MarkData], ceiling: Ceiling) -> GrantedOptions:
     mem_limit: float | None = ceiling.mem_limit
     cpu_limit: float | None = ceiling.cpu_limit
     env = dict(ceiling.env)
+    network = False
+    free = "limits" in ceiling.allow
     if mark is not None:
         backend = mark.args[0] if mark.args else mark.kwarg("backend", ceiling.backend)
         if backend != ceiling.backend:
@@ -86,11 +97,13 @@ def options_for(marks: Sequence[MarkData], ceiling: Ceiling) -> GrantedOptions:
         for key, value in mark.kwargs:
             try:
                 if key == "timeout":
-                    timeout = _lower(timeout, parse_seconds(value, key))
+                    timeout = _lower(timeout, parse_seconds(value, key), free)
                 elif key == "mem_limit":
-                    mem_limit = _lower(mem_limit, parse_size(value, key))
+                    mem_limit = _lower(mem_limit, parse_size(value, key), free)
                 elif key == "cpu_limit":
-                    cpu_limit = _lower(cpu_limit, parse_seconds(value, key))
+                    cpu_limit = _lower(cpu_limit, parse_seconds(value, key), free)
+                elif key == "network" and value is True and "network" in ceiling.allow:
+                    network = True
                 elif key == "env":
                     env.update({k: v for k, v in _mark_env(value, ignored).items() if k not in env})
                 elif key != "backend" and _HARMLESS.get(key, object()) != value:
@@ -102,10 +115,22 @@ def options_for(marks: Sequence[MarkData], ceiling: Ceiling) -> GrantedOptions:
         timeout=timeout,
         mem_limit=None if mem_limit is None else int(mem_limit),
         cpu_limit=cpu_limit,
-        network=False,
+        network=network,
         env=tuple(sorted(env.items())),
     )
     return GrantedOptions(spec, tuple(ignored))
+
+
+def parse_allow(text: str | None) -> frozenset[str]:
+    """``--isolate-untrusted-allow=network,limits`` -> the names; unknown ones are usage errors."""
+    names = frozenset(filter(None, (part.strip() for part in (text or "").split(","))))
+    unknown = sorted(names - set(ALLOWABLE))
+    if unknown:
+        raise SpecError(
+            f"--isolate-untrusted-allow: unknown {', '.join(unknown)}; "
+            f"valid: {', '.join(sorted(ALLOWABLE))}"
+        )
+    return names
 
 
 def parse_passed_env(

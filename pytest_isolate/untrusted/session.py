@@ -45,6 +45,7 @@ class UntrustedSession:
         ignored_settings: tuple[IgnoredSetting, ...],
     ) -> None:
         self.target = target
+        self.targets = {False: target}  # by network: a second one only if allowed and asked
         self.ceiling = ceiling
         self.ignored_settings = ignored_settings
         self.ignored_marks: list[str] = []
@@ -53,10 +54,12 @@ class UntrustedSession:
 
     # -- what the user is told first -------------------------------------
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        allowed = f"; marks may loosen: {', '.join(sorted(self.ceiling.allow))}"
         lines = [
             f"pytest-isolate untrusted mode: collection and every test run in "
             f"{self.target.container.image!r} (no network, project read-only, "
             f"timeout {self.ceiling.timeout:g} s); no project code runs in this process"
+            + (allowed if self.ceiling.allow else "")
         ]
         if self.ignored_settings:
             lines.append("pytest-isolate: project settings ignored in untrusted mode:")
@@ -145,16 +148,19 @@ class UntrustedSession:
 
     def _run(self, item: UntrustedItem, spec: Any) -> TargetResult:
         started = time.monotonic()
-        target = self.target.current
+        if spec.network not in self.targets:
+            self.targets[spec.network] = self.target.with_network()
+        owner = self.targets[spec.network]
+        target = owner.current
         if target is None or not target.alive:
-            if self.target.launches >= MAX_LAUNCHES:
+            if owner.launches >= MAX_LAUNCHES:
                 return TargetResult(
-                    failure=f"the untrusted target died {self.target.launches} times; "
+                    failure=f"the untrusted target died {owner.launches} times; "
                     "not starting it again",
                     failure_kind="engine",
                 )
             try:
-                target = self._launch()
+                target = owner.launch()
             except Exception as exc:
                 return TargetResult(
                     failure=f"the target did not start: {exc}", failure_kind="engine"
@@ -163,7 +169,7 @@ class UntrustedSession:
             return TargetResult(
                 failure="the restarted target did not collect this test", failure_kind="engine"
             )
-        result: TargetResult = target.run(item.agent_nodeid, spec, self.target.limits)
+        result: TargetResult = target.run(item.agent_nodeid, spec, owner.limits)
         result.duration = result.duration or time.monotonic() - started
         return result
 
@@ -189,7 +195,8 @@ class UntrustedSession:
         write = terminalreporter.write_line
         write(
             f"pytest-isolate untrusted: collected in the target in {self.collect_seconds:.2f} s, "
-            f"{self.ran} tests run there, target started {self.target.launches} time(s)"
+            f"{self.ran} tests run there, target started "
+            f"{sum(t.launches for t in self.targets.values())} time(s)"
         )
         if self.ignored_marks:
             write(
@@ -199,7 +206,8 @@ class UntrustedSession:
                 write(f"  {neutralise_name(line, 500)}")
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
-        self.target.close()
+        for target in self.targets.values():
+            target.close()
 
 
 def _missing_phases(

@@ -15,7 +15,12 @@ import os
 import pytest
 
 from pytest_isolate.spec import Defaults, SpecError, parse_seconds, parse_size
-from pytest_isolate.untrusted.limits import DEFAULT_TIMEOUT, Ceiling, parse_passed_env
+from pytest_isolate.untrusted.limits import (
+    DEFAULT_TIMEOUT,
+    Ceiling,
+    parse_allow,
+    parse_passed_env,
+)
 from pytest_isolate.untrusted.session import UntrustedSession
 from pytest_isolate.untrusted.settings import SettingsVerdict
 from pytest_isolate.untrusted.target import UntrustedTarget, container_config, parse_target
@@ -30,6 +35,7 @@ def read_ceiling(config: pytest.Config, backend: str) -> Ceiling:
         mem_limit=parse_size(config.getoption("isolate_mem_limit"), "--isolate-mem-limit"),
         cpu_limit=parse_seconds(config.getoption("isolate_cpu_limit"), "--isolate-cpu-limit"),
         env=parse_passed_env(config.getoption("isolate_untrusted_env") or [], os.environ),
+        allow=parse_allow(config.getoption("isolate_untrusted_allow", None)),
     )
 
 

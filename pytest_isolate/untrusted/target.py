@@ -126,6 +126,10 @@ class UntrustedTarget:
         )
         return self._target
 
+    def with_network(self) -> UntrustedTarget:
+        """A second target like this one but with a network (``--isolate-untrusted-allow``)."""
+        return UntrustedTarget(self.config, replace(self.container, network=True), self.limits)
+
     @property
     def current(self) -> Any:
         return self._target

@@ -8,7 +8,7 @@ import pytest
 
 from pytest_isolate.spec import SpecError
 from pytest_isolate.untrusted.item_data import MarkData
-from pytest_isolate.untrusted.limits import Ceiling, options_for, parse_passed_env
+from pytest_isolate.untrusted.limits import Ceiling, options_for, parse_allow, parse_passed_env
 
 CEILING = Ceiling(backend="container", timeout=60.0, mem_limit=1 << 30, cpu_limit=None)
 
@@ -91,3 +91,22 @@ def test_passed_env_copies_named_values_or_takes_given_ones() -> None:
 def test_passed_env_rejects_missing_or_malformed_names(entry: str) -> None:
     with pytest.raises(SpecError):
         parse_passed_env([entry], {})
+
+
+def test_the_command_line_can_allow_marks_to_ask_for_the_network() -> None:
+    allowing = Ceiling(backend="container", allow=frozenset({"network"}))
+    options = options_for([isolate("container", network=True)], allowing)
+    assert options.spec.network is True
+    assert options.ignored == ()
+
+
+def test_the_command_line_can_allow_marks_to_raise_limits() -> None:
+    allowing = Ceiling(backend="container", timeout=60.0, allow=frozenset({"limits"}))
+    assert options_for([isolate(timeout=600)], allowing).spec.timeout == 600.0
+
+
+def test_allow_names_are_checked() -> None:
+    assert parse_allow("network, limits") == {"network", "limits"}
+    assert parse_allow(None) == frozenset()
+    with pytest.raises(SpecError, match="unknown mounts; valid: limits, network"):
+        parse_allow("network,mounts")

@@ -44,6 +44,10 @@ def test_env():
     print("DB_URL=" + os.environ.get("DB_URL", "<unset>"))
     print("BROKER_ONLY=" + os.environ.get("BROKER_ONLY", "<unset>"))
 
+@isolate("container", network=True)
+def test_wants_network():
+    print("interfaces:", sorted(os.listdir("/sys/class/net")))
+
 class TestGroup:
     @pytest.mark.parametrize("n", [1, 2])
     def test_param(self, n):
@@ -81,19 +85,19 @@ def broker(project: Path, *args: str, cache: bool = False) -> subprocess.Complet
 
 def test_k_selects_by_name_and_class(project: Path) -> None:
     result = broker(project, "-q", "-k", "TestGroup and 2")
-    assert "1 passed, 6 deselected" in result.stdout
+    assert "1 passed, 7 deselected" in result.stdout
 
 
 def test_m_selects_by_mark(project: Path) -> None:
     result = broker(project, "-q", "-m", "slow")
-    assert "1 passed, 6 deselected" in result.stdout
+    assert "1 passed, 7 deselected" in result.stdout
 
 
 def test_collect_only_lists_the_agents_node_ids(project: Path) -> None:
     result = broker(project, "--co", "-q")
     assert result.returncode == 0
     assert "test_things.py::TestGroup::test_param[2]" in result.stdout.splitlines()
-    assert "7 tests collected" in result.stdout
+    assert "8 tests collected" in result.stdout
 
 
 def test_junit_xml_has_one_case_per_test_with_outcomes(project: Path) -> None:
@@ -238,3 +242,15 @@ def test_plain_pytest_entry_imports_no_conftest_when_the_ini_sets_nothing_unsafe
         (project / "conftest.py").unlink()
     assert "1 passed" in result.stdout
     assert not (project / "conftest-ran-here").exists()
+
+
+def test_network_stays_off_unless_the_command_line_allows_it(project: Path) -> None:
+    denied = broker(project, "-rA", "-k", "wants_network")
+    allowed = broker(project, "-rA", "-k", "wants_network", "--isolate-untrusted-allow=network")
+    assert "test_wants_network: network=True" in denied.stdout  # named as not granted
+    assert "target started 1 time(s)" in denied.stdout
+    # Granted: the test runs in a second container, created with a network. (This
+    # machine's engine runs with --bridge=none, so that network has only loopback.)
+    assert "marks may loosen: network" in allowed.stdout
+    assert "mark options not granted" not in allowed.stdout
+    assert "target started 2 time(s)" in allowed.stdout
