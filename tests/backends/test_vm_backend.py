@@ -3,8 +3,8 @@
 The real run boots real guests (TCG here), so it is a single pytest
 subprocess whose tests share one VM; one of them has its QEMU killed while
 it runs (a guest dying mid-test), and the test after it must get a new VM.
-The project lives under /var/tmp: the guest mounts a fresh tmpfs on /tmp,
-which would hide a project placed there.
+The project lives under /tmp, where the guest has its own tmpfs: the share
+must land on top of it.
 """
 
 from __future__ import annotations
@@ -270,7 +270,7 @@ class VMRun:
 def vm_run() -> Iterator[VMRun]:
     secret = Path("/root") / f".pytest-isolate-vm-secret-{uuid.uuid4().hex}"
     secret.write_text("host secret\n")
-    project = Path(tempfile.mkdtemp(prefix="pytest-isolate-vm-", dir="/var/tmp"))
+    project = Path(tempfile.mkdtemp(prefix="pytest-isolate-vm-", dir="/tmp"))
     try:
         project.chmod(0o755)
         (project / "open-to-all").mkdir(mode=0o777)
