@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
+import functools
 import os
 import select
 import shutil
@@ -77,7 +78,7 @@ def run_in_fork(
         parent_end.close()
         sections = _sections(item.config, crash_log, outcome)
         os.close(crash_log)
-        shutil.rmtree(scratch, ignore_errors=True)
+        _remove_scratch(scratch)
     channel.send(
         Exited(
             status=outcome.status if outcome.status is not None else 0x9,
@@ -87,9 +88,21 @@ def run_in_fork(
     )
 
 
+@functools.lru_cache(maxsize=1)
 def _target_ids() -> Tuple[int, int] | None:
-    """The uid/gid a root agent's children drop to; None when the agent is unprivileged."""
+    """The uid/gid a root agent's children drop to; None when the agent is unprivileged.
+
+    Looked up once: a passwd lookup per test is measurable in a TCG guest.
+    """
     return steps.unprivileged_ids() if os.geteuid() == 0 else None
+
+
+def _remove_scratch(path: str) -> None:
+    """Remove a test's scratch dir; usually empty, so one ``rmdir`` does it."""
+    try:
+        os.rmdir(path)
+    except OSError:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 # -- the child -------------------------------------------------------------
