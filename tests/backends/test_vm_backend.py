@@ -212,6 +212,25 @@ def test_only_loopback_network():
     assert os.listdir("/sys/class/net") == ["lo"]
 
 
+def test_leaves_a_daemon():
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            time.sleep(600)
+        os._exit(0)
+    os.wait()
+
+
+def test_no_process_of_an_earlier_test_is_left():
+    others = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) not in (1, os.getpid()):
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                if handle.read():  # kernel threads have no command line
+                    others.append(entry)
+    assert others == []
+
+
 def test_quick_1():
     pass
 
@@ -324,6 +343,11 @@ def test_host_secret_project_writes_and_network_are_out_of_reach(vm_run: VMRun) 
     assert vm_run.outcome("test_project_is_read_only") == "passed"
     assert not (vm_run.project / "open-to-all" / "written").exists()
     assert vm_run.outcome("test_only_loopback_network") == "passed"
+
+
+def test_a_daemon_left_in_the_guest_is_killed_before_the_next_test(vm_run: VMRun) -> None:
+    assert vm_run.outcome("test_leaves_a_daemon") == "passed"
+    assert vm_run.outcome("test_no_process_of_an_earlier_test_is_left") == "passed"
 
 
 def test_the_terminal_says_which_accelerator_and_shows_boot_progress(vm_run: VMRun) -> None:
