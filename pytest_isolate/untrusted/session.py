@@ -57,7 +57,7 @@ class UntrustedSession:
         allowed = f"; marks may loosen: {', '.join(sorted(self.ceiling.allow))}"
         lines = [
             f"pytest-isolate untrusted mode: collection and every test run in "
-            f"{self.target.container.image!r} (no network, project read-only, "
+            f"{self.target.description} (no network, project read-only, "
             f"timeout {self.ceiling.timeout:g} s); no project code runs in this process"
             + (allowed if self.ceiling.allow else "")
         ]
@@ -117,9 +117,13 @@ class UntrustedSession:
 
     def _agent_stderr(self) -> str:
         """The agent's last words (why pytest could not start in the target), as plain text."""
-        stream = getattr(self.target.current, "stream", None)
-        tail = getattr(stream, "stderr_tail", b"")
-        text = tail.decode("utf-8", "replace").strip() if isinstance(tail, bytes) else ""
+        current = self.target.current
+        last_words = getattr(current, "last_words", None)
+        tail = getattr(getattr(current, "stream", None), "stderr_tail", b"")
+        if callable(last_words):
+            text = str(last_words()).strip()
+        else:
+            text = tail.decode("utf-8", "replace").strip() if isinstance(tail, bytes) else ""
         return f"the target's stderr ended with:\n{text[-3000:]}" if text else ""
 
     def _collect_error(self, session: pytest.Session, where: str, text: str) -> None:

@@ -58,12 +58,15 @@ def make_session(config: pytest.Config, verdict: SettingsVerdict | None) -> Untr
         registry = build_registry(config)
         spec = parse_target(str(config.getoption("isolate_untrusted")), Defaults(), registry)
         ceiling = read_ceiling(config, spec.backend)
-        container = container_config(spec, ceiling.mem_limit)
+        if spec.backend == "container":
+            container_config(spec, ceiling.mem_limit)  # a bad image name fails here
+        elif "network" in ceiling.allow:
+            raise SpecError("--isolate-untrusted-allow=network: a vm target has no network device")
     except SpecError as exc:
         raise pytest.UsageError(f"pytest-isolate: {exc}") from None
     from pytest_isolate.broker.context import BrokerContext
 
     limits = BrokerContext(config).limits
-    target = UntrustedTarget(config, container, limits)
+    target = UntrustedTarget(config, spec, ceiling.mem_limit, limits)
     ignored = verdict.ignored if verdict is not None else ()
     return UntrustedSession(target, ceiling, ignored)

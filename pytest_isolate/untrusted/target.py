@@ -1,12 +1,13 @@
 """The untrusted target: which ones exist, and starting one whose agent collects the project.
 
-Only ``container:IMAGE`` (or ``container``, the default image) is supported
-for now; ``chroot`` and ``vm`` are refused by name rather than replaced by
-something else. The container is the container backend's hardened one
+``container:IMAGE`` (or ``container``, the default image) and ``vm`` are
+supported; ``chroot`` is refused by name rather than replaced by something
+else. The container is the container backend's hardened one
 (no network, read-only root, project mounted read-only, unprivileged user,
 pids and memory limits, a fresh environment) with the limits of the run;
 the agent in it runs pytest on the project with the plugin in ``--no-isolate``
 mode (the per-test fork is the agent's own), collects, and waits for tests.
+The VM is the vm backend's guest (``vm_target``).
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from pytest_isolate.broker.resolve import parse_matrix
 from pytest_isolate.spec import Defaults, IsolateSpec, SpecError
 from pytest_isolate.wire.frames import FrameLimits
 
-SUPPORTED = ("container",)
-NOT_YET = ("chroot", "vm")
+SUPPORTED = ("container", "vm")
+NOT_YET = ("chroot",)
 
 
 def parse_target(text: str, defaults: Defaults, registry: BackendRegistry) -> IsolateSpec:
@@ -40,8 +41,8 @@ def parse_target(text: str, defaults: Defaults, registry: BackendRegistry) -> Is
         )
     if backend not in SUPPORTED:
         raise SpecError(
-            f"--isolate-untrusted={text!r}: unknown target; use container:IMAGE "
-            "(chroot and vm are not supported yet in untrusted mode)"
+            f"--isolate-untrusted={text!r}: unknown target; use container:IMAGE or vm "
+            "(chroot is not supported yet in untrusted mode)"
         )
     specs = parse_matrix(text, defaults, registry)
     if len(specs) != 1:
@@ -88,19 +89,64 @@ def collection_options(config: pytest.Config, invocation: str) -> list[str]:
 
 
 class UntrustedTarget:
-    """One container with an agent that collected the project; started again if it dies."""
+    """One started target (a container or a VM) whose agent collected the project.
 
-    def __init__(self, config: pytest.Config, container: ContainerConfig, limits: FrameLimits):
+    Started again by the session if it dies; ``launches`` counts the starts.
+    """
+
+    def __init__(
+        self,
+        config: pytest.Config,
+        spec: IsolateSpec,
+        mem_limit: int | None,
+        limits: FrameLimits,
+        network: bool = False,
+    ) -> None:
         self.config = config
-        self.container = container
+        self.spec = spec
+        self.mem_limit = mem_limit
         self.limits = limits
+        self.network = network
+        self.container = (
+            replace(container_config(spec, mem_limit), network=network)
+            if spec.backend == "container"
+            else None
+        )
         self.run_id = uuid.uuid4().hex[:16]
         self.launches = 0
         self._engine: Any = None
         self._target: Any = None
 
+    @property
+    def description(self) -> str:
+        if self.container is not None:
+            return f"container {self.container.image!r}"
+        return "a QEMU VM (its own kernel)"
+
+    def with_network(self) -> UntrustedTarget:
+        """A second target like this one but with a network (``--isolate-untrusted-allow``)."""
+        return UntrustedTarget(self.config, self.spec, self.mem_limit, self.limits, network=True)
+
+    def _project(self) -> tuple[str, str, list[str]]:
+        config = self.config
+        rootdir = str(config.rootpath)
+        invocation = str(config.invocation_params.dir)
+        if not (invocation + os.sep).startswith(rootdir + os.sep) and invocation != rootdir:
+            invocation = rootdir
+        return rootdir, invocation, agent_args(config, config.args)
+
     def launch(self) -> Any:
-        """Start the container and its agent; returns the ``ContainerTarget`` (collected)."""
+        """Start the target and its agent; returns it once collected."""
+        if self._target is not None:  # a dead one: remove it before starting anew
+            previous, self._target = self._target, None
+            previous.close()
+        self.launches += 1
+        rootdir, invocation, args = self._project()
+        if self.container is None:
+            from pytest_isolate.untrusted.vm_target import launch_vm
+
+            self._target = launch_vm(self.spec, rootdir, invocation, args, self.limits)
+            return self._target
         from pytest_isolate.agent.inject import injected_site
         from pytest_isolate.backends.container_target import ContainerTarget, ProjectView
         from pytest_isolate.container.engine import connect_engine
@@ -109,26 +155,15 @@ class UntrustedTarget:
         if self._engine is None:
             self._engine = connect_engine()
             reap_leftovers(self._engine)
-        config = self.config
-        rootdir = str(config.rootpath)
-        invocation = str(config.invocation_params.dir)
-        if not (invocation + os.sep).startswith(rootdir + os.sep) and invocation != rootdir:
-            invocation = rootdir
-        view = ProjectView(rootdir, invocation, tuple(agent_args(config, config.args)))
-        self.launches += 1
         self._target = ContainerTarget.launch(
             self._engine,
             self.container,
-            view,
+            ProjectView(rootdir, invocation, tuple(args)),
             Path(injected_site()),
             run_labels(self.run_id),
             self.limits,
         )
         return self._target
-
-    def with_network(self) -> UntrustedTarget:
-        """A second target like this one but with a network (``--isolate-untrusted-allow``)."""
-        return UntrustedTarget(self.config, replace(self.container, network=True), self.limits)
 
     @property
     def current(self) -> Any:
