@@ -236,6 +236,7 @@ class ForkedBackend:
             keep = [0, 1, 2, channel.fileno(), crash_log, *ring_fds, *capture_fds(item.config)]
             steps.close_inherited_fds(keep)
             os.set_inheritable(crash_log, False)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the broker's handler is not ours
             _arm_faulthandler(crash_log)
             _use_scratch(scratch)
             self.restrict(ChildSetup(item, spec, prepared, channel, scratch, keep))

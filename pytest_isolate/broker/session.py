@@ -6,6 +6,8 @@ Items without a target run through pytest's normal protocol untouched.
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 import warnings
 from collections.abc import Sequence
@@ -74,6 +76,7 @@ class IsolateSession:
         self.unavailable = unavailable
         self.context = BrokerContext(config)
         self.stats = RunStats()
+        self._previous_sigterm = _interrupt_on_sigterm()
 
     # -- collection -----------------------------------------------------
     def _targets(self, node: Any, where: str) -> _Matrix:
@@ -194,8 +197,12 @@ class IsolateSession:
             terminalreporter.write_line(line)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
-        self.registry.close()
-        self.context.close()
+        try:
+            self.registry.close()
+            self.context.close()
+        finally:
+            if self._previous_sigterm is not None:
+                signal.signal(signal.SIGTERM, self._previous_sigterm)
 
 
 def _count_failed_subtest(config: pytest.Config, report: Any) -> None:
@@ -240,3 +247,20 @@ def _fail_call_report(item: pytest.Item, result: TargetResult, label: str) -> No
                 data["wasxfail"] = reason + message
             result.failure_kind = "violation-reported"
             return
+
+
+def _interrupt_on_sigterm() -> Any:
+    """Make SIGTERM (a cancelled CI job) end the run like Ctrl-C, so targets are cleaned up.
+
+    Only when nobody else handles SIGTERM and we are in the main thread; the
+    previous disposition is restored at the end. Forked targets reset it.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"pytest-isolate: received signal {signum} (SIGTERM)")
+
+    return signal.signal(signal.SIGTERM, interrupt)
