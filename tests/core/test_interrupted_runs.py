@@ -1,8 +1,8 @@
-"""A run interrupted with Ctrl-C, or killed, leaves nothing of ours; the next run reaps a killed one's.
+"""An interrupted run leaves nothing of ours; the next run reaps what a killed one left.
 
-Each run starts long-running isolated tests in several backends at once
-(process, seccomp, chroot and a container), waits until every one of them
-is running, then interrupts the broker.
+Each run starts a long-running isolated test (with a setsid daemon) in one
+backend (process, seccomp, chroot, container), waits until it is running,
+then interrupts the broker with Ctrl-C or SIGTERM, or kills it.
 """
 
 from __future__ import annotations
