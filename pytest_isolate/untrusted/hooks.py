@@ -75,26 +75,38 @@ def read_raw_ini(inipath: Path | None) -> dict[str, object]:
         return {"addopts": "<unreadable>"}
 
 
-def project_paths(rootpath: Path, invocation: Path) -> set[str]:
-    """Import path entries that would resolve module names to the project's files."""
-    unsafe = {"", "."}
-    for path in (rootpath, invocation):
-        unsafe.add(str(path))
-        unsafe.add(os.path.realpath(path))
-    return unsafe
+def classify_sys_path(
+    entries: list[str], rootpath: Path, invocation: Path
+) -> tuple[list[str], list[str]]:
+    """Import path entries to drop (the checkout itself) and entries that live inside it.
+
+    ``''``, the invocation dir and the rootdir are where ``python -m pytest``
+    and ``pythonpath`` point: dropped. Anything deeper inside the checkout (a
+    virtual environment created in it, say) may hold files the project
+    shipped, such as a ``.pth`` file that already ran: the run is refused.
+    """
+    root = os.path.realpath(rootpath)
+    exact = {"", ".", root, os.path.realpath(invocation)}
+    drop, inside = [], []
+    for entry in entries:
+        real = os.path.realpath(entry or ".")
+        if entry in exact or real in exact:
+            drop.append(entry)
+        elif (real + os.sep).startswith(root + os.sep):
+            inside.append(entry)
+    return drop, inside
 
 
-def strip_project_from_sys_path(rootpath: Path, invocation: Path) -> list[str]:
-    """Remove ``''``, the invocation dir and the rootdir (``python -m pytest`` adds the cwd)."""
-    unsafe = project_paths(rootpath, invocation)
-    root = os.path.realpath(rootpath) + os.sep
-    removed = [
-        entry
-        for entry in sys.path
-        if entry in unsafe or (os.path.realpath(entry or ".") + os.sep).startswith(root)
-    ]
-    sys.path[:] = [entry for entry in sys.path if entry not in removed]
-    return removed
+def strip_project_from_sys_path(rootpath: Path, invocation: Path) -> None:
+    """Remove the checkout from ``sys.path``; refuse if the broker's environment lives in it."""
+    drop, inside = classify_sys_path(list(sys.path), rootpath, invocation)
+    if inside:
+        raise pytest.UsageError(
+            f"pytest-isolate: untrusted mode refused: the broker's import path includes "
+            f"{inside[0]!r}, inside the untrusted checkout {str(rootpath)!r}; install the "
+            "tools that run the tests (pytest, plugins, their virtual environment) outside it"
+        )
+    sys.path[:] = [entry for entry in sys.path if entry not in drop]
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -103,11 +115,11 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
         return
     namespace = early_config.known_args_namespace
     namespace.noconftest = True  # read by pytest's own (trylast) impl of this hook
-    strip_project_from_sys_path(early_config.rootpath, early_config.invocation_params.dir)
     raw = read_raw_ini(early_config.inipath)
     verdict = judge_settings(raw, overridden_keys(getattr(namespace, "override_ini", None)))
     if verdict.applied_too_early:
         raise pytest.UsageError(verdict.refusal(str(early_config.inipath)))
+    strip_project_from_sys_path(early_config.rootpath, early_config.invocation_params.dir)
     early_config.stash[VERDICT_KEY] = verdict
 
 
