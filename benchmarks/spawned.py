@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             "`benchmarks/spawned.py`, median of "
             f"{options.rounds} rounds (the vm row: one run). Machine: {machine()}.\n"
             "KVM guests hang at boot on this machine (nested virtualisation), so `accel=auto`\n"
-            "falls back to TCG after a one-time probe; with working KVM the boot is much shorter.\n\n"
+            "falls back to TCG after a one-time probe; working KVM boots much faster.\n\n"
             + "\n".join(rows)
         )
         replace_section(DOCS, "spawned", body)
