@@ -60,6 +60,9 @@ def neutralise_data(value: Any, limit: int = MAX_REPORT_TEXT) -> Any:
         return [neutralise_data(v, limit) for v in value]
     if isinstance(value, tuple):
         return tuple(neutralise_data(v, limit) for v in value)
-    if isinstance(value, dict):
-        return {k: neutralise_data(v, limit) for k, v in value.items()}
+    if isinstance(value, dict):  # keys too: keyword names, subtest kwargs
+        return {
+            neutralise_name(k) if isinstance(k, str) else k: neutralise_data(v, limit)
+            for k, v in value.items()
+        }
     return value

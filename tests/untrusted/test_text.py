@@ -45,3 +45,7 @@ def test_every_string_of_a_report_is_neutralised() -> None:
         "sections": [("out", "\\x07")],
         "n": 3,
     }
+
+
+def test_keys_of_report_mappings_are_neutralised_too() -> None:
+    assert neutralise_data({"keywords": {"\x1b[2J": 1}}) == {"keywords": {"\\x1b[2J": 1}}
