@@ -2,26 +2,23 @@
 
 Each subcommand lives in its own module exposing
 ``register(subparsers)``, which adds its parser and sets ``func``
-(``args -> exit status``). Adding a subcommand is one line in
-:data:`SUBCOMMAND_MODULES`; modules are imported only when listed, so a
-subcommand's optional dependencies never break the others.
+(``args -> exit status``). Adding a subcommand is one import and one line
+in :func:`build_parser`.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
-
-SUBCOMMAND_MODULES: tuple[str, ...] = ("pytest_isolate.images.cli",)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pytest_isolate")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in SUBCOMMAND_MODULES:
-        importlib.import_module(module_name).register(subparsers)
+    from pytest_isolate.images import cli as image_cli
+
+    image_cli.register(subparsers)
     return parser
 
 
