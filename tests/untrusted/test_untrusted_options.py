@@ -57,14 +57,17 @@ class TestGroup:
 
 @pytest.fixture(scope="module")
 def project() -> Iterator[Path]:
-    base = Path(tempfile.mkdtemp(prefix="ut-options-", dir="/var/tmp"))
-    base.chmod(0o755)
+    parent = Path(tempfile.mkdtemp(prefix="ut-options-", dir="/var/tmp"))
+    parent.chmod(0o755)
+    # A fixed, digit-free rootdir name: -k also matches the rootdir's name.
+    base = parent / "project"
+    base.mkdir(mode=0o755)
     (base / "pytest.ini").write_text("[pytest]\nmarkers = slow: slow tests\n")
     (base / "test_things.py").write_text(textwrap.dedent(TESTS))
     try:
         yield base
     finally:
-        shutil.rmtree(base, ignore_errors=True)
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 def broker(project: Path, *args: str, cache: bool = False) -> subprocess.CompletedProcess[str]:
