@@ -159,6 +159,14 @@ class ForkedBackend:
     def prepare_scratch(self, scratch: Path, spec: IsolateSpec) -> None:
         """Broker-side: make the scratch directory usable by the target's user."""
 
+    def restriction_fds(self) -> list[int]:
+        """Descriptors ``restrict`` still needs (then closes); not kept for the test."""
+        return []
+
+    def fork_target(self, item: pytest.Item) -> int:
+        """The fork that makes the target; a backend may fork it into a namespace."""
+        return os.fork()
+
     # -- the fixed sequence ---------------------------------------------
     @lru_cache(maxsize=64)  # noqa: B019 - one cache per backend instance is the point
     def _prepared_for(self, spec: IsolateSpec) -> Any:
@@ -179,7 +187,7 @@ class ForkedBackend:
         # for the fork: a collection in the child would otherwise touch every
         # page of the broker's heap and copy it (copy-on-write), per test.
         gc.freeze()
-        pid = os.fork()
+        pid = self.fork_target(item)
         if pid:
             gc.unfreeze()
         if pid == 0:  # pragma: no cover - the child never returns
@@ -234,7 +242,7 @@ class ForkedBackend:
             context.tree.join(spec.pids_limit or self.default_pids_limit)
             ring_fds = [] if ring is None else ring.child_fds()
             keep = [0, 1, 2, channel.fileno(), crash_log, *ring_fds, *capture_fds(item.config)]
-            steps.close_inherited_fds(keep)
+            steps.close_inherited_fds([*keep, *self.restriction_fds()])
             os.set_inheritable(crash_log, False)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the broker's handler is not ours
             _arm_faulthandler(crash_log)

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from pytest_isolate.backends.base import Availability
 from pytest_isolate.backends.forked import ChildSetup, ForkedBackend, TargetWatch
 from pytest_isolate.backends.seccomp_layer import (
@@ -33,6 +35,7 @@ from pytest_isolate.backends.seccomp_layer import (
 from pytest_isolate.spec import IsolateSpec
 from pytest_isolate.target import steps
 from pytest_isolate.target.reachable import make_reachable
+from pytest_isolate.target.shared_ns import SharedNamespace
 
 
 def redirect_basetemp(setup: ChildSetup) -> None:
@@ -75,17 +78,47 @@ class SeccompBackend(ForkedBackend):
         policy = build_policy(options, spec.label)
         return compile_policy(policy), options.get("fail_on_violation", True)
 
-    def _needed_paths(self, setup: ChildSetup) -> list[str]:
-        from pytest_isolate.jail import python_dirs
+    _shared: SharedNamespace | None = None
+    _shared_failed: str | None = None
+    _reachable: tuple[str, ...] | None = None
 
-        config = setup.item.config
-        search_path = [p for p in sys.path if p not in ("", "/") and os.path.isdir(p)]
-        return [
-            *python_dirs(),
-            str(config.rootpath),
-            str(config.invocation_params.dir),
-            *search_path,
-        ]
+    def _needed_paths(self, config: pytest.Config) -> tuple[str, ...]:
+        """What the unprivileged target must reach: the interpreter, the project, sys.path.
+
+        Computed once per broker (checking sys.path costs a millisecond or two).
+        """
+        if self._reachable is None:
+            from pytest_isolate.jail import python_dirs
+
+            search_path = [p for p in sys.path if p not in ("", "/") and os.path.isdir(p)]
+            self._reachable = (
+                *python_dirs(),
+                str(config.rootpath),
+                str(config.invocation_params.dir),
+                *search_path,
+            )
+        return self._reachable
+
+    def fork_target(self, item: pytest.Item) -> int:
+        """Into the broker's shared sandbox namespace when the broker is root (one fork)."""
+        if self._shared is None and self._shared_failed is None and os.geteuid() == 0:
+            try:
+                self._shared = SharedNamespace.create(self._needed_paths(item.config))
+            except OSError as exc:  # fall back to a namespace per target
+                self._shared_failed = str(exc)
+        if self._shared is not None:
+            return self._shared.fork_inside()
+        self._needed_paths(item.config)  # computed before the fork, once
+        return os.fork()
+
+    def restriction_fds(self) -> list[int]:
+        return [] if self._shared is None else [self._shared.mount_namespace_fd]
+
+    def close(self) -> None:
+        super().close()
+        if self._shared is not None:
+            self._shared.close()
+            self._shared = None
 
     def prepare_scratch(self, scratch: Path, spec: IsolateSpec) -> None:
         hand_scratch_to_target_user(scratch)
@@ -96,12 +129,15 @@ class SeccompBackend(ForkedBackend):
 
         spec = setup.spec
         compiled, _fail = setup.prepared
-        if os.geteuid() != 0:  # a PID namespace needs CAP_SYS_ADMIN: get it in a user namespace
-            from pytest_isolate.jail.userns import enter_user_namespace
+        if self._shared is not None:  # forked into the shared PID namespace already
+            self._shared.enter_mounts()
+        else:
+            if os.geteuid() != 0:  # a PID namespace needs CAP_SYS_ADMIN: a user namespace has it
+                from pytest_isolate.jail.userns import enter_user_namespace
 
-            enter_user_namespace()
-        make_reachable(self._needed_paths(setup))
-        enter_pid_namespace(setup.keep_fds, fresh_proc=True)
+                enter_user_namespace()
+            make_reachable(self._needed_paths(setup.item.config))
+            enter_pid_namespace(setup.keep_fds, fresh_proc=True)
         steps.apply_rlimits(spec.mem_limit, spec.cpu_limit)
         steps.scrub_environment(dict(spec.env))
         redirect_basetemp(setup)

@@ -10,6 +10,7 @@ thread, then add the violations to the report and fail the test for them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 from collections.abc import Hashable, Mapping
@@ -115,6 +116,19 @@ def install_in_child(compiled: Any, channel: socket.socket) -> None:
         os.close(listener)
 
 
+@functools.cache
+def _kmsg_since() -> int:
+    """The kernel log position when this broker started sandboxing, read once.
+
+    Reading /dev/kmsg costs milliseconds; doing it per test doubled the
+    seccomp backend's cost. Kill records are matched by the test's pids too,
+    so an older start only matters if a pid was reused within one run.
+    """
+    from pytest_isolate.policy import kmsg_position
+
+    return kmsg_position()
+
+
 def _children(pid: int) -> set[int]:
     found: set[int] = set()
     with contextlib.suppress(OSError, ValueError):
@@ -135,15 +149,13 @@ class SeccompWatch(TargetWatch):
         take_fds: Any,
     ) -> None:
         super().__init__()
-        from pytest_isolate.policy import kmsg_position
-
         self.policy = policy
         self.pid = pid
         self.fail_on_violation = fail_on_violation
         self.take_fds = take_fds
         self.monitor: Any = None
         self.test_pids: set[int] = {pid}
-        self.kmsg_since = kmsg_position()
+        self.kmsg_since = _kmsg_since()
         self.handlers[SANDBOXED_FRAME] = self._on_sandboxed
 
     def _on_sandboxed(self, message: dict[str, Any]) -> None:

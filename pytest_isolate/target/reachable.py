@@ -43,12 +43,21 @@ def plan_reachability(paths: Iterable[str]) -> dict[str, list[str]]:
 
 
 def make_reachable(paths: Iterable[str]) -> None:
-    """In the child, as root, before the privilege drop. Needs a mount namespace of its own."""
+    """In the child, as root, before the privilege drop: enters a mount namespace of its own."""
     plan = plan_reachability(paths)
     if not plan:
         return
     syscalls.unshare(syscalls.CLONE_NEWNS)
     syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_PRIVATE)
+    _apply(plan)
+
+
+def bind_reachable(paths: Iterable[str]) -> None:
+    """As ``make_reachable``, in a private mount namespace the caller already entered."""
+    _apply(plan_reachability(paths))
+
+
+def _apply(plan: dict[str, list[str]]) -> None:
     for blocker, needed in plan.items():
         handles = {path: os.open(path, os.O_PATH | os.O_CLOEXEC) for path in needed}
         try:

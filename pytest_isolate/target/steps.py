@@ -75,12 +75,14 @@ def set_parent_death_signal(parent_pid: int, sig: int = signal.SIGKILL) -> None:
     """Die with the broker: if the broker is SIGKILLed the target must not live on.
 
     ``parent_pid`` closes the race where the parent died between fork and
-    prctl: then we are already orphaned and exit at once.
+    prctl: then we are already orphaned and exit at once. A child forked into
+    another PID namespace sees its parent as 0 (not in its namespace) until
+    orphaned, when its parent becomes that namespace's init.
     """
     if not sys.platform.startswith("linux"):
         return
     _prctl(PR_SET_PDEATHSIG, int(sig))
-    if os.getppid() != parent_pid:
+    if os.getppid() not in (parent_pid, 0):
         os._exit(70)
 
 

@@ -47,7 +47,25 @@ HEAD_OFFSET = 0
 TAIL_OFFSET = 64
 DATA_OFFSET = 128
 DEFAULT_CAPACITY = 1024 * 1024
-_EVENTFD_FLAGS = os.EFD_NONBLOCK | os.EFD_CLOEXEC
+# os.eventfd and its flags arrived in Python 3.10; the values are Linux's own.
+_EVENTFD_FLAGS = getattr(os, "EFD_NONBLOCK", 0o4000) | getattr(os, "EFD_CLOEXEC", 0o2000000)
+
+
+def _eventfd(flags: int) -> int:
+    """A new eventfd (counter 0): ``os.eventfd`` where it exists, libc's elsewhere."""
+    if hasattr(os, "eventfd"):
+        return int(os.eventfd(0, flags))
+    import ctypes
+    import ctypes.util
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    fd = int(libc.eventfd(ctypes.c_uint(0), ctypes.c_int(flags)))
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"eventfd: {os.strerror(err)}")
+    return fd
+
+
 _ONE = (1).to_bytes(8, "little")
 
 
@@ -88,9 +106,9 @@ class ShmRing:
         # MAP_SHARED | MAP_ANONYMOUS: inherited over fork, reachable by no name.
         self.region = mmap.mmap(-1, DATA_OFFSET + capacity)
         #: the target signals "data written" on this one; the broker polls it
-        self.data_ready = os.eventfd(0, _EVENTFD_FLAGS)
+        self.data_ready = _eventfd(_EVENTFD_FLAGS)
         #: the broker signals "room made" on this one; a full writer waits on it
-        self.space_ready = os.eventfd(0, _EVENTFD_FLAGS)
+        self.space_ready = _eventfd(_EVENTFD_FLAGS)
 
     def child_fds(self) -> list[int]:
         """Descriptors the target must keep open (for ``close_inherited_fds``)."""

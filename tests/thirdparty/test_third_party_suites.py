@@ -71,6 +71,7 @@ def _outcomes(directory: Path, test_path: str, *args: str) -> dict[str, int]:
             *args,
         ],
         cwd=directory,
+        env={k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
