@@ -26,6 +26,7 @@ from pytest_isolate.backends.seccomp_layer import (
     sandbox_availability,
 )
 from pytest_isolate.broker.context import BrokerContext
+from pytest_isolate.jail.shared import SharedJail
 from pytest_isolate.spec import IsolateSpec, SpecError
 from pytest_isolate.target import steps
 
@@ -78,6 +79,11 @@ class ChrootBackend(ForkedBackend):
     default_network = False
     default_pids_limit = 1024
     _foreign_roots: ForeignRootTargets | None = None
+    #: jails built once and joined per test (root only), by configuration
+    _shared_jails: dict[Any, SharedJail] | None = None
+    _shared_failed: str | None = None
+    #: the shared jail the target being forked joins (None: build one per test)
+    _joining: SharedJail | None = None
 
     def availability(self) -> Availability:
         return sandbox_availability(super().availability())
@@ -97,7 +103,12 @@ class ChrootBackend(ForkedBackend):
     def run(self, item: pytest.Item, spec: IsolateSpec, context: BrokerContext) -> TargetResult:
         """A foreign root needs a spawned agent (``chroot_rootfs``); the host's own root a fork."""
         if spec.option("rootfs") is None:
-            return super().run(item, spec, context)
+            try:
+                return super().run(item, spec, context)
+            finally:
+                if self._joining is not None:
+                    self._joining.empty_scratch_areas()
+                    self._joining = None
         if self._foreign_roots is None:
             from pytest_isolate.backends.chroot_rootfs import ForeignRootTargets
 
@@ -107,7 +118,34 @@ class ChrootBackend(ForkedBackend):
     def close(self) -> None:
         if self._foreign_roots is not None:
             self._foreign_roots.close()
+        for jail in (self._shared_jails or {}).values():
+            jail.close()
+        self._shared_jails = None
         super().close()
+
+    def fork_target(self, item: pytest.Item, spec: IsolateSpec, prepared: Any) -> int:
+        """Into a jail built once for this configuration, when the broker is root."""
+        self._joining = self._shared_jail(item, prepared) if os.geteuid() == 0 else None
+        return os.fork() if self._joining is None else self._joining.fork_inside()
+
+    def _shared_jail(self, item: pytest.Item, prepared: Any) -> SharedJail | None:
+        from dataclasses import replace
+
+        if self._shared_failed is not None:
+            return None
+        jail, pythons, _compiled, _fail = prepared
+        jail = replace(jail, project_dir=str(item.config.rootpath))
+        jails = self._shared_jails = self._shared_jails or {}
+        if jail not in jails:
+            try:
+                jails[jail] = SharedJail.create(jail, pythons)
+            except OSError as exc:  # build one per test instead
+                self._shared_failed = str(exc)
+                return None
+        return jails[jail]
+
+    def restriction_fds(self) -> list[int]:
+        return [] if self._joining is None else self._joining.child_fds()
 
     def _policy(self, spec: IsolateSpec, where: str) -> Any:
         from pytest_isolate.backends.seccomp_layer import _as_dict
@@ -138,8 +176,12 @@ class ChrootBackend(ForkedBackend):
         spec = setup.spec
         jail, pythons, compiled, _fail = setup.prepared
         config = setup.item.config
-        jail = replace(jail, project_dir=str(config.rootpath), tmp_dirs=(str(setup.scratch),))
-        enter_jail(jail, setup.keep_fds, interpreter_dirs=pythons)
+        if self._joining is not None:
+            self._joining.enter()  # the scratch directory lives in the jail's own /tmp
+            os.makedirs(setup.scratch, mode=0o700, exist_ok=True)
+        else:
+            jail = replace(jail, project_dir=str(config.rootpath), tmp_dirs=(str(setup.scratch),))
+            enter_jail(jail, setup.keep_fds, interpreter_dirs=pythons)
         os.chdir(
             config.invocation_params.dir if os.path.isdir(config.invocation_params.dir) else "/"
         )

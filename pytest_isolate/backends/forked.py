@@ -163,7 +163,7 @@ class ForkedBackend:
         """Descriptors ``restrict`` still needs (then closes); not kept for the test."""
         return []
 
-    def fork_target(self, item: pytest.Item) -> int:
+    def fork_target(self, item: pytest.Item, spec: IsolateSpec, prepared: Any) -> int:
         """The fork that makes the target; a backend may fork it into a namespace."""
         return os.fork()
 
@@ -187,7 +187,7 @@ class ForkedBackend:
         # for the fork: a collection in the child would otherwise touch every
         # page of the broker's heap and copy it (copy-on-write), per test.
         gc.freeze()
-        pid = self.fork_target(item)
+        pid = self.fork_target(item, spec, prepared)
         if pid:
             gc.unfreeze()
         if pid == 0:  # pragma: no cover - the child never returns

@@ -99,7 +99,7 @@ class SeccompBackend(ForkedBackend):
             )
         return self._reachable
 
-    def fork_target(self, item: pytest.Item) -> int:
+    def fork_target(self, item: pytest.Item, spec: IsolateSpec, prepared: Any) -> int:
         """Into the broker's shared sandbox namespace when the broker is root (one fork)."""
         if self._shared is None and self._shared_failed is None and os.geteuid() == 0:
             try:

@@ -89,6 +89,17 @@ def test_ordinary_work(tmp_path):
     assert os.getuid() != 0
     import json, email.mime.text  # lazy imports from the interpreter's prefix
 
+@isolate("chroot")
+def test_leaves_files_behind():
+    open("/tmp/left-behind", "w").write("x")
+    open("/dev/shm/left-behind", "w").write("x")
+
+@isolate("chroot")
+def test_finds_nothing_an_earlier_test_left():
+    assert not os.path.exists("/tmp/left-behind")
+    assert not os.path.exists("/dev/shm/left-behind")
+    assert socket.gethostname() == "isolate"
+
 @isolate("chroot", writable=[WRITABLE])
 def test_writable_option_opens_one_path():
     open(os.path.join(WRITABLE, "ok.txt"), "w").write("ok")
@@ -163,7 +174,14 @@ def test_hostname_change_stays_in_the_jail(hostile_run: ProjectRun) -> None:
 
 
 @pytest.mark.parametrize(
-    "test", ["test_env_secret_absent", "test_ordinary_work", "test_writable_option_opens_one_path"]
+    "test",
+    [
+        "test_env_secret_absent",
+        "test_ordinary_work",
+        "test_writable_option_opens_one_path",
+        "test_leaves_files_behind",
+        "test_finds_nothing_an_earlier_test_left",
+    ],
 )
 def test_allowed_work_passes(hostile_run: ProjectRun, test: str) -> None:
     assert hostile_run.outcome(test).startswith("PASSED")
