@@ -181,7 +181,10 @@ class ForkedBackend:
         ring = ShmRing() if spec.channel == "shm" else None
         crash_log = os.memfd_create("pytest-isolate-crash-log", os.MFD_CLOEXEC)
         broker_pid = os.getpid()
-        context.tree.before_fork()
+        context.tree.before_fork(spec.pids_limit or self.default_pids_limit)
+        keep = [0, 1, 2, target_end.fileno(), crash_log, *capture_fds(item.config)]
+        if ring is not None:
+            keep += ring.child_fds()
         prepare_forwarder(item.config)
         # Objects the broker already has are moved out of the collector's reach
         # for the fork: a collection in the child would otherwise touch every
@@ -193,7 +196,16 @@ class ForkedBackend:
         if pid == 0:  # pragma: no cover - the child never returns
             broker_end.close()
             self._child(
-                item, spec, prepared, target_end, crash_log, scratch, context, broker_pid, ring
+                item,
+                spec,
+                prepared,
+                target_end,
+                crash_log,
+                scratch,
+                context,
+                broker_pid,
+                keep,
+                ring,
             )
         target_end.close()
         try:
@@ -232,16 +244,19 @@ class ForkedBackend:
         scratch: Path,
         context: BrokerContext,
         broker_pid: int,
+        keep: list[int],
         ring: ShmRing | None = None,
     ) -> None:
-        """Common steps in their fixed order, then the backend's, then the test."""
+        """Common steps in their fixed order, then the backend's, then the test.
+
+        ``keep`` (the channel, crash log, ring and pytest's capture) was listed
+        in the broker: anything the child computes costs copy-on-write faults.
+        """
 
         def restrict() -> None:
             steps.set_parent_death_signal(broker_pid)
             steps.new_session()
-            context.tree.join(spec.pids_limit or self.default_pids_limit)
-            ring_fds = [] if ring is None else ring.child_fds()
-            keep = [0, 1, 2, channel.fileno(), crash_log, *ring_fds, *capture_fds(item.config)]
+            context.tree.join()
             steps.close_inherited_fds([*keep, *self.restriction_fds()])
             os.set_inheritable(crash_log, False)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the broker's handler is not ours

@@ -32,8 +32,8 @@ DEFAULT_PIDS_LIMIT = 4096
 
 
 class ProcessTree(Protocol):
-    def before_fork(self) -> None: ...
-    def join(self, pids_limit: int | None) -> None: ...
+    def before_fork(self, pids_limit: int | None = None) -> None: ...
+    def join(self) -> None: ...
     def kill(self, pid: int) -> None: ...
     def close(self) -> None: ...
 
@@ -87,12 +87,17 @@ class CgroupV1Tree:
         except OSError:
             return None
 
-    def before_fork(self) -> None:
-        pass
+    _pids_max: int | None = None
 
-    def join(self, pids_limit: int | None) -> None:
+    def before_fork(self, pids_limit: int | None = None) -> None:
+        """In the broker: the next target's pids limit (written only when it changes)."""
+        limit = pids_limit or DEFAULT_PIDS_LIMIT
+        if limit != self._pids_max:
+            _write(self.pids / "pids.max", str(limit))
+            self._pids_max = limit
+
+    def join(self) -> None:
         """In the child, before untrusted code: enter both cgroups."""
-        _write(self.pids / "pids.max", str(pids_limit or DEFAULT_PIDS_LIMIT))
         _write(self.freezer / "cgroup.procs", "0")
         _write(self.pids / "cgroup.procs", "0")
 
@@ -161,10 +166,10 @@ class SubreaperTree:
                     found.update(int(x) for x in text.split())
         return found
 
-    def before_fork(self) -> None:
+    def before_fork(self, pids_limit: int | None = None) -> None:
         self._before = self._children()
 
-    def join(self, pids_limit: int | None) -> None:
+    def join(self) -> None:
         pass
 
     def kill(self, pid: int) -> None:
