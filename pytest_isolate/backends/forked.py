@@ -181,7 +181,8 @@ class ForkedBackend:
         ring = ShmRing() if spec.channel == "shm" else None
         crash_log = os.memfd_create("pytest-isolate-crash-log", os.MFD_CLOEXEC)
         broker_pid = os.getpid()
-        context.tree.before_fork(spec.pids_limit or self.default_pids_limit)
+        context.tree.before_fork(spec.pids_limit or self.default_pids_limit, spec.mem_limit)
+        oom_kills_before = context.tree.oom_kills() if spec.mem_limit else 0
         keep = [0, 1, 2, target_end.fileno(), crash_log, *capture_fds(item.config)]
         if ring is not None:
             keep += ring.child_fds()
@@ -224,7 +225,8 @@ class ForkedBackend:
             )
             fds_box.append(supervisor)
             state = supervisor.run()
-            result = self._result(item, spec, state, crash_log)
+            oom_killed = bool(spec.mem_limit) and context.tree.oom_kills() > oom_kills_before
+            result = self._result(item, spec, state, crash_log, oom_killed)
             watch.finish(result, state)
             return result
         finally:
@@ -267,7 +269,12 @@ class ForkedBackend:
         run_in_target(item, FrameSender(channel if ring is None else ring.writer()), restrict)
 
     def _result(
-        self, item: pytest.Item, spec: IsolateSpec, state: Supervision, crash_log: int
+        self,
+        item: pytest.Item,
+        spec: IsolateSpec,
+        state: Supervision,
+        crash_log: int,
+        oom_killed: bool = False,
     ) -> TargetResult:
         result = TargetResult(
             reports=state.reports,
@@ -281,6 +288,7 @@ class ForkedBackend:
             protocol_error=state.protocol_error,
             mem_limit=spec.mem_limit,
             cpu_limit=spec.cpu_limit,
+            oom_killed=oom_killed,
             finished=state.finished,
         )
         failure, kind = classify_end(end, state.setup_error)

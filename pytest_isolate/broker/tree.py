@@ -32,8 +32,9 @@ DEFAULT_PIDS_LIMIT = 4096
 
 
 class ProcessTree(Protocol):
-    def before_fork(self, pids_limit: int | None = None) -> None: ...
+    def before_fork(self, pids_limit: int | None = None, mem_limit: int | None = None) -> None: ...
     def join(self) -> None: ...
+    def oom_kills(self) -> int: ...
     def kill(self, pid: int) -> None: ...
     def close(self) -> None: ...
 
@@ -64,13 +65,20 @@ def _pid_alive(pid: int) -> bool:
 
 
 class CgroupV1Tree:
-    """One freezer and one pids cgroup per broker, reused by each target in turn."""
+    """One freezer, pids and memory cgroup per broker, reused by each target in turn.
 
-    def __init__(self, freezer: Path, pids: Path) -> None:
+    The memory cgroup backs ``mem_limit`` where RLIMIT_AS cannot see: memory
+    charged without address space, such as files written to a tmpfs. Its OOM
+    kills are counted so the report can say "killed by the OOM killer".
+    """
+
+    def __init__(self, freezer: Path, pids: Path, memory: Path | None = None) -> None:
         self.freezer = freezer
         self.pids = pids
-        for directory in (freezer, pids):
-            directory.mkdir(parents=True, exist_ok=True)
+        self.memory = memory
+        for directory in (freezer, pids, memory):
+            if directory is not None:
+                directory.mkdir(parents=True, exist_ok=True)
 
     @classmethod
     def create(cls) -> CgroupV1Tree | None:
@@ -80,26 +88,53 @@ class CgroupV1Tree:
             return None
         if not (pids_root / "cgroup.procs").exists():
             return None
+        memory_root = CGROUP_ROOT / "memory"
+        has_memory = (memory_root / "cgroup.procs").exists()
         name = f"{os.getpid()}"
-        reap_stale_cgroups((freezer_root / GROUP_NAME, pids_root / GROUP_NAME))
+        reap_stale_cgroups(
+            (freezer_root / GROUP_NAME, pids_root / GROUP_NAME, memory_root / GROUP_NAME)
+        )
         try:
-            return cls(freezer_root / GROUP_NAME / name, pids_root / GROUP_NAME / name)
+            return cls(
+                freezer_root / GROUP_NAME / name,
+                pids_root / GROUP_NAME / name,
+                memory_root / GROUP_NAME / name if has_memory else None,
+            )
         except OSError:
             return None
 
     _pids_max: int | None = None
 
-    def before_fork(self, pids_limit: int | None = None) -> None:
-        """In the broker: the next target's pids limit (written only when it changes)."""
+    _mem_max: int | None = None
+
+    def before_fork(self, pids_limit: int | None = None, mem_limit: int | None = None) -> None:
+        """In the broker: the next target's limits (each written only when it changes)."""
         limit = pids_limit or DEFAULT_PIDS_LIMIT
         if limit != self._pids_max:
             _write(self.pids / "pids.max", str(limit))
             self._pids_max = limit
+        memory = mem_limit or -1
+        if self.memory is not None and memory != self._mem_max:
+            with contextlib.suppress(OSError):  # EBUSY: charged page cache above the new limit
+                _write(self.memory / "memory.limit_in_bytes", str(memory))
+                self._mem_max = memory
+
+    def oom_kills(self) -> int:
+        """How many processes the kernel's OOM killer took from our memory cgroup so far."""
+        if self.memory is None:
+            return 0
+        with contextlib.suppress(OSError, ValueError):
+            for line in (self.memory / "memory.oom_control").read_text().splitlines():
+                if line.startswith("oom_kill "):
+                    return int(line.split()[1])
+        return 0
 
     def join(self) -> None:
-        """In the child, before untrusted code: enter both cgroups."""
+        """In the child, before untrusted code: enter our cgroups."""
         _write(self.freezer / "cgroup.procs", "0")
         _write(self.pids / "cgroup.procs", "0")
+        if self.memory is not None:
+            _write(self.memory / "cgroup.procs", "0")
 
     def kill(self, pid: int) -> None:
         procs = self.freezer / "cgroup.procs"
@@ -123,9 +158,10 @@ class CgroupV1Tree:
 
     def close(self) -> None:
         self.kill(0)
-        for directory in (self.freezer, self.pids):
-            with contextlib.suppress(OSError):
-                directory.rmdir()
+        for directory in (self.freezer, self.pids, self.memory):
+            if directory is not None:
+                with contextlib.suppress(OSError):
+                    directory.rmdir()
 
 
 def reap_stale_cgroups(parents: Iterable[Path]) -> None:
@@ -166,11 +202,14 @@ class SubreaperTree:
                     found.update(int(x) for x in text.split())
         return found
 
-    def before_fork(self, pids_limit: int | None = None) -> None:
+    def before_fork(self, pids_limit: int | None = None, mem_limit: int | None = None) -> None:
         self._before = self._children()
 
     def join(self) -> None:
         pass
+
+    def oom_kills(self) -> int:
+        return 0
 
     def kill(self, pid: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
