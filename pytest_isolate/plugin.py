@@ -46,7 +46,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         const="process",
         default=None,
         metavar="BACKEND",
-        help="isolate every unmarked test too, with BACKEND (default: process)",
+        help=(
+            "isolate every unmarked test too, with BACKEND (default: process) "
+            "or BACKEND:VARIANT (container:IMAGE)"
+        ),
     )
     group.addoption(
         "--no-isolate",
@@ -107,6 +110,8 @@ def read_defaults(config: pytest.Config, registry: BackendRegistry) -> Defaults:
     """Command line over ini; a bad value is a usage error that says how to write it."""
     try:
         backend = _option(config, "isolate")
+        if isinstance(backend, str) and ":" in backend:
+            backend = None  # BACKEND:VARIANT is a one-entry matrix (see pytest_configure)
         if backend is not None and backend not in registry:
             raise SpecError(
                 f"--isolate={backend!r}: unknown backend; valid backends: "
@@ -156,6 +161,9 @@ def pytest_configure(config: pytest.Config) -> None:
     from pytest_isolate.broker.session import IsolateSession
 
     matrix_text = config.getoption("isolate_matrix")
+    isolate_value = _option(config, "isolate")
+    if isinstance(isolate_value, str) and ":" in isolate_value:  # --isolate=container:IMAGE
+        matrix_text = ",".join(filter(None, (isolate_value, matrix_text)))
     try:
         matrix = parse_matrix(matrix_text, defaults, registry) if matrix_text else []
     except SpecError as exc:

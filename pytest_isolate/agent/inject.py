@@ -34,6 +34,18 @@ INJECTED_MODULES = (
     "tomli",
     "pytest_isolate",
 )
+#: Distributions whose metadata (``*.dist-info``) goes along: code in the target
+#: may ask ``importlib.metadata`` for them, as pluggy's own tests do.
+INJECTED_DISTRIBUTIONS = (
+    "pytest",
+    "pluggy",
+    "iniconfig",
+    "packaging",
+    "pygments",
+    "exceptiongroup",
+    "tomli",
+    "pytest-isolate-sandbox",
+)
 #: Never copied: caches and compiled code for the broker's Python.
 SKIPPED_SUFFIXES = (".pyc", ".so", ".pyd")
 SKIPPED_DIRS = ("__pycache__",)
@@ -48,6 +60,20 @@ def module_source(name: str) -> Path | None:
         return None
     origin = Path(spec.origin)
     return origin.parent if origin.name == "__init__.py" else origin
+
+
+def metadata_source(distribution: str) -> Path | None:
+    """The ``*.dist-info`` directory of an installed distribution, or None."""
+    import importlib.metadata
+
+    try:
+        found = importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    path = getattr(found, "_path", None)
+    if isinstance(path, Path) and path.is_dir() and path.name.endswith(".dist-info"):
+        return path
+    return None
 
 
 def _files(source: Path) -> Iterator[Path]:
@@ -95,6 +121,9 @@ def injected_site(cache_root: Path | None = None) -> Path:
     """
     root = cache_root or default_cache_root()
     sources = {name: path for name in INJECTED_MODULES if (path := module_source(name))}
+    for distribution in INJECTED_DISTRIBUTIONS:
+        if (metadata := metadata_source(distribution)) is not None:
+            sources[f"dist:{distribution}"] = metadata
     final = root / content_key(sources)
     if final.is_dir():
         with contextlib.suppress(OSError):

@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 
 class ContainerBackend:
     name = "container"
+    #: spawned targets talk over their engine's stream; the shm ring needs a fork
+    channels = ("pipe",)
     summary = "a Docker container per configuration, a fresh fork inside it per test"
     keywords: Mapping[str, str] = KEYWORDS
     #: ``--isolate-matrix=container:IMAGE`` sets this keyword

@@ -209,6 +209,8 @@ class VMBackend:
     """One guest per shape per broker, booted on first use and reused."""
 
     name = "vm"
+    #: spawned targets talk over their engine's stream; the shm ring needs a fork
+    channels = ("pipe",)
     summary = "a QEMU virtual machine with its own kernel, no network, the project read-only"
     keywords: Mapping[str, str] = VM_KEYWORDS
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -78,7 +78,16 @@ def resolve_one(
 ) -> IsolateSpec:
     name = check_backend_name(request.backend, registry.names(), where)
     backend = registry.get(name)
-    spec = build_spec(name, dict(request.kwargs), defaults, backend.keywords, where)
+    kwargs = dict(request.kwargs)
+    spec = build_spec(name, kwargs, defaults, backend.keywords, where)
+    channels = getattr(backend, "channels", ("pipe", "shm"))
+    if spec.channel not in channels:
+        if "channel" in kwargs:
+            raise SpecError(
+                f"{where}: channel={spec.channel!r} is not supported by backend {name!r} "
+                f"(it talks over its own stream); valid channels: {', '.join(channels)}"
+            )
+        spec = replace(spec, channel=channels[0])  # --isolate-channel is for forked backends
     backend.validate(spec, where)
     return spec
 

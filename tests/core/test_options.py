@@ -192,3 +192,21 @@ def test_doctor_prints_the_backend_table_and_exits(project: Path) -> None:
     assert "pytest-isolate doctor" in run.output
     assert re.search(r"^\s+process\s+ok\s", run.output, re.M)
     assert "test_mistakes.py" not in run.output  # exits before collecting or running
+
+
+def test_a_spawned_backend_refuses_an_explicit_shm_channel(tmp_path: Path) -> None:
+    root = write_project(
+        tmp_path,
+        {
+            "test_channel.py": """
+                from pytest_isolate import isolate
+
+                @isolate("container", channel="shm")
+                def test_shm_in_a_container():
+                    pass
+            """
+        },
+    )
+    run = run_pytest(root, "-rA")
+    assert "channel='shm' is not supported by backend 'container'" in run.output
+    assert "valid channels: pipe" in run.output

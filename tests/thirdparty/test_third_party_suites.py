@@ -13,10 +13,8 @@ from pathlib import Path
 
 import pytest
 
-CACHE = (
-    Path(os.environ.get("PYTEST_ISOLATE_CACHE", Path.home() / ".cache" / "pytest-isolate"))
-    / "sdists"
-)
+# World-readable: a container's unprivileged user must read the suite (a home is often 0700).
+CACHE = Path("/var/tmp/pytest-isolate-sdists")
 
 # name -> (version, test path inside the sdist). pluggy is pinned to the installed
 # version: its tests import the installed pluggy.
@@ -32,6 +30,7 @@ def _sdist(name: str, version: str) -> Path:
     if (target / "PKG-INFO").exists():
         return target
     CACHE.mkdir(parents=True, exist_ok=True)
+    CACHE.chmod(0o755)
     subprocess.run(
         [
             sys.executable,
@@ -89,7 +88,9 @@ def suite(request: pytest.FixtureRequest) -> tuple[Path, str, dict[str, int]]:
     return directory, test_path, _outcomes(directory, test_path)
 
 
-@pytest.mark.parametrize("backend", ["seccomp", "chroot"])
+@pytest.mark.parametrize(
+    "backend", ["seccomp", "chroot", "container:pytest-isolate/debian:bookworm"]
+)
 def test_suite_has_the_same_outcomes_under_isolation(
     suite: tuple[Path, str, dict[str, int]], backend: str
 ) -> None:
