@@ -251,7 +251,7 @@ def write_docs(lines: list[str], rounds: int) -> None:
         | step | cost |
         | --- | ---: |
         | `fork()` until the child runs (page tables, scheduling) | 1.4 ms |
-        | restriction steps (pdeathsig, setsid, cgroup, close fds, faulthandler, scratch) | 0.95 ms |
+        | restriction steps (pdeathsig, setsid, cgroup, fds, faulthandler, scratch) | 0.95 ms |
         | `run_item`: pytest's own protocol for the test, reports sent as frames | 2.5 ms |
         | exit, end of supervision, cgroup check, `waitpid` | about 0.8 ms |
         | broker: validating, rebuilding and logging 3 reports | about 0.5 ms |
