@@ -52,6 +52,8 @@ from pytest_isolate.wire.frames import FrameLimits
 HELLO_TIMEOUT = 60.0
 COLLECT_TIMEOUT = 600.0
 STDERR_TAIL = 64 * 1024
+#: ``rootfs`` meaning the host's own root: its system dirs and Python, nothing else of ``/``.
+HOST_ROOT = "/"
 #: How long ``close`` waits for the jail's last process to let go of its stderr.
 TEARDOWN_WAIT = 5.0
 
@@ -115,22 +117,37 @@ def check_rootfs(rootfs: str) -> str:
     return python
 
 
-def make_plan(config: ForeignRootConfig, site: Path, python: str) -> ForeignAgentPlan:
-    """The jail (project and site read-only, the user's binds) and the agent's identity."""
+def make_plan(
+    config: ForeignRootConfig, site: Path, python: str, nproc: int | None = None
+) -> ForeignAgentPlan:
+    """The jail (project and site read-only, the user's binds) and the agent's identity.
+
+    ``config.rootfs == HOST_ROOT``: the host's own system directories and the
+    running interpreter's (as the forked chroot jail shows them), not every
+    entry of ``/``; ``python`` is then a host path (``sys.executable``).
+    """
+    from pytest_isolate.jail.hostpaths import default_system_dirs, python_dirs
+
     binds = (*config.binds, (str(site), SITE_PATH))
+    host_root = config.rootfs == HOST_ROOT
     jail = JailConfig(
         project_dir=config.rootdir,
         binds=binds,
         writable=config.writable,
         network=config.network,
-        root_source=config.rootfs,
+        root_source="" if host_root else config.rootfs,
     )
     needed = (config.rootdir, *(path for _host, path in binds), *config.writable)
-    entries = choose_root_entries(list_root_dir(config.rootfs), needed)
+    if host_root:
+        entries, interpreter = default_system_dirs(), python_dirs()
+    else:
+        entries, interpreter = choose_root_entries(list_root_dir(config.rootfs), needed), ()
     uid, gid = steps.unprivileged_ids()
     if config.user is not None:
         uid = config.user
-    return ForeignAgentPlan(jail, entries, python, uid, gid, agent_environment())
+    return ForeignAgentPlan(
+        jail, entries, python, uid, gid, agent_environment(), interpreter, nproc
+    )
 
 
 def _filter_installer(config: ForeignRootConfig, where: str) -> Any:

@@ -75,6 +75,10 @@ class ForeignAgentPlan:
     uid: int
     gid: int
     env: Mapping[str, str]
+    #: Host interpreter directories bound at the same path (the host-root mode).
+    interpreter_dirs: tuple[str, ...] = ()
+    #: RLIMIT_NPROC for the agent and its tests (the jail's uid), None: unchanged.
+    nproc: int | None = None
 
 
 # -- pure ------------------------------------------------------------------
@@ -224,9 +228,11 @@ def exec_agent(plan: ForeignAgentPlan, install_filter: Callable[[], None]) -> No
     a lock one of them held.
     """
     try:
-        enter_jail(plan.jail, (0, 1, 2), interpreter_dirs=(), system_dirs=plan.entries)
+        enter_jail(
+            plan.jail, (0, 1, 2), interpreter_dirs=plan.interpreter_dirs, system_dirs=plan.entries
+        )
         os.chdir("/")
-        steps.apply_rlimits(None, None)  # no core dumps
+        steps.apply_rlimits(None, None, plan.nproc)  # no core dumps
         steps.drop_privileges(plan.uid, plan.gid)
         steps.set_no_new_privs()
         install_filter()
