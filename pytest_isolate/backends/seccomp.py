@@ -112,7 +112,7 @@ class SeccompBackend(ForkedBackend):
         return os.fork()
 
     def restriction_fds(self) -> list[int]:
-        return [] if self._shared is None else [self._shared.mount_namespace_fd]
+        return [] if self._shared is None else self._shared.child_fds()
 
     def close(self) -> None:
         super().close()
