@@ -1,13 +1,13 @@
 """The untrusted target: which ones exist, and starting one whose agent collects the project.
 
-``container:IMAGE`` (or ``container``, the default image) and ``vm`` are
-supported; ``chroot`` is refused by name rather than replaced by something
-else. The container is the container backend's hardened one
+``container:IMAGE`` (or ``container``, the default image), ``vm`` and
+``chroot`` are supported. The container is the container backend's hardened one
 (no network, read-only root, project mounted read-only, unprivileged user,
 pids and memory limits, a fresh environment) with the limits of the run;
 the agent in it runs pytest on the project with the plugin in ``--no-isolate``
 mode (the per-test fork is the agent's own), collects, and waits for tests.
-The VM is the vm backend's guest (``vm_target``).
+The VM is the vm backend's guest (``vm_target``); ``chroot`` a namespace
+jail on the host's own root (``chroot_target``).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from pytest_isolate.broker.resolve import parse_matrix
 from pytest_isolate.spec import Defaults, IsolateSpec, SpecError
 from pytest_isolate.wire.frames import FrameLimits
 
-SUPPORTED = ("container", "vm")
-NOT_YET = ("chroot",)
+SUPPORTED = ("container", "vm", "chroot")
+NOT_YET: tuple[str, ...] = ()
 
 
 def parse_target(text: str, defaults: Defaults, registry: BackendRegistry) -> IsolateSpec:
@@ -41,8 +41,7 @@ def parse_target(text: str, defaults: Defaults, registry: BackendRegistry) -> Is
         )
     if backend not in SUPPORTED:
         raise SpecError(
-            f"--isolate-untrusted={text!r}: unknown target; use container:IMAGE or vm "
-            "(chroot is not supported yet in untrusted mode)"
+            f"--isolate-untrusted={text!r}: unknown target; use container:IMAGE, vm or chroot"
         )
     specs = parse_matrix(text, defaults, registry)
     if len(specs) != 1:
@@ -121,6 +120,8 @@ class UntrustedTarget:
     def description(self) -> str:
         if self.container is not None:
             return f"container {self.container.image!r}"
+        if self.spec.backend == "chroot":
+            return "a namespace jail on the host's root (uid nobody)"
         return "a QEMU VM (its own kernel)"
 
     def with_network(self) -> UntrustedTarget:
@@ -142,6 +143,11 @@ class UntrustedTarget:
             previous.close()
         self.launches += 1
         rootdir, invocation, args = self._project()
+        if self.spec.backend == "chroot":
+            from pytest_isolate.untrusted.chroot_target import launch_chroot
+
+            self._target = launch_chroot(rootdir, invocation, args, self.limits, self.network)
+            return self._target
         if self.container is None:
             from pytest_isolate.untrusted.vm_target import launch_vm
 

@@ -1,0 +1,96 @@
+"""The untrusted target as a namespace jail on the host's own root: collection and tests inside.
+
+The jail is the chroot backend's spawned one (``ForeignRootTarget`` in
+host-root mode, ``rootfs="/"``): a tmpfs root holding only the host's
+system directories and the running interpreter's directories, the project
+read-only at its path, the injected site at ``SITE_PATH``, its own /tmp,
+/dev and /proc, no network namespace shared with the host, PID 1 of its
+own. A fresh ``python -m pytest_isolate.agent`` is exec'd there with the
+broker's interpreter (``sys.executable``) as uid nobody, no capabilities, no
+new privileges and the seccomp baseline; it collects, then forks per test.
+
+Why the host's interpreter and packages and the injected site: the jail
+shares the host's libc, so the host's Python is the one that runs there,
+and its site-packages is where CI installed the project's dependencies
+(the project's tests need them, as they would in a plain run). The
+injected site comes first on the path so the agent runs the broker's own
+copy of pytest and this package however it is installed (an editable
+install points into a checkout that the jail must not show). Neither
+choice makes the broker import project code: the broker only execs.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from pytest_isolate.agent.protocol import Collected, StartRequest
+from pytest_isolate.backends.base import TargetResult
+from pytest_isolate.backends.chroot_rootfs import (
+    HOST_ROOT,
+    ForeignRootConfig,
+    ForeignRootTarget,
+    _filter_installer,
+    make_plan,
+)
+from pytest_isolate.spec import IsolateSpec
+from pytest_isolate.wire.frames import FrameLimits
+
+#: Processes uid nobody may have at once while the jail runs: stops a fork bomb.
+NPROC_LIMIT = 1024
+
+
+class JailedAgent:
+    """A jailed agent that collected; what the untrusted session expects of a started target."""
+
+    def __init__(self, target: ForeignRootTarget) -> None:
+        self.target = target
+
+    @property
+    def collected(self) -> Collected:
+        return self.target.collected
+
+    @property
+    def alive(self) -> bool:
+        return self.target.alive
+
+    def last_words(self) -> str:
+        """The jail's stderr tail (untrusted text: the session neutralises it)."""
+        return self.target.stderr.text(1.0)
+
+    def run(self, nodeid: str, spec: IsolateSpec, limits: FrameLimits) -> TargetResult:
+        return self.target.run(nodeid, spec, limits)
+
+    def close(self) -> None:
+        self.target.close()
+
+
+def jail_config(rootdir: str, network: bool) -> ForeignRootConfig:
+    """The host-root jail: nothing but the project is added, nothing is writable."""
+    return ForeignRootConfig(
+        rootfs=HOST_ROOT,
+        rootdir=rootdir,
+        network=network,
+        binds=(),
+        writable=(),
+        user=None,
+        seccomp=None,
+    )
+
+
+def launch_chroot(
+    rootdir: str,
+    invocation: str,
+    args: Sequence[str],
+    limits: FrameLimits,
+    network: bool = False,
+) -> JailedAgent:
+    """Jail, exec the agent, say hello, collect; the jail is killed on any failure."""
+    from pytest_isolate.agent.inject import injected_site
+
+    config = jail_config(rootdir, network)
+    # As is, not resolved: a venv's python finds its pyvenv.cfg next to this path.
+    plan = make_plan(config, injected_site(), sys.executable, nproc=NPROC_LIMIT)
+    install = _filter_installer(config, "--isolate-untrusted=chroot")
+    start = StartRequest(rootdir, invocation, tuple(args), limits)
+    return JailedAgent(ForeignRootTarget.launch(plan, install, HOST_ROOT, start))
