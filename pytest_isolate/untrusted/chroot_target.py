@@ -21,8 +21,10 @@ choice makes the broker import project code: the broker only execs.
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
 from pytest_isolate.agent.protocol import Collected, StartRequest
 from pytest_isolate.backends.base import TargetResult
@@ -33,6 +35,7 @@ from pytest_isolate.backends.chroot_rootfs import (
     _filter_installer,
     make_plan,
 )
+from pytest_isolate.jail.hostpaths import is_within
 from pytest_isolate.spec import IsolateSpec
 from pytest_isolate.wire.frames import FrameLimits
 
@@ -78,6 +81,24 @@ def jail_config(rootdir: str, network: bool) -> ForeignRootConfig:
     )
 
 
+def without_checkout(
+    interpreter_dirs: Iterable[str], package_dir: str, prefixes: Iterable[str]
+) -> tuple[str, ...]:
+    """The interpreter's directories minus an editable checkout of this package.
+
+    An editable install adds the checkout (its ``.git``, its other files) to
+    the interpreter's directories; the injected site stands in for it, so
+    the jail need not show it. Directories inside a prefix stay: there the
+    package is an ordinary installed one, next to the project's dependencies.
+    """
+    inside = tuple(prefixes)
+    return tuple(
+        path
+        for path in interpreter_dirs
+        if not is_within(package_dir, path) or any(is_within(path, p) for p in inside)
+    )
+
+
 def launch_chroot(
     rootdir: str,
     invocation: str,
@@ -91,6 +112,15 @@ def launch_chroot(
     config = jail_config(rootdir, network)
     # As is, not resolved: a venv's python finds its pyvenv.cfg next to this path.
     plan = make_plan(config, injected_site(), sys.executable, nproc=NPROC_LIMIT)
+    plan = replace(plan, interpreter_dirs=without_checkout(plan.interpreter_dirs, *_own_source()))
     install = _filter_installer(config, "--isolate-untrusted=chroot")
     start = StartRequest(rootdir, invocation, tuple(args), limits)
     return JailedAgent(ForeignRootTarget.launch(plan, install, HOST_ROOT, start))
+
+
+def _own_source() -> tuple[str, tuple[str, ...]]:
+    import pytest_isolate
+
+    package = os.path.dirname(os.path.realpath(pytest_isolate.__file__))
+    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    return package, tuple(os.path.realpath(p) for p in prefixes)
