@@ -25,18 +25,18 @@ from pytest_isolate.jail import rootfs, syscalls
 from pytest_isolate.jail.config import JailConfig
 from pytest_isolate.jail.hostpaths import default_system_dirs
 from pytest_isolate.jail.plan import plan_mounts
-from pytest_isolate.target.ns_holder import NamespaceHolder
+from pytest_isolate.target.ns_holder import JoinedNamespaces, NamespaceHolder
 
 #: Emptied after every test: the only places a test can write that outlive it.
 SCRATCH_AREAS = ("/tmp", "/dev/shm")
 
 
-class SharedJail:
+class SharedJail(JoinedNamespaces):
     """The holder of one built jail, and how a target joins it."""
 
     def __init__(self, config: JailConfig, holder: NamespaceHolder) -> None:
+        super().__init__(holder)
         self.config = config
-        self._holder = holder
 
     @classmethod
     def create(cls, config: JailConfig, interpreter_dirs: Iterable[str]) -> SharedJail:
@@ -61,16 +61,6 @@ class SharedJail:
         kinds = ("mnt", "cgroup") + (() if config.network else ("net",))
         return cls(config, NamespaceHolder.start(kinds, build, settle))
 
-    @property
-    def holder_pid(self) -> int:
-        return self._holder.holder_pid
-
-    def fork_inside(self) -> int:
-        return self._holder.fork_inside()
-
-    def child_fds(self) -> list[int]:
-        return self._holder.child_fds()
-
     def enter(self) -> None:
         """In the freshly forked child (root, single-threaded): become a jailed process."""
         self._holder.join()  # root and cwd: the jail's root
@@ -85,9 +75,6 @@ class SharedJail:
         """
         for area in SCRATCH_AREAS:
             _empty_directory(f"/proc/{self.holder_pid}/root{area}")
-
-    def close(self) -> None:
-        self._holder.close()
 
 
 def _empty_directory(path: str) -> None:

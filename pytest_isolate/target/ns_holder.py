@@ -199,3 +199,23 @@ def _hold(settle: Callable[[], None], report: int, lifeline: int) -> None:
             os.write(report, f"failed {type(exc).__name__}: {exc}"[:500].encode() + b"\n")
     finally:
         os._exit(0)
+
+
+class JoinedNamespaces:
+    """Base of a backend's view of its holder: what the broker does with it."""
+
+    def __init__(self, holder: NamespaceHolder) -> None:
+        self._holder = holder
+
+    @property
+    def holder_pid(self) -> int:
+        return self._holder.holder_pid
+
+    def fork_inside(self) -> int:
+        return self._holder.fork_inside()
+
+    def child_fds(self) -> list[int]:
+        return self._holder.child_fds()
+
+    def close(self) -> None:
+        self._holder.close()

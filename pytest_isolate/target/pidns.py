@@ -28,8 +28,6 @@ namespace first (``pytest_isolate.jail.userns.enter_user_namespace``).
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import resource
 import select
@@ -39,15 +37,11 @@ import struct
 from collections.abc import Iterable
 from typing import NoReturn
 
+from pytest_isolate.jail import syscalls
 from pytest_isolate.target import steps
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWPID = 0x20000000
-_MS_NOSUID = 0x2
-_MS_NODEV = 0x4
-_MS_NOEXEC = 0x8
-_MS_REC = 0x4000
-_MS_PRIVATE = 0x40000
 
 #: Exit code of B when A died before B could arm its parent-death signal.
 EXIT_SUPERVISOR_GONE = 70
@@ -55,21 +49,6 @@ EXIT_SUPERVISOR_GONE = 70
 EXIT_NO_STATUS = 71
 
 _STATUS_FRAME = struct.Struct("=i")
-
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-_libc.mount.argtypes = [
-    ctypes.c_char_p,
-    ctypes.c_char_p,
-    ctypes.c_char_p,
-    ctypes.c_ulong,
-    ctypes.c_char_p,
-]
-
-
-def _check(result: int, what: str) -> None:
-    if result < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
 def enter_pid_namespace(
@@ -90,11 +69,9 @@ def enter_pid_namespace(
     keep = frozenset(keep_fds)
     supervisor_keep = frozenset(supervisor_fds)
     flags = CLONE_NEWPID | (CLONE_NEWNS if fresh_proc else 0)
-    _check(_libc.unshare(flags), "unshare(CLONE_NEWPID)")
+    syscalls.unshare(flags)
     if fresh_proc:
-        _check(
-            _libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "mount --make-rprivate /"
-        )
+        syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_PRIVATE)
     supervisor_end, init_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     init_pid = os.fork()
     if init_pid != 0:
@@ -113,8 +90,8 @@ def enter_pid_namespace(
 
 def mount_proc(target: str) -> None:
     """Mount the procfs of the caller's PID namespace; must run inside it (in C)."""
-    flags = _MS_NOSUID | _MS_NODEV | _MS_NOEXEC
-    _check(_libc.mount(b"proc", os.fsencode(target), b"proc", flags, None), f"mount proc {target}")
+    flags = syscalls.MS_NOSUID | syscalls.MS_NODEV | syscalls.MS_NOEXEC
+    syscalls.mount("proc", target, "proc", flags)
 
 
 def _arm_init_death(init_end: socket.socket) -> None:

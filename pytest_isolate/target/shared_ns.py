@@ -27,16 +27,13 @@ import os
 from collections.abc import Iterable
 
 from pytest_isolate.jail import syscalls
-from pytest_isolate.target.ns_holder import NamespaceHolder
+from pytest_isolate.target.ns_holder import JoinedNamespaces, NamespaceHolder
 from pytest_isolate.target.pidns import mount_proc
 from pytest_isolate.target.reachable import bind_reachable
 
 
-class SharedNamespace:
+class SharedNamespace(JoinedNamespaces):
     """The seccomp backend's view of its holder."""
-
-    def __init__(self, holder: NamespaceHolder) -> None:
-        self._holder = holder
 
     @classmethod
     def create(cls, reachable: Iterable[str]) -> SharedNamespace:
@@ -49,22 +46,9 @@ class SharedNamespace:
 
         return cls(NamespaceHolder.start(("mnt",), build, lambda: mount_proc("/proc")))
 
-    @property
-    def holder_pid(self) -> int:
-        return self._holder.holder_pid
-
-    def fork_inside(self) -> int:
-        return self._holder.fork_inside()
-
-    def child_fds(self) -> list[int]:
-        return self._holder.child_fds()
-
     def enter_mounts(self) -> None:
         """In the target (as root, single-threaded): see the holder's /proc and mounts."""
         cwd = os.getcwd()
         self._holder.join()
         with contextlib.suppress(OSError):
             os.chdir(cwd)
-
-    def close(self) -> None:
-        self._holder.close()
