@@ -1,0 +1,51 @@
+"""``-n 2`` works with every backend: each worker is a broker with its own targets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from core_helpers import Run, run_pytest, write_project
+
+TESTS = """
+    import os
+    import pytest
+    from pytest_isolate import isolate
+
+    BACKENDS = [
+        isolate("process"),
+        isolate("seccomp"),
+        isolate("chroot"),
+        isolate("container", image="pytest-isolate/debian:bookworm"),
+        isolate("vm"),
+    ]
+
+    @pytest.mark.parametrize("n", range(2))
+    @pytest.mark.parametrize("target", BACKENDS, ids=lambda m: m.args[0])
+    def test_each_backend_under_xdist(target, n, request):
+        pass
+"""
+
+CONFTEST = """
+    import pytest
+
+    def pytest_collection_modifyitems(items):
+        # the parametrized mark object becomes the item's isolate mark
+        for item in items:
+            mark = item.callspec.params.get("target")
+            if mark is not None:
+                item.add_marker(mark)
+"""
+
+
+@pytest.fixture(scope="module")
+def run(module_dir: Path) -> Run:
+    module_dir.chmod(0o755)
+    write_project(module_dir, {"test_all.py": TESTS, "conftest.py": CONFTEST})
+    return run_pytest(module_dir, "-n", "2", "-rA", timeout=600)
+
+
+def test_every_backend_passes_under_two_workers(run: Run) -> None:
+    assert "10 passed" in run.output, run.output[-4000:]
+    for backend in ("process", "seccomp", "chroot", "container", "vm"):
+        assert f"PASSED test_all.py::test_each_backend_under_xdist[{backend}-0]" in run.output
