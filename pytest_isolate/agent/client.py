@@ -61,6 +61,11 @@ class _TestState:
         return [r["when"] for r in self.reports if r.get("_report_type") != "SubTestReport"]
 
 
+#: Seconds without a frame (the agent sends ``alive`` each second) before a
+#: target is declared hung. Generous: a TCG guest under load is slow.
+DEFAULT_SILENCE_LIMIT = 30.0
+
+
 class AgentClient:
     """Talk to one agent over ``stream``.
 
@@ -74,8 +79,12 @@ class AgentClient:
         *,
         kill_grace: float = DEFAULT_KILL_GRACE,
         describe_stream_end: Callable[[], str] | None = None,
+        silence_limit: float = DEFAULT_SILENCE_LIMIT,
     ) -> None:
         self.stream = stream
+        #: a running test's agent says ``alive`` every second; this much silence means
+        #: the target itself is gone (a hung guest kernel, a frozen container)
+        self.silence_limit = silence_limit
         self.kill_grace = kill_grace
         self.describe_stream_end = describe_stream_end or (lambda: "")
         self.dead: str | None = None
@@ -161,13 +170,22 @@ class AgentClient:
             decoder = FrameDecoder(limits)
             deadline = None if spec.timeout is None else started + spec.timeout
             while state.exited is None and state.refused is None:
-                message = self._receive(decoder, deadline)
+                silent_after = time.monotonic() + self.silence_limit
+                wait_until = silent_after if deadline is None else min(deadline, silent_after)
+                message = self._receive(decoder, wait_until)
                 if message is None:
+                    if deadline is None or time.monotonic() < deadline:
+                        raise self._die(
+                            f"the target stopped answering for {self.silence_limit:g} s "
+                            "(a hung guest kernel, or a frozen container)"
+                        )
                     if timed_out:
                         raise self._die(f"did not answer a kill within {self.kill_grace:g} s")
                     timed_out = True
                     self.send({"type": "kill"})
                     deadline = time.monotonic() + self.kill_grace
+                    continue
+                if message["type"] == "alive":  # the agent's heartbeat while the test runs
                     continue
                 self._handle(message, state, nodeid)
         except AgentDead as exc:

@@ -140,6 +140,10 @@ def _child(
 
 
 # -- the agent's side ------------------------------------------------------
+#: Seconds between ``alive`` frames while a test runs (see ``AgentClient.silence_limit``).
+ALIVE_INTERVAL = 1.0
+
+
 def _relay(
     pid: int,
     child: socket.socket,
@@ -154,15 +158,21 @@ def _relay(
     poller.register(pidfd, select.POLLIN)
     poller.register(channel.in_fd, select.POLLIN)
     child_open, exited, drain_until = True, False, None
+    last_alive = time.monotonic()
     try:
         while child_open:
             if channel.has_buffered:
                 _broker_messages(channel, pid, outcome, buffered_only=True)
-            wait_ms = -1
+            wait_ms = int(ALIVE_INTERVAL * 1000)
             if drain_until is not None:
                 wait_ms = max(0, int((drain_until - time.monotonic()) * 1000))
                 if wait_ms == 0:
                     break
+            if time.monotonic() - last_alive >= ALIVE_INTERVAL:
+                # A quiet test must not look like a hung target (a guest kernel that
+                # stopped, a frozen container): say we are alive once a second.
+                channel.send({"type": "alive"})
+                last_alive = time.monotonic()
             for fd, _event in poller.poll(wait_ms):
                 if fd == pidfd and not exited:
                     exited = True

@@ -162,6 +162,12 @@ def pytest_runtest_logstart(nodeid, location):
             for pid in _qemu_children():
                 os.kill(pid, signal.SIGKILL)
         threading.Thread(target=kill_qemu, daemon=True).start()
+    if nodeid.endswith("test_guest_kernel_hangs_mid_test"):
+        def freeze_qemu():  # as a hung guest kernel looks from outside: no progress at all
+            time.sleep(3)
+            for pid in _qemu_children():
+                os.kill(pid, signal.SIGSTOP)
+        threading.Thread(target=freeze_qemu, daemon=True).start()
 
 
 def pytest_runtest_logreport(report):
@@ -253,6 +259,14 @@ def test_guest_dies_mid_test():
 
 
 def test_after_a_dead_guest_a_new_one_runs():
+    pass
+
+
+def test_guest_kernel_hangs_mid_test():
+    time.sleep(120)
+
+
+def test_after_a_hung_guest_a_new_one_runs():
     pass
 """
 
@@ -356,10 +370,11 @@ def test_the_terminal_says_which_accelerator_and_shows_boot_progress(vm_run: VMR
     assert "test(s) collected in the guest" in vm_run.output
 
 
-def test_tests_share_one_guest_until_it_dies(vm_run: VMRun) -> None:
+def test_tests_share_one_guest_until_it_dies_or_hangs(vm_run: VMRun) -> None:
     qemus = {tuple(e["qemu"]) for e in vm_run.events if e["qemu"]}
-    assert len(qemus) == 2, qemus  # the first guest, then the one after the death
-    assert vm_run.output.count("test(s) collected in the guest") == 2
+    # the first guest, the one after its death, the one after the hung one
+    assert len(qemus) == 3, qemus
+    assert vm_run.output.count("test(s) collected in the guest") == 3
 
 
 def test_a_guest_dying_mid_test_fails_that_test_with_its_console(vm_run: VMRun) -> None:
@@ -391,3 +406,10 @@ def test_timing_first_result_and_per_further_test(vm_run: VMRun) -> None:
     per_test = (quick[2] - quick[0]) / 2
     print(f"first result {first:.1f} s, further tests {per_test * 1000:.0f} ms each")
     assert per_test < 2.0
+
+
+def test_a_hung_guest_is_detected_by_its_silence_and_replaced(vm_run: VMRun) -> None:
+    assert vm_run.outcome("test_guest_kernel_hangs_mid_test") == "failed"
+    text = vm_run.failure_text("test_guest_kernel_hangs_mid_test")
+    assert "stopped answering" in text, text
+    assert vm_run.outcome("test_after_a_hung_guest_a_new_one_runs") == "passed"
