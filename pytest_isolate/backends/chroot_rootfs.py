@@ -31,6 +31,7 @@ import pytest
 from pytest_isolate.agent.client import AgentClient, AgentDead
 from pytest_isolate.agent.protocol import Collected, StartRequest
 from pytest_isolate.backends.base import TargetResult
+from pytest_isolate.backends.target_pool import TargetPool
 from pytest_isolate.broker.context import BrokerContext
 from pytest_isolate.jail.config import JailConfig
 from pytest_isolate.jail.foreign import (
@@ -279,20 +280,21 @@ class ForeignRootTargets:
     """The chroot backend's targets for ``rootfs=`` specs: one per configuration, reused."""
 
     def __init__(self) -> None:
-        self._targets: dict[ForeignRootConfig, ForeignRootTarget] = {}
-        self._failed: dict[ForeignRootConfig, str] = {}
+        self._pool: TargetPool[ForeignRootConfig, ForeignRootTarget] = TargetPool(
+            lambda target: target.close(), lambda target: target.alive
+        )
         self._site: Path | None = None
 
     def run(self, item: pytest.Item, spec: IsolateSpec, context: BrokerContext) -> TargetResult:
         config = config_from_spec(spec, str(item.config.rootpath))
-        if config in self._failed and not spec.fresh:
-            return TargetResult(failure=self._failed[config], failure_kind="engine")
+        failure = self._pool.failure(config, spec.fresh)
+        if failure is not None:
+            return TargetResult(failure=failure, failure_kind="engine")
         try:
             target = self._target_for(item, config, spec, context.limits)
         except (ForeignRootError, SpecError) as exc:
             message = f"chroot backend, rootfs={config.rootfs!r}: {exc}"
-            if not spec.fresh:
-                self._failed[config] = message
+            self._pool.remember_failure(config, spec.fresh, message)
             return TargetResult(failure=message, failure_kind="engine")
         try:
             if item.nodeid not in target.collected.nodeids:
@@ -304,27 +306,24 @@ class ForeignRootTargets:
                 )
             return target.run(item.nodeid, spec, context.limits)
         finally:
-            if spec.fresh or not target.alive:
-                if self._targets.get(config) is target:
-                    del self._targets[config]
-                target.close()
+            self._pool.release(config, target, spec.fresh)
 
     def _target_for(
         self, item: pytest.Item, config: ForeignRootConfig, spec: IsolateSpec, limits: FrameLimits
     ) -> ForeignRootTarget:
-        if not spec.fresh and config in self._targets:
-            return self._targets[config]
-        from pytest_isolate.agent.inject import injected_site
+        def start() -> ForeignRootTarget:
+            from pytest_isolate.agent.inject import injected_site
 
-        python = check_rootfs(config.rootfs)
-        if self._site is None:
-            self._site = injected_site()
-        plan = make_plan(config, self._site, python)
-        install = _filter_installer(config, item.nodeid)
-        start = _start_request(item, config, spec, limits)
-        target = ForeignRootTarget.launch(plan, install, config.rootfs, start)
-        if not spec.fresh:
-            self._targets[config] = target
+            python = check_rootfs(config.rootfs)
+            if self._site is None:
+                self._site = injected_site()
+            plan = make_plan(config, self._site, python)
+            install = _filter_installer(config, item.nodeid)
+            request = _start_request(item, config, spec, limits)
+            return ForeignRootTarget.launch(plan, install, config.rootfs, request)
+
+        target, new = self._pool.acquire(config, spec.fresh, start)
+        if new and not spec.fresh:
             _progress(
                 item.config,
                 f"pytest-isolate: chroot rootfs {config.rootfs} ready in "
@@ -334,11 +333,7 @@ class ForeignRootTargets:
         return target
 
     def close(self) -> None:
-        targets, self._targets = list(self._targets.values()), {}
-        for target in targets:
-            with contextlib.suppress(Exception):
-                target.close()
-        self._failed.clear()
+        self._pool.close()
 
 
 def _start_request(

@@ -36,6 +36,7 @@ from pytest_isolate.backends.container_config import (
     missing_module_hint,
     split_images,
 )
+from pytest_isolate.backends.target_pool import TargetPool
 from pytest_isolate.broker.context import BrokerContext
 from pytest_isolate.spec import IsolateSpec, SpecError
 
@@ -54,8 +55,9 @@ class ContainerBackend:
 
     def __init__(self) -> None:
         self._engine: Any = None
-        self._targets: dict[ContainerConfig, ContainerTarget] = {}
-        self._failed: dict[ContainerConfig, str] = {}
+        self._pool: TargetPool[ContainerConfig, ContainerTarget] = TargetPool(
+            lambda target: target.close(), lambda target: target.alive
+        )
         self._run_id = uuid.uuid4().hex[:16]
         self._site: Path | None = None
 
@@ -87,24 +89,23 @@ class ContainerBackend:
             config = config_from_spec(spec, item.nodeid)
         except SpecError as exc:
             return TargetResult(failure=f"usage error: {exc}", failure_kind="usage")
-        if config in self._failed and not spec.fresh:
-            return TargetResult(failure=self._failed[config], failure_kind="engine")
+        failure = self._pool.failure(config, spec.fresh)
+        if failure is not None:
+            return TargetResult(failure=failure, failure_kind="engine")
         try:
             target = self._target_for(item, config, spec, context)
         except EngineUnavailableError as exc:
             return TargetResult(failure=str(exc), failure_kind="engine")
         except ContainerStartError as exc:
             message = f"container backend: {exc}"
-            if not spec.fresh:
-                self._failed[config] = message
+            self._pool.remember_failure(config, spec.fresh, message)
             return TargetResult(failure=message, failure_kind="engine")
         try:
             if item.nodeid not in target.collected.nodeids:
                 return self._not_collected(target, config)
             return target.run(item.nodeid, spec, context.limits)
         finally:
-            if spec.fresh or not target.alive:
-                self._discard(config, target)
+            self._pool.release(config, target, spec.fresh)
 
     def _not_collected(self, target: ContainerTarget, config: ContainerConfig) -> TargetResult:
         errors = "\n".join(target.collected.errors) or "(no collection error reported)"
@@ -119,21 +120,21 @@ class ContainerBackend:
     def _target_for(
         self, item: pytest.Item, config: ContainerConfig, spec: IsolateSpec, context: BrokerContext
     ) -> ContainerTarget:
-        if not spec.fresh and config in self._targets:
-            return self._targets[config]
         from pytest_isolate.agent.inject import injected_site
         from pytest_isolate.backends.container_target import ContainerTarget
         from pytest_isolate.container.reaping import run_labels
 
-        engine = self._connect()
-        if self._site is None:
-            self._site = injected_site()
-        project = _project_view(item, config, spec)
-        target = ContainerTarget.launch(
-            engine, config, project, self._site, run_labels(self._run_id), context.limits
-        )
-        if not spec.fresh:
-            self._targets[config] = target
+        def start() -> ContainerTarget:
+            engine = self._connect()
+            if self._site is None:
+                self._site = injected_site()
+            project = _project_view(item, config, spec)
+            return ContainerTarget.launch(
+                engine, config, project, self._site, run_labels(self._run_id), context.limits
+            )
+
+        target, new = self._pool.acquire(config, spec.fresh, start)
+        if new and not spec.fresh:
             _progress(
                 item.config,
                 f"pytest-isolate: container {config.image} ready in {target.started_in:.2f} s "
@@ -150,17 +151,8 @@ class ContainerBackend:
             reap_leftovers(self._engine)
         return self._engine
 
-    def _discard(self, config: ContainerConfig, target: ContainerTarget) -> None:
-        if self._targets.get(config) is target:
-            del self._targets[config]
-        target.close()
-
     def close(self) -> None:
-        targets, self._targets = list(self._targets.values()), {}
-        for target in targets:
-            with contextlib.suppress(Exception):
-                target.close()
-        self._failed.clear()
+        self._pool.close()
         if self._engine is not None:
             with contextlib.suppress(Exception):
                 self._engine.close()

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_isolate.backends.base import Availability, TargetResult
+from pytest_isolate.backends.target_pool import TargetPool
 from pytest_isolate.spec import IsolateSpec, SpecError, parse_size
 from pytest_isolate.vm.config import ACCELS, MACHINES, VMConfig
 
@@ -215,8 +216,9 @@ class VMBackend:
     keywords: Mapping[str, str] = VM_KEYWORDS
 
     def __init__(self) -> None:
-        self._guests: dict[GuestShape, _RunningGuest] = {}
-        self._boot_failures: dict[GuestShape, str] = {}
+        self._guests: TargetPool[GuestShape, _RunningGuest] = TargetPool(
+            lambda running: running.destroy(), lambda running: running.client.dead is None
+        )
         self._accel_said = False
 
     def availability(self) -> Availability:
@@ -241,33 +243,26 @@ class VMBackend:
 
     def run(self, item: pytest.Item, spec: IsolateSpec, context: BrokerContext) -> TargetResult:
         shape = guest_shape(spec, item.nodeid)
-        if shape in self._boot_failures and not spec.fresh:
-            return _engine_failure(f"{self._boot_failures[shape]} (earlier in this run)")
-        running = None if spec.fresh else self._guests.get(shape)
-        if running is None:
-            try:
-                running = self._boot(item, shape, fresh=spec.fresh)
-            except VMBootError as exc:
-                if not spec.fresh:
-                    self._boot_failures[shape] = str(exc)
-                result = _engine_failure(str(exc))
-                if exc.console_tail:
-                    result.sections.append(("guest console (tail)", exc.console_tail))
-                return result
-            if not spec.fresh:
-                self._guests[shape] = running
+        failure = self._guests.failure(shape, spec.fresh)
+        if failure is not None:
+            return _engine_failure(f"{failure} (earlier in this run)")
+        try:
+            running, _new = self._guests.acquire(
+                shape, spec.fresh, lambda: self._boot(item, shape, fresh=spec.fresh)
+            )
+        except VMBootError as exc:
+            self._guests.remember_failure(shape, spec.fresh, str(exc))
+            result = _engine_failure(str(exc))
+            if exc.console_tail:
+                result.sections.append(("guest console (tail)", exc.console_tail))
+            return result
         try:
             return self._run_in(running, item, spec, context)
         finally:
-            if spec.fresh or running.client.dead is not None:
-                running.destroy()
-                if self._guests.get(shape) is running:
-                    del self._guests[shape]
+            self._guests.release(shape, running, spec.fresh)
 
     def close(self) -> None:
-        guests, self._guests = list(self._guests.values()), {}
-        for running in guests:
-            running.destroy()
+        self._guests.close()
 
     # -- steps ---------------------------------------------------------------
     def _run_in(
