@@ -29,7 +29,8 @@ from typing import Any
 import pytest
 
 from pytest_isolate.agent.client import AgentClient, AgentDead
-from pytest_isolate.agent.protocol import Collected, StartRequest
+from pytest_isolate.agent.protocol import StartRequest
+from pytest_isolate.agent.target import AgentTarget
 from pytest_isolate.backends.base import TargetResult
 from pytest_isolate.backends.target_pool import TargetPool
 from pytest_isolate.broker.context import BrokerContext
@@ -191,7 +192,7 @@ class _StderrTail:
         return self.data.decode("utf-8", "replace")
 
 
-class ForeignRootTarget:
+class ForeignRootTarget(AgentTarget):
     """A jailed agent that collected and waits for ``run`` requests."""
 
     def __init__(self, pid: int, link: socket.socket, stderr: _StderrTail, rootfs: str) -> None:
@@ -201,8 +202,6 @@ class ForeignRootTarget:
         self.rootfs = rootfs
         self.status: int | None = None
         self.client = AgentClient(link, describe_stream_end=self.describe_end)
-        self.collected = Collected(())
-        self.started_in = 0.0
 
     @classmethod
     def launch(
@@ -228,8 +227,7 @@ class ForeignRootTarget:
         os.close(write_err)
         target = cls(pid, broker_end, _StderrTail(read_err), rootfs)
         try:
-            target.client.hello(HELLO_TIMEOUT)
-            target.collected = target.client.start(start, COLLECT_TIMEOUT)
+            target.handshake(start, HELLO_TIMEOUT, COLLECT_TIMEOUT)
         except AgentDead as exc:
             target.close()
             raise ForeignRootError(str(exc)) from None
@@ -238,13 +236,6 @@ class ForeignRootTarget:
             raise
         target.started_in = time.monotonic() - started
         return target
-
-    @property
-    def alive(self) -> bool:
-        return self.client.dead is None
-
-    def run(self, nodeid: str, spec: IsolateSpec, limits: FrameLimits) -> TargetResult:
-        return self.client.run(nodeid, spec, limits)
 
     def _reap(self, wait: float) -> None:
         deadline = time.monotonic() + wait

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_isolate.agent.client import AgentClient, AgentDead
-from pytest_isolate.agent.protocol import Collected, StartRequest
-from pytest_isolate.backends.base import TargetResult
+from pytest_isolate.agent.protocol import StartRequest
+from pytest_isolate.agent.target import AgentTarget
 from pytest_isolate.backends.container_config import (
     SITE_PATH,
     ContainerConfig,
@@ -32,7 +32,6 @@ from pytest_isolate.backends.container_config import (
 from pytest_isolate.container.attached_stream import AttachedStream
 from pytest_isolate.container.engine import Engine
 from pytest_isolate.container.hardening import BindMount
-from pytest_isolate.spec import IsolateSpec
 from pytest_isolate.wire.frames import FrameLimits
 
 AGENT_COMMAND = ("python3", "-m", "pytest_isolate.agent")
@@ -86,7 +85,7 @@ class _AttachedByteStream:
         return self.stream.fileno()
 
 
-class ContainerTarget:
+class ContainerTarget(AgentTarget):
     """A started container whose agent has collected and waits for ``run`` requests."""
 
     def __init__(self, engine: Engine, container_id: str, stream: AttachedStream) -> None:
@@ -96,8 +95,6 @@ class ContainerTarget:
         self.client = AgentClient(
             _AttachedByteStream(stream), describe_stream_end=self.describe_end
         )
-        self.collected = Collected(())
-        self.started_in = 0.0
 
     @classmethod
     def launch(
@@ -141,11 +138,10 @@ class ContainerTarget:
                     f"container of {image!r} did not start: {_first_line(text)}"
                 ) from None
             try:
-                target.client.hello(HELLO_TIMEOUT)
                 request = StartRequest(
                     project.rootdir, project.invocation_dir, project.args, limits
                 )
-                target.collected = target.client.start(request, COLLECT_TIMEOUT)
+                target.handshake(request, HELLO_TIMEOUT, COLLECT_TIMEOUT)
             except AgentDead as exc:
                 raise ContainerStartError(f"the agent in {image!r} did not start: {exc}") from None
         except BaseException:
@@ -153,13 +149,6 @@ class ContainerTarget:
             raise
         target.started_in = time.monotonic() - started
         return target
-
-    @property
-    def alive(self) -> bool:
-        return self.client.dead is None
-
-    def run(self, nodeid: str, spec: IsolateSpec, limits: FrameLimits) -> TargetResult:
-        return self.client.run(nodeid, spec, limits)
 
     def describe_end(self) -> str:
         """Why the stream ended: the container's state and the agent's last stderr."""

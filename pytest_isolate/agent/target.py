@@ -1,0 +1,33 @@
+"""What every spawned target (a container, a jailed agent, a VM) is to its backend.
+
+The agent in it has said hello and collected; the broker then asks it to run
+one test at a time. Subclasses know how to start and stop their engine.
+"""
+
+from __future__ import annotations
+
+from pytest_isolate.agent.client import AgentClient
+from pytest_isolate.agent.protocol import Collected, StartRequest
+from pytest_isolate.backends.base import TargetResult
+from pytest_isolate.spec import IsolateSpec
+from pytest_isolate.wire.frames import FrameLimits
+
+
+class AgentTarget:
+    """A started target whose agent collected and waits for ``run`` requests."""
+
+    client: AgentClient
+    collected: Collected = Collected(())
+    started_in: float = 0.0
+
+    def handshake(self, start: StartRequest, hello_timeout: float, collect_timeout: float) -> None:
+        """Hello, then collection inside the target; raises ``AgentDead`` on failure."""
+        self.client.hello(hello_timeout)
+        self.collected = self.client.start(start, collect_timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self.client.dead is None
+
+    def run(self, nodeid: str, spec: IsolateSpec, limits: FrameLimits) -> TargetResult:
+        return self.client.run(nodeid, spec, limits)
