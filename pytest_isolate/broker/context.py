@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from pytest_isolate.broker.tree import ProcessTree, make_process_tree
+from pytest_isolate.liveness import pid_is_alive
 from pytest_isolate.wire.frames import FrameLimits
 
 SCRATCH_PREFIX = "pytest-isolate-"
@@ -65,9 +66,5 @@ def remove_stale_scratch() -> None:
             owner = entry.name[len(SCRATCH_PREFIX) :].split("-", 1)[0]
             if not owner.isdigit():
                 continue
-            try:
-                os.kill(int(owner), 0)
-            except ProcessLookupError:
+            if not pid_is_alive(int(owner)):
                 shutil.rmtree(entry, ignore_errors=True)
-            except PermissionError:
-                pass

@@ -42,10 +42,8 @@ def closest_marks(node: pytest.Item | pytest.Collector, honour_forked: bool) -> 
     """The isolate marks of the closest level (function over class over module) that has any."""
     for level in reversed(node.listchain()):
         marks = [m for m in level.own_markers if m.name == "isolate"]
-        if not marks and honour_forked:
-            marks = [
-                pytest.mark.isolate("process").mark for m in level.own_markers if m.name == "forked"
-            ][:1]
+        if not marks and honour_forked and any(m.name == "forked" for m in level.own_markers):
+            marks = [pytest.mark.isolate("process").mark]  # pytest-forked's mark, honoured
         if marks:
             return marks
     return []

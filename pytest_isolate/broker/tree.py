@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
+from pytest_isolate.liveness import pid_is_alive
 from pytest_isolate.target import steps
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -52,16 +53,6 @@ def _pids_in(procs_file: Path) -> list[int]:
         return [int(x) for x in procs_file.read_text().split()]
     except (OSError, ValueError):
         return []
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class CgroupV1Tree:
@@ -170,7 +161,7 @@ def reap_stale_cgroups(parents: Iterable[Path]) -> None:
         if not parent.is_dir():
             continue
         for child in parent.iterdir():
-            if not child.is_dir() or not child.name.isdigit() or _pid_alive(int(child.name)):
+            if not child.is_dir() or not child.name.isdigit() or pid_is_alive(int(child.name)):
                 continue
             for member in _pids_in(child / "cgroup.procs"):
                 with contextlib.suppress(ProcessLookupError):

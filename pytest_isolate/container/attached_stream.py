@@ -109,10 +109,6 @@ class AttachedStream:
     def stderr_tail(self) -> bytes:
         return bytes(self._stderr_tail)
 
-    @property
-    def at_eof(self) -> bool:
-        return self._eof and not self._pending
-
     def read(self, max_bytes: int = 65536, timeout: float | None = None) -> bytes:
         """Up to ``max_bytes`` of stdout; ``b""`` at end of stream.
 

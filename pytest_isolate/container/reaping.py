@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_isolate.liveness import pid_is_alive
+
 LABEL_RUN = "org.pytest-isolate.run"
 LABEL_BROKER_PID = "org.pytest-isolate.broker-pid"
 LABEL_HOST = "org.pytest-isolate.host"
@@ -34,19 +36,6 @@ def run_labels(
         LABEL_BROKER_PID: str(os.getpid() if broker_pid is None else broker_pid),
         LABEL_HOST: socket.gethostname() if hostname is None else hostname,
     }
-
-
-def pid_is_alive(pid: int) -> bool:
-    """True if a process with this pid exists (EPERM still means it exists)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def is_leftover(

@@ -11,7 +11,6 @@ arbitrary attributes on a report object, nor report for another test.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from pytest_isolate.wire.frames import ProtocolViolation
@@ -257,6 +256,3 @@ def sanitize_report(data: Any, expected_nodeid: str) -> dict[str, Any]:
             "kwargs": {_str(k, "kwargs"): _str(v, "kwargs") for k, v in kwargs.items()},
         }
     return clean
-
-
-ReportBuilder = Callable[[dict[str, Any]], Any]
