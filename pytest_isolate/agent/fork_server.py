@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
-import functools
 import os
 import select
 import shutil
@@ -22,6 +21,7 @@ import signal
 import socket
 import tempfile
 import time
+from dataclasses import dataclass
 from typing import List, Tuple
 
 import pytest
@@ -37,7 +37,7 @@ from pytest_isolate.agent.protocol import (
 from pytest_isolate.agent.sweep import kill_leftovers
 from pytest_isolate.backends.forked import capture_fds, output_tail
 from pytest_isolate.target import steps
-from pytest_isolate.target.item_runner import FrameSender, prepare_forwarder, run_in_target
+from pytest_isolate.target.item_runner import FrameSender, run_in_target
 from pytest_isolate.wire.frames import FrameDecoder, FrameLimits
 
 CRASH_LOG_TAIL = 16 * 1024
@@ -53,22 +53,62 @@ class ChildOutcome:
         self.killed = False
 
 
+@dataclass(frozen=True)
+class ForkPlan:
+    """What every child needs that the agent can work out once, before its first fork.
+
+    In a TCG guest each step costs about ten times what it costs on the host,
+    so nothing that is the same for every test is redone in every child.
+    """
+
+    #: the agent's pid; 1 when it is the init of a VM or container
+    agent_pid: int
+    #: /dev/null, opened once, for the child's stdin
+    devnull: int
+    #: pytest's own capture descriptors, which the child keeps
+    capture_fds: Tuple[int, ...]
+    #: the uid/gid a root agent's children drop to; None for an unprivileged agent
+    drop_to: Tuple[int, int] | None
+
+
+def plan_forks(config: pytest.Config) -> ForkPlan:
+    """Work out the ``ForkPlan`` and do, in the agent, the steps no child needs to repeat.
+
+    The capability bounding set is emptied here: it only limits what an
+    ``execve`` can gain, the agent never executes anything, and the agent's
+    own effective capabilities (kill, chown, setuid for its children) stay.
+    The environment is scrubbed here too: every child starts from it, and
+    adds its test's ``env=`` on top.
+    """
+    root = os.geteuid() == 0
+    if root:
+        steps.drop_capability_bounding_set()
+    steps.scrub_environment()
+    return ForkPlan(
+        agent_pid=os.getpid(),
+        devnull=os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC),
+        capture_fds=tuple(capture_fds(config)),
+        drop_to=steps.unprivileged_ids() if root else None,
+    )
+
+
 def run_in_fork(
-    item: pytest.Item, request: RunRequest, channel: AgentChannel, limits: FrameLimits
+    item: pytest.Item,
+    request: RunRequest,
+    channel: AgentChannel,
+    limits: FrameLimits,
+    plan: ForkPlan,
 ) -> None:
     """Run ``item`` in a fresh child, relay its frames, sweep, and send ``exited``."""
     parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     crash_log = os.memfd_create("pytest-isolate-crash-log", os.MFD_CLOEXEC)
     scratch = tempfile.mkdtemp(prefix="pytest-isolate-test-")
-    target_uid = _target_ids()
-    if target_uid is not None:
-        os.chown(scratch, *target_uid)
-    agent_pid = os.getpid()
-    prepare_forwarder(item.config)
+    if plan.drop_to is not None:
+        os.chown(scratch, *plan.drop_to)
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child never returns
         parent_end.close()
-        _child(item, request, child_end, crash_log, scratch, agent_pid, target_uid)
+        _child(item, request, child_end, crash_log, scratch, plan)
     child_end.close()
     outcome = ChildOutcome()
     try:
@@ -88,15 +128,6 @@ def run_in_fork(
     )
 
 
-@functools.lru_cache(maxsize=1)
-def _target_ids() -> Tuple[int, int] | None:
-    """The uid/gid a root agent's children drop to; None when the agent is unprivileged.
-
-    Looked up once: a passwd lookup per test is measurable in a TCG guest.
-    """
-    return steps.unprivileged_ids() if os.geteuid() == 0 else None
-
-
 def _remove_scratch(path: str) -> None:
     """Remove a test's scratch dir; usually empty, so one ``rmdir`` does it."""
     try:
@@ -112,28 +143,30 @@ def _child(
     channel: socket.socket,
     crash_log: int,
     scratch: str,
-    agent_pid: int,
-    drop_to: Tuple[int, int] | None,
+    plan: ForkPlan,
 ) -> None:
     """The restriction steps in their fixed order, then the test. Never returns."""
 
     def restrict() -> None:
-        steps.set_parent_death_signal(agent_pid)
+        if plan.agent_pid != 1:
+            # As init, the agent cannot die without its children: the kernel
+            # kills a PID namespace with its init, and a VM ends with it.
+            steps.set_parent_death_signal(plan.agent_pid)
         steps.new_session()
         for number in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
-            signal.signal(number, signal.SIG_DFL)
-        devnull = os.open(os.devnull, os.O_RDWR)
-        os.dup2(devnull, 0)
-        keep = [0, 1, 2, channel.fileno(), crash_log, *capture_fds(item.config)]
+            if signal.getsignal(number) is not signal.SIG_DFL:
+                signal.signal(number, signal.SIG_DFL)
+        os.dup2(plan.devnull, 0)
+        keep = [0, 1, 2, channel.fileno(), crash_log, *plan.capture_fds]
         steps.close_inherited_fds(keep)
         os.set_inheritable(crash_log, False)
         faulthandler.enable(file=crash_log, all_threads=True)
         tempfile.tempdir = scratch
         steps.apply_rlimits(request.mem_limit, request.cpu_limit)
-        steps.scrub_environment(dict(request.env))
+        os.environ.update(request.env)
         os.environ["TMPDIR"] = scratch
-        if drop_to is not None:
-            steps.drop_privileges(*drop_to)
+        if plan.drop_to is not None:
+            steps.drop_privileges(*plan.drop_to, bounding_set_dropped=True)
         steps.set_no_new_privs()
 
     run_in_target(item, FrameSender(channel), restrict)

@@ -16,14 +16,14 @@ from typing import Any, Dict, List
 import pytest
 
 from pytest_isolate.agent.channel import AgentChannel, BrokerGone
-from pytest_isolate.agent.fork_server import run_in_fork
+from pytest_isolate.agent.fork_server import ForkPlan, plan_forks, run_in_fork
 from pytest_isolate.agent.protocol import (
     Collected,
     ProtocolViolation,
     RunRequest,
     parse_broker_message,
 )
-from pytest_isolate.target.item_runner import prepare_forwarder
+from pytest_isolate.target.item_runner import prepare_forwarder, silence_broker_reporting
 from pytest_isolate.wire.frames import FrameLimits
 
 WORKER_NAME = "isolate-agent-worker"
@@ -61,12 +61,12 @@ class AgentWorker:
     def pytest_runtestloop(self, session: pytest.Session) -> bool:
         self.send_collected(session.items)
         items: Dict[str, pytest.Item] = {item.nodeid: item for item in session.items}
-        prepare_for_forks(session.config)
+        plan = prepare_for_forks(session.config)
         with contextlib.suppress(BrokerGone):
-            self.serve(items)
+            self.serve(items, plan)
         return True
 
-    def serve(self, items: Dict[str, pytest.Item]) -> None:
+    def serve(self, items: Dict[str, pytest.Item], plan: ForkPlan) -> None:
         while True:
             request = parse_broker_message(self.channel.receive())
             if request == "shutdown":
@@ -81,10 +81,10 @@ class AgentWorker:
                     {"type": "refused", "message": f"{request.nodeid!r} was not collected here"}
                 )
                 continue
-            run_in_fork(item, request, self.channel, self.limits)
+            run_in_fork(item, request, self.channel, self.limits, plan)
 
 
-def prepare_for_forks(config: pytest.Config) -> None:
+def prepare_for_forks(config: pytest.Config) -> ForkPlan:
     """Do once, in the agent, what every test's child would otherwise repeat.
 
     In a TCG guest Python runs ~11x slower and every context switch and
@@ -101,12 +101,15 @@ def prepare_for_forks(config: pytest.Config) -> None:
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         config.pluginmanager.unregister(reporter)
+    silence_broker_reporting(config)
     prepare_forwarder(config)
+    plan = plan_forks(config)
     gc.collect()
     gc.freeze()
     with contextlib.suppress(AttributeError, OSError):
         policy = os.SCHED_BATCH | os.SCHED_RESET_ON_FORK
         os.sched_setscheduler(0, policy, os.sched_param(0))
+    return plan
 
 
 def collected_message_for_failure(code: Any) -> Dict[str, Any]:

@@ -48,6 +48,7 @@ VM_KEYWORDS: Mapping[str, str] = {
     "memory": "guest memory: MiB as an int, or a size such as 2G (default 1024 MiB)",
     "cpus": "guest CPUs (default 1)",
     "machine": "auto (microvm where available, else q35), microvm or q35",
+    "cpu": "QEMU CPU model (default: the host's under KVM, x86-64-v2 under TCG; 'max' for AVX2)",
 }
 
 DEFAULT_MEMORY_MIB = 1024
@@ -62,6 +63,8 @@ MAX_NODEID_ARGS = 2000
 CONSOLE_TAIL = 8192
 GUEST_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
 _PANIC = re.compile(r"Kernel panic - not syncing:[^\n]*")
+_INVALID_OPCODE = re.compile(r"trap invalid opcode")
+_CPU_MODEL = re.compile(r"[A-Za-z0-9_.+=-]+(,[A-Za-z0-9_.+=-]+)*")
 
 
 # -- pure decisions ----------------------------------------------------------
@@ -74,6 +77,7 @@ class GuestShape:
     memory_mib: int = DEFAULT_MEMORY_MIB
     cpus: int = 1
     machine: str = "auto"
+    cpu: str | None = None
 
 
 def parse_memory_mib(value: object, where: str) -> int:
@@ -119,7 +123,13 @@ def guest_shape(spec: IsolateSpec, where: str) -> GuestShape:
     if isinstance(cpus, bool) or not isinstance(cpus, int) or not 1 <= cpus <= 64:
         raise SpecError(f"{where}: cpus={cpus!r} must be an integer from 1 to 64")
     memory = parse_memory_mib(spec.option("memory"), where)
-    return GuestShape(kernel, accel, memory, cpus, machine)
+    cpu = spec.option("cpu")
+    if cpu is not None and not (isinstance(cpu, str) and _CPU_MODEL.fullmatch(cpu)):
+        raise SpecError(
+            f"{where}: cpu={cpu!r} is not a QEMU CPU model; "
+            "use a name with optional features, e.g. 'max' or 'qemu64,+avx2'"
+        )
+    return GuestShape(kernel, accel, memory, cpus, machine, cpu)
 
 
 def agent_config(
@@ -150,6 +160,7 @@ def agent_config(
         memory_mib=shape.memory_mib,
         cpus=shape.cpus,
         machine=shape.machine,
+        cpu=shape.cpu,
     )
 
 
@@ -174,7 +185,13 @@ def guest_end_words(console_tail: str, qemu_status: int | None) -> str:
     """Why a guest went away, in words, from its console and QEMU's exit status."""
     panic = _PANIC.findall(console_tail)
     if panic:
-        return f"the guest kernel panicked ({panic[-1].strip()})"
+        words = f"the guest kernel panicked ({panic[-1].strip()})"
+        if _INVALID_OPCODE.search(console_tail):
+            words += (
+                "; a program hit an instruction the guest CPU lacks: if the host's Python "
+                "needs AVX2 (x86-64-v3), pass cpu='max' to the vm mark"
+            )
+        return words
     if qemu_status is None:
         return "the guest stopped answering (its kernel may hang)"
     return f"the guest's QEMU exited with status {qemu_status}"
@@ -325,8 +342,9 @@ class VMBackend:
             )
             collected = client.start(start, timeout=COLLECT_TIMEOUT)
         except VMError as exc:
+            tail = guest.console_tail(CONSOLE_TAIL)
             guest.kill()
-            raise VMBootError(f"the VM did not boot: {exc}") from None
+            raise VMBootError(f"the VM did not boot: {exc}", tail) from None
         except AgentDead as exc:
             tail = guest.console_tail(CONSOLE_TAIL)
             guest.kill()

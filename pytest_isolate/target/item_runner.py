@@ -116,13 +116,21 @@ def prepare_forwarder(config: pytest.Config) -> ReportForwarder:
     return forwarder
 
 
+_SILENCED = pytest.StashKey[bool]()
+
+
 def silence_broker_reporting(config: pytest.Config) -> None:
     """The broker prints; a target printing too would garble the terminal.
 
     The terminal reporter is muted rather than unregistered (unregistering
     costs about a millisecond per target); xdist's worker link must go, as
-    its connection belongs to the broker.
+    its connection belongs to the broker. An agent silences itself once,
+    before its first fork, and its children inherit that (scanning the
+    plugins costs a millisecond per test in a TCG guest).
     """
+    if config.stash.get(_SILENCED, False):
+        return
+    config.stash[_SILENCED] = True
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter._tw = TerminalWriter(file=io.StringIO())

@@ -168,21 +168,26 @@ def clear_capabilities() -> None:
         raise OSError(err, f"capset: {os.strerror(err)}")
 
 
-def drop_privileges(uid: int, gid: int) -> None:
+def drop_privileges(uid: int, gid: int, bounding_set_dropped: bool = False) -> None:
     """Become ``uid``/``gid`` with no supplementary groups and no capabilities.
 
     A root target defeats a syscall deny-list (it can open /proc/<broker>/mem
     with plain open/write), so every backend that claims to stop the test from
     touching the broker drops to an unprivileged uid here.
+    ``bounding_set_dropped`` says the parent already emptied the bounding set
+    (inherited across fork): one prctl per capability is measurable in a TCG
+    guest, where a fork server forks for every test.
     """
     if os.geteuid() != 0:
         # Not root, but perhaps holding every capability of a user namespace
         # (a rootless jail): give them up, since no uid change will.
-        drop_capability_bounding_set()
+        if not bounding_set_dropped:
+            drop_capability_bounding_set()
         clear_ambient_capabilities()
         clear_capabilities()
         return
-    drop_capability_bounding_set()
+    if not bounding_set_dropped:
+        drop_capability_bounding_set()
     clear_ambient_capabilities()
     os.setgroups([])
     os.setresgid(gid, gid, gid)

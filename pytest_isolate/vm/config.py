@@ -31,6 +31,8 @@ class VMConfig:
     cpus: int = 1
     boot_timeout: float = 60.0
     machine: str = "auto"
+    #: QEMU's ``-cpu`` model; None picks one per accelerator (``qemu_args.cpu_model``)
+    cpu: str | None = None
 
     def __post_init__(self) -> None:
         if not self.command:

@@ -127,6 +127,7 @@ class Guest:
             channel_fd=channel_qemu.fileno(),
             console_fd=console_qemu.fileno(),
             shares=shares_with_tags(layout_shares),
+            cpu=config.cpu,
         )
         started_at = time.monotonic()
         try:

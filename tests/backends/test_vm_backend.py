@@ -59,8 +59,11 @@ def test_memory_too_small_or_not_a_size_is_a_usage_error(value: object) -> None:
 
 
 def test_shape_reads_every_vm_keyword() -> None:
-    spec = vm_spec(kernel="/boot/vmlinuz", accel="tcg", memory="2G", cpus=2, machine="q35")
-    assert guest_shape(spec, "t") == GuestShape("/boot/vmlinuz", "tcg", 2048, 2, "q35")
+    spec = vm_spec(
+        kernel="/boot/vmlinuz", accel="tcg", memory="2G", cpus=2, machine="q35", cpu="max,-la57"
+    )
+    assert guest_shape(spec, "t") == GuestShape("/boot/vmlinuz", "tcg", 2048, 2, "q35", "max,-la57")
+    assert agent_config(guest_shape(spec, "t"), "/py", "/pkg", ["/p"], "/p").cpu == "max,-la57"
 
 
 def test_specs_differing_only_in_per_test_limits_share_a_guest() -> None:
@@ -79,6 +82,8 @@ def test_specs_differing_only_in_per_test_limits_share_a_guest() -> None:
         (vm_spec(cpus=0), "cpus=0"),
         (vm_spec(cpus=True), "cpus=True"),
         (vm_spec(kernel="vmlinuz"), "absolute path"),
+        (vm_spec(cpu="max -enable-kvm"), "not a QEMU CPU model"),
+        (vm_spec(cpu=3), "not a QEMU CPU model"),
     ],
 )
 def test_what_a_guest_cannot_honour_is_a_usage_error(spec: IsolateSpec, message: str) -> None:
@@ -115,6 +120,12 @@ def test_too_many_node_ids_collapse_to_their_files() -> None:
         ("...\nKernel panic - not syncing: sysrq triggered crash\n---[ end", 0, "panicked (Kernel"),
         ("booting", None, "stopped answering"),
         ("booting", -9, "exited with status -9"),
+        (
+            "traps: python3[1] trap invalid opcode ip:7f\nKernel panic - not syncing: Attempted"
+            " to kill init!",
+            0,
+            "pass cpu='max'",
+        ),
     ],
 )
 def test_why_a_guest_went_away_is_said_in_words(tail: str, status: int | None, words: str) -> None:

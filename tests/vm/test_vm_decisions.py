@@ -17,7 +17,13 @@ from pytest_isolate.vm.init_script import launch_script
 from pytest_isolate.vm.initramfs import builtin_names, load_order, module_name, parse_modules_dep
 from pytest_isolate.vm.kernel import find_payload, kernel_release, unpack_kernel
 from pytest_isolate.vm.layout import GuestLayout, plan_layout
-from pytest_isolate.vm.qemu_args import LaunchPlan, host_timing, kernel_cmdline, qemu_argv
+from pytest_isolate.vm.qemu_args import (
+    TCG_CPU,
+    LaunchPlan,
+    host_timing,
+    kernel_cmdline,
+    qemu_argv,
+)
 
 # --- acceleration -----------------------------------------------------------------
 
@@ -271,11 +277,22 @@ def test_qemu_uses_the_machines_virtio_transport(machine: str, transport: str) -
     assert f"{transport},fsdev=fs0,mount_tag=pi0" in qemu_argv(plan(machine=machine))
 
 
-@pytest.mark.parametrize(("accel", "cpu"), [("kvm", "host"), ("tcg", "max")])
-def test_cpu_model_follows_accel(accel: str, cpu: str) -> None:
-    argv = qemu_argv(plan(accel=accel))
+@pytest.mark.parametrize(
+    ("accel", "requested", "cpu"),
+    [("kvm", None, "host"), ("tcg", None, TCG_CPU), ("tcg", "max", "max"), ("kvm", "EPYC", "EPYC")],
+)
+def test_cpu_model_follows_accel_unless_asked(accel: str, requested: str | None, cpu: str) -> None:
+    argv = qemu_argv(plan(accel=accel, cpu=requested))
     assert argv[argv.index("-cpu") + 1] == cpu
     assert argv[argv.index("-accel") + 1] == accel
+
+
+def test_the_tcg_cpu_is_x86_64_v2_without_avx() -> None:
+    """What distributions build for, without the state that makes TCG context switches dear."""
+    features = TCG_CPU.split(",")
+    assert features[0] == "qemu64"
+    assert {"+ssse3", "+sse4.1", "+sse4.2", "+popcnt", "+cx16"} <= set(features)
+    assert not any("avx" in feature or "xsave" in feature for feature in features)
 
 
 def test_kernel_cmdline_ends_the_guest_with_its_command_and_carries_tsc() -> None:
