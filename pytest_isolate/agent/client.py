@@ -19,7 +19,7 @@ import contextlib
 import select
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_isolate.agent import protocol
 from pytest_isolate.agent.protocol import Collected, Hello, RunRequest, StartRequest
@@ -27,6 +27,9 @@ from pytest_isolate.backends.base import TargetResult
 from pytest_isolate.broker.outcome import EndState, classify_end, phase_after
 from pytest_isolate.broker.supervisor import _validate_warning
 from pytest_isolate.spec import IsolateSpec
+
+if TYPE_CHECKING:
+    from pytest_isolate.backends.spawned_policy import SpawnedPolicy
 from pytest_isolate.wire.frames import FrameDecoder, FrameLimits, ProtocolViolation, encode_frame
 from pytest_isolate.wire.reports import sanitize_report
 
@@ -157,11 +160,18 @@ class AgentClient:
             with contextlib.suppress(AgentDead):
                 self.send({"type": "shutdown"})
 
-    def run(self, nodeid: str, spec: IsolateSpec, limits: FrameLimits) -> TargetResult:
-        """Run one collected test in a fresh fork inside the target."""
+    def run(
+        self,
+        nodeid: str,
+        spec: IsolateSpec,
+        limits: FrameLimits,
+        policy: SpawnedPolicy | None = None,
+    ) -> TargetResult:
+        """Run one collected test in a fresh fork inside the target (under ``policy``)."""
         if self.dead is not None:
             return TargetResult(failure=f"target is dead: {self.dead}", failure_kind="engine")
-        request = RunRequest(nodeid, spec.mem_limit, spec.cpu_limit, spec.env)
+        seccomp = None if policy is None else policy.request()
+        request = RunRequest(nodeid, spec.mem_limit, spec.cpu_limit, spec.env, seccomp)
         state = _TestState()
         started = time.monotonic()
         timed_out = False
@@ -193,7 +203,10 @@ class AgentClient:
         except ProtocolViolation as exc:
             self._die(f"the target broke the protocol: {exc}")
             return self._dead_result(state, spec, timed_out, str(self.dead), started)
-        return self._result(state, spec, timed_out, started)
+        result = self._result(state, spec, timed_out, started)
+        if policy is not None and state.exited is not None:
+            policy.apply(result, state.exited.status, state.exited.seccomp)
+        return result
 
     def _handle(self, message: dict[str, Any], state: _TestState, nodeid: str) -> None:
         kind = message["type"]

@@ -34,8 +34,11 @@ from pytest_isolate.agent.protocol import (
     RunRequest,
     parse_broker_message,
 )
+from pytest_isolate.agent.seccomp_watch import SANDBOXED_FRAME, AgentSeccompWatch, loadable_policy
 from pytest_isolate.agent.sweep import kill_leftovers
 from pytest_isolate.backends.forked import capture_fds, output_tail
+from pytest_isolate.policy.compiler import LoadablePolicy
+from pytest_isolate.policy.handover import install_in_child
 from pytest_isolate.target import steps
 from pytest_isolate.target.item_runner import FrameSender, run_in_target
 from pytest_isolate.wire.frames import FrameDecoder, FrameLimits
@@ -84,12 +87,31 @@ def plan_forks(config: pytest.Config) -> ForkPlan:
     if root:
         steps.drop_capability_bounding_set()
     steps.scrub_environment()
+    settle_name_service()
     return ForkPlan(
         agent_pid=os.getpid(),
         devnull=os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC),
         capture_fds=tuple(capture_fds(config)),
         drop_to=steps.unprivileged_ids() if root else None,
     )
+
+
+def settle_name_service() -> None:
+    """Make the C library's first user and group lookups here, not in every child.
+
+    glibc first asks nscd over an AF_UNIX ``socket()`` and remembers for the
+    next hundred lookups that it is absent. A child that made the first
+    lookup itself (``tmp_path`` asks for the user name) would trip the
+    ``socket`` denial of a ``seccomp=`` policy; a broker's forked targets
+    inherit a settled state the same way.
+    """
+    import grp
+    import pwd
+
+    with contextlib.suppress(KeyError, OSError):
+        pwd.getpwuid(os.getuid())
+    with contextlib.suppress(KeyError, OSError):
+        grp.getgrgid(os.getgid())
 
 
 def run_in_fork(
@@ -105,25 +127,31 @@ def run_in_fork(
     scratch = tempfile.mkdtemp(prefix="pytest-isolate-test-")
     if plan.drop_to is not None:
         os.chown(scratch, *plan.drop_to)
+    policy = None if request.seccomp is None else loadable_policy(request.seccomp)
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child never returns
         parent_end.close()
-        _child(item, request, child_end, crash_log, scratch, plan)
+        _child(item, request, child_end, crash_log, scratch, plan, policy)
     child_end.close()
     outcome = ChildOutcome()
+    watch = None if request.seccomp is None else AgentSeccompWatch(request.seccomp, pid)
+    seccomp = None
     try:
-        _relay(pid, parent_end, channel, FrameDecoder(limits), outcome)
+        _relay(pid, parent_end, channel, FrameDecoder(limits), outcome, watch)
     finally:
         kill_leftovers()
         parent_end.close()
         sections = _sections(item.config, crash_log, outcome)
         os.close(crash_log)
         _remove_scratch(scratch)
+        if watch is not None:
+            seccomp = watch.outcome(outcome.status)
     channel.send(
         Exited(
             status=outcome.status if outcome.status is not None else 0x9,
             violation=outcome.violation,
             sections=tuple(sections),
+            seccomp=seccomp,
         ).to_message()
     )
 
@@ -144,6 +172,7 @@ def _child(
     crash_log: int,
     scratch: str,
     plan: ForkPlan,
+    policy: LoadablePolicy | None,
 ) -> None:
     """The restriction steps in their fixed order, then the test. Never returns."""
 
@@ -168,6 +197,8 @@ def _child(
         if plan.drop_to is not None:
             steps.drop_privileges(*plan.drop_to, bounding_set_dropped=True)
         steps.set_no_new_privs()
+        if policy is not None:  # last: the filter also forbids what the steps above used
+            install_in_child(policy, channel)
 
     run_in_target(item, FrameSender(channel), restrict)
 
@@ -183,14 +214,19 @@ def _relay(
     channel: AgentChannel,
     decoder: FrameDecoder,
     outcome: ChildOutcome,
+    watch: AgentSeccompWatch | None = None,
 ) -> None:
-    """Pass the child's frames on until it exited and its socket closed."""
+    """Pass the child's frames on until it exited and its socket closed.
+
+    Under ``seccomp=`` the same loop services the child's listener (``watch``).
+    """
     pidfd = os.pidfd_open(pid)
     poller = select.poll()
     poller.register(child.fileno(), select.POLLIN)
     poller.register(pidfd, select.POLLIN)
     poller.register(channel.in_fd, select.POLLIN)
     child_open, exited, drain_until = True, False, None
+    listening = False
     last_alive = time.monotonic()
     try:
         while child_open:
@@ -206,7 +242,7 @@ def _relay(
                 # stopped, a frozen container): say we are alive once a second.
                 channel.send({"type": "alive"})
                 last_alive = time.monotonic()
-            for fd, _event in poller.poll(wait_ms):
+            for fd, event in poller.poll(wait_ms):
                 if fd == pidfd and not exited:
                     exited = True
                     poller.unregister(pidfd)
@@ -216,9 +252,17 @@ def _relay(
                 elif fd == channel.in_fd:
                     _broker_messages(channel, pid, outcome, buffered_only=False)
                 elif fd == child.fileno():
-                    child_open = _pass_on(child, channel, decoder, pid, outcome)
+                    child_open = _pass_on(child, channel, decoder, pid, outcome, watch)
                     if not child_open:
                         poller.unregister(child.fileno())
+                    elif watch is not None and watch.listener_fd is not None and not listening:
+                        listening = True
+                        poller.register(watch.listener_fd, select.POLLIN)
+                elif watch is not None and fd == watch.listener_fd:
+                    if event & select.POLLIN:
+                        watch.service()
+                    else:  # every task under the filter is gone
+                        poller.unregister(fd)
         if not exited:
             outcome.status = _wait(pid)
     finally:
@@ -231,22 +275,36 @@ def _pass_on(
     decoder: FrameDecoder,
     pid: int,
     outcome: ChildOutcome,
+    watch: AgentSeccompWatch | None = None,
 ) -> bool:
-    data = child.recv(256 * 1024)
-    if not data:
-        return False
-    if outcome.violation is not None:
-        return True  # already killed; discard the rest
+    fds: List[int] = []
+    if watch is not None and not watch.sandboxed:  # the listener comes with 'sandboxed'
+        data, fds, _flags, _address = socket.recv_fds(child, 256 * 1024, 1)
+    else:  # fds sent to a plain recv are discarded by the kernel
+        data = child.recv(256 * 1024)
     try:
-        for message in decoder.feed(data):
-            if message["type"] not in TEST_FRAME_TYPES:
-                raise ProtocolViolation(f"sent a frame of type {message['type'][:40]!r}")
-            channel.send(message)
-    except ProtocolViolation as exc:
-        outcome.violation = str(exc)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    return True
+        if not data:
+            return False
+        if outcome.violation is not None:
+            return True  # already killed; discard the rest
+        try:
+            for message in decoder.feed(data):
+                if message["type"] == SANDBOXED_FRAME and watch is not None:
+                    watch.on_sandboxed(message, fds)
+                    continue
+                if message["type"] not in TEST_FRAME_TYPES:
+                    raise ProtocolViolation(f"sent a frame of type {message['type'][:40]!r}")
+                if watch is not None and not watch.sandboxed and message["type"] != "setup-error":
+                    raise ProtocolViolation("sent test frames before its filter was loaded")
+                channel.send(message)
+        except ProtocolViolation as exc:
+            outcome.violation = str(exc)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return True
+    finally:
+        for fd in fds:  # whatever was not taken as the listener
+            os.close(fd)
 
 
 def _broker_messages(

@@ -12,10 +12,10 @@ Conversation::
     agent  -> hello      {python, pytest, pid, agent}
     broker -> start      {rootdir, invocation_dir, args, limits}
     agent  -> collected  {nodeids, errors, items}
-    broker -> run        {nodeid, mem_limit, cpu_limit, env}     (repeated)
+    broker -> run        {nodeid, mem_limit, cpu_limit, env, seccomp} (repeated)
     agent  -> report | warning | setup-error | done              (relayed from the test's child)
     broker -> kill                                               (any time during a test)
-    agent  -> exited     {status, violation, sections, oom_killed}
+    agent  -> exited     {status, violation, sections, oom_killed, seccomp}
            or refused    {message}                               (unknown node id)
     broker -> shutdown                                           (or stdin EOF: broker gone)
 
@@ -24,6 +24,8 @@ Kept importable on Python 3.9 (the agent runs on the target's Python).
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Tuple
 
@@ -36,6 +38,11 @@ MAX_NODEIDS = 200_000
 MAX_ERRORS = 1000
 MAX_SECTIONS = 8
 MAX_ENV = 1000
+#: A BPF program has at most 4096 instructions of 8 bytes; base64 makes 4 of 3.
+MAX_BPF_TEXT = 4096 * 8 * 4 // 3 + 4
+#: Distinct denied calls an agent reports per test (it folds the rest by syscall).
+MAX_RAW_VIOLATIONS = 256
+MAX_TEXT_ERROR = 2000
 
 #: Frames a test's child may send; anything else is the child breaking the protocol.
 TEST_FRAME_TYPES = frozenset({"report", "warning", "setup-error", "done"})
@@ -47,6 +54,8 @@ __all__ = [
     "Hello",
     "ProtocolViolation",
     "RunRequest",
+    "SeccompOutcome",
+    "SeccompRequest",
     "StartRequest",
     "parse_broker_message",
     "parse_collected",
@@ -168,6 +177,77 @@ def parse_collected(message: Dict[str, Any]) -> Collected:
     )
 
 
+#: One denied call as the agent counted it: (audit arch, syscall nr, raw args, count, killed).
+RawDenial = Tuple[int, int, Tuple[int, ...], int, bool]
+
+
+@dataclass(frozen=True)
+class SeccompOutcome:
+    """What the agent's listener saw of a test under ``seccomp=``: numbers, never names.
+
+    The broker names the calls itself (it does not take the target's word
+    for what a number means) and decides whether they fail the test.
+    """
+
+    denials: Tuple[RawDenial, ...] = ()
+    #: (arch, nr) of the call the baseline killed the child for, from the guest's kernel log
+    kernel_kill: Tuple[int, int] | None = None
+    #: servicing the listener failed: the denials may be incomplete
+    error: str | None = None
+
+    def to_message(self) -> Dict[str, Any]:
+        return {
+            "denials": [[a, n, list(args), c, k] for a, n, args, c, k in self.denials],
+            "kernel_kill": None if self.kernel_kill is None else list(self.kernel_kill),
+            "error": self.error,
+        }
+
+
+def _parse_seccomp_outcome(value: Any) -> SeccompOutcome | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ProtocolViolation("exited: seccomp is not an object")
+    _only_keys(value, ("denials", "kernel_kill", "error"))
+    denials = value.get("denials", [])
+    if not isinstance(denials, list) or len(denials) > MAX_RAW_VIOLATIONS:
+        raise ProtocolViolation(f"exited: seccomp denials is not a list of <= {MAX_RAW_VIOLATIONS}")
+    clean: List[RawDenial] = []
+    for entry in denials:
+        if not isinstance(entry, list) or len(entry) != 5:
+            raise ProtocolViolation(
+                "exited: a seccomp denial is not [arch, nr, args, count, killed]"
+            )
+        arch, nr, args, count, killed = entry
+        if (
+            not _is_int(arch, 0, 0xFFFFFFFF)
+            or not _is_int(nr, 0, 0xFFFFFFFF)
+            or not isinstance(args, list)
+            or len(args) > 6
+            or not all(_is_int(arg, 0, (1 << 64) - 1) for arg in args)
+            or not _is_int(count, 1, 1 << 62)
+            or not isinstance(killed, bool)
+        ):
+            raise ProtocolViolation("exited: a seccomp denial holds a bad value")
+        clean.append((arch, nr, tuple(args), count, killed))
+    kill = value.get("kernel_kill")
+    if kill is not None and (
+        not isinstance(kill, list)
+        or len(kill) != 2
+        or not all(_is_int(part, 0, 0xFFFFFFFF) for part in kill)
+    ):
+        raise ProtocolViolation("exited: seccomp kernel_kill is not [arch, nr]")
+    return SeccompOutcome(
+        denials=tuple(clean),
+        kernel_kill=None if kill is None else (kill[0], kill[1]),
+        error=_optional_text(dict(value, type="exited"), "error", MAX_TEXT_ERROR),
+    )
+
+
+def _is_int(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
 @dataclass(frozen=True)
 class Exited:
     """How a test's child ended, seen by the agent."""
@@ -176,6 +256,7 @@ class Exited:
     violation: str | None = None  # the child broke the protocol (the agent killed it)
     sections: Tuple[Tuple[str, str], ...] = ()  # output tail, faulthandler log
     oom_killed: bool = False
+    seccomp: SeccompOutcome | None = None  # only for a test run with ``seccomp=``
 
     def to_message(self) -> Dict[str, Any]:
         return {
@@ -184,12 +265,13 @@ class Exited:
             "violation": self.violation,
             "sections": [list(s) for s in self.sections],
             "oom_killed": self.oom_killed,
+            "seccomp": None if self.seccomp is None else self.seccomp.to_message(),
         }
 
 
 def parse_exited(message: Dict[str, Any]) -> Exited:
     _expect(message, "exited")
-    _only_keys(message, ("status", "violation", "sections", "oom_killed"))
+    _only_keys(message, ("status", "violation", "sections", "oom_killed", "seccomp"))
     sections = message.get("sections", [])
     if not isinstance(sections, list) or len(sections) > MAX_SECTIONS:
         raise ProtocolViolation(f"exited: sections is not a list of <= {MAX_SECTIONS}")
@@ -212,6 +294,7 @@ def parse_exited(message: Dict[str, Any]) -> Exited:
         violation=_optional_text(message, "violation", 2000),
         sections=tuple(clean),
         oom_killed=oom,
+        seccomp=_parse_seccomp_outcome(message.get("seccomp")),
     )
 
 
@@ -246,11 +329,64 @@ class StartRequest:
 
 
 @dataclass(frozen=True)
+class SeccompRequest:
+    """A policy for the test's child as finished BPF, compiled by the broker.
+
+    The agent loads the programs as they are: a target needs no libseccomp,
+    and a broken policy is refused in the broker, before any target starts.
+    """
+
+    baseline: bytes
+    notify: bytes | None
+    seccomp_nr: int  # the number of seccomp(2), resolved by the broker's libseccomp
+    kill: bool  # on_violation="kill": a denied call kills the test
+
+    def to_message(self) -> Dict[str, Any]:
+        return {
+            "baseline": base64.b64encode(self.baseline).decode(),
+            "notify": None if self.notify is None else base64.b64encode(self.notify).decode(),
+            "seccomp_nr": self.seccomp_nr,
+            "kill": self.kill,
+        }
+
+
+def _bpf(value: Any, key: str) -> bytes:
+    if not isinstance(value, str) or len(value) > MAX_BPF_TEXT:
+        raise ProtocolViolation(f"run: seccomp {key} is not base64 text within size")
+    try:
+        program = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ProtocolViolation(f"run: seccomp {key} is not base64") from None
+    if not program or len(program) % 8:
+        raise ProtocolViolation(f"run: seccomp {key} is not a BPF program")
+    return program
+
+
+def _parse_seccomp_request(value: Any) -> SeccompRequest | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ProtocolViolation("run: seccomp is not an object")
+    _only_keys(value, ("baseline", "notify", "seccomp_nr", "kill"))
+    notify = value.get("notify")
+    kill = value.get("kill")
+    if not isinstance(kill, bool):
+        raise ProtocolViolation("run: seccomp kill is not a bool")
+    return SeccompRequest(
+        baseline=_bpf(value.get("baseline"), "baseline"),
+        notify=None if notify is None else _bpf(notify, "notify"),
+        seccomp_nr=_int(dict(value, type="run"), "seccomp_nr", 0, 1 << 20),
+        kill=kill,
+    )
+
+
+@dataclass(frozen=True)
 class RunRequest:
     nodeid: str
     mem_limit: int | None = None
     cpu_limit: float | None = None
     env: Tuple[Tuple[str, str], ...] = ()
+    seccomp: SeccompRequest | None = None
 
     def to_message(self) -> Dict[str, Any]:
         return {
@@ -259,6 +395,7 @@ class RunRequest:
             "mem_limit": self.mem_limit,
             "cpu_limit": self.cpu_limit,
             "env": dict(self.env),
+            "seccomp": None if self.seccomp is None else self.seccomp.to_message(),
         }
 
 
@@ -286,7 +423,7 @@ def _parse_start(message: Dict[str, Any]) -> StartRequest:
 
 
 def _parse_run(message: Dict[str, Any]) -> RunRequest:
-    _only_keys(message, ("nodeid", "mem_limit", "cpu_limit", "env"))
+    _only_keys(message, ("nodeid", "mem_limit", "cpu_limit", "env", "seccomp"))
     env = message.get("env", {})
     if (
         not isinstance(env, dict)
@@ -305,6 +442,7 @@ def _parse_run(message: Dict[str, Any]) -> RunRequest:
         mem_limit=mem_limit,
         cpu_limit=_optional_positive(message, "cpu_limit"),
         env=tuple(sorted(env.items())),
+        seccomp=_parse_seccomp_request(message.get("seccomp")),
     )
 
 

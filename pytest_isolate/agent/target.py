@@ -6,11 +6,16 @@ one test at a time. Subclasses know how to start and stop their engine.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pytest_isolate.agent.client import AgentClient
 from pytest_isolate.agent.protocol import Collected, StartRequest
 from pytest_isolate.backends.base import TargetResult
 from pytest_isolate.spec import IsolateSpec
 from pytest_isolate.wire.frames import FrameLimits
+
+if TYPE_CHECKING:
+    from pytest_isolate.backends.spawned_policy import SpawnedPolicy
 
 
 class AgentTarget:
@@ -29,5 +34,11 @@ class AgentTarget:
     def alive(self) -> bool:
         return self.client.dead is None
 
-    def run(self, nodeid: str, spec: IsolateSpec, limits: FrameLimits) -> TargetResult:
-        return self.client.run(nodeid, spec, limits)
+    def run(
+        self,
+        nodeid: str,
+        spec: IsolateSpec,
+        limits: FrameLimits,
+        policy: SpawnedPolicy | None = None,
+    ) -> TargetResult:
+        return self.client.run(nodeid, spec, limits, policy)

@@ -36,6 +36,7 @@ from pytest_isolate.backends.container_config import (
     missing_module_hint,
     split_images,
 )
+from pytest_isolate.backends.spawned_policy import spawned_policy
 from pytest_isolate.backends.target_pool import TargetPool
 from pytest_isolate.broker.context import BrokerContext
 from pytest_isolate.spec import IsolateSpec, SpecError
@@ -87,6 +88,7 @@ class ContainerBackend:
 
         try:
             config = config_from_spec(spec, item.nodeid)
+            policy = spawned_policy(spec, item.nodeid)
         except SpecError as exc:
             return TargetResult(failure=f"usage error: {exc}", failure_kind="usage")
         failure = self._pool.failure(config, spec.fresh)
@@ -103,7 +105,7 @@ class ContainerBackend:
         try:
             if item.nodeid not in target.collected.nodeids:
                 return self._not_collected(target, config)
-            return target.run(item.nodeid, spec, context.limits)
+            return target.run(item.nodeid, spec, context.limits, policy)
         finally:
             self._pool.release(config, target, spec.fresh)
 

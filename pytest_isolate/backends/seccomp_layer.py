@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import socket
 from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,10 +19,11 @@ from typing import Any
 from pytest_isolate.backends.base import Availability, TargetResult
 from pytest_isolate.backends.forked import TargetWatch
 from pytest_isolate.broker.supervisor import Supervision
+from pytest_isolate.policy.handover import SANDBOXED_FRAME, install_in_child
 from pytest_isolate.spec import IsolateSpec, SpecError
-from pytest_isolate.wire.frames import encode_frame
 
-SANDBOXED_FRAME = "sandboxed"
+__all__ = ["SANDBOXED_FRAME", "SeccompWatch", "build_policy", "install_in_child", "policy_options"]
+
 
 POLICY_KEYWORDS: Mapping[str, str] = {
     "policy": "seccomp preset: default (no network), strict (no network, no exec), permissive",
@@ -103,19 +103,6 @@ def build_policy(options: Mapping[str, Any], where: str) -> Any:
         raise SpecError(f"{where}: {exc}") from None
 
 
-def install_in_child(compiled: Any, channel: socket.socket) -> None:
-    """Last restriction step: load the filters, hand over the listener, keep no copy."""
-    listener = compiled.install()
-    frame = encode_frame({"type": SANDBOXED_FRAME, "listener": listener is not None})
-    if listener is None:
-        channel.sendall(frame)
-        return
-    try:
-        socket.send_fds(channel, [frame], [listener])
-    finally:
-        os.close(listener)
-
-
 @functools.cache
 def _kmsg_since() -> int:
     """The kernel log position when this broker started sandboxing, read once.
@@ -184,27 +171,50 @@ class SeccompWatch(TargetWatch):
         from pytest_isolate.policy import find_kernel_kill
 
         violations = self.monitor.stop() if self.monitor else []
-        lines = [f"forbidden syscall: {v.describe()}" for v in violations]
         killed_by_kernel = None
-        status = state.wait_status
-        if status is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) == 31:
+        if killed_by_sigsys(state.wait_status):
             killed_by_kernel = find_kernel_kill(self.test_pids, self.kmsg_since) or "unknown"
-            lines.append(
-                f"forbidden syscall: {killed_by_kernel} [baseline] (killed by the kernel filter)"
-            )
-        if not lines:
-            return
-        preset = getattr(self.policy, "preset", "default")
-        text = "\n".join(lines) + f"\n(policy {preset!r})"
-        result.sections.append(("seccomp violations", text))
-        if killed_by_kernel is not None:
-            result.failure = (
-                f"killed for forbidden syscall {killed_by_kernel} under the always-on baseline "
-                f"(policy {preset!r})"
-            )
-            result.failure_kind = "violation"
-        elif self.fail_on_violation and result.failure is None:
-            first = violations[0].describe()
-            more = f" and {len(violations) - 1} more" if len(violations) > 1 else ""
-            result.failure = f"forbidden syscall {first}{more} under policy {preset!r}"
-            result.failure_kind = "violation"
+        report_violations(result, self.policy, violations, killed_by_kernel, self.fail_on_violation)
+
+
+def killed_by_sigsys(status: int | None) -> bool:
+    """Did the target die of SIGSYS, the signal of a seccomp ``KILL_PROCESS``?"""
+    return status is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) == 31
+
+
+def report_violations(
+    result: TargetResult,
+    policy: Any,
+    violations: list[Any],
+    killed_by_kernel: str | None,
+    fail_on_violation: bool,
+) -> None:
+    """Add what the policy denied to ``result`` and fail the test for it.
+
+    ``killed_by_kernel`` names the call a baseline kill was for ("unknown"
+    when the kernel log does not say). The same words whether a forked
+    target's broker or a container's or VM's agent serviced the listener.
+    """
+    lines = [f"forbidden syscall: {v.describe()}" for v in violations]
+    if killed_by_kernel is not None:
+        lines.append(
+            f"forbidden syscall: {killed_by_kernel} [baseline] (killed by the kernel filter)"
+        )
+    if not lines:
+        return
+    preset = getattr(policy, "preset", "default")
+    text = "\n".join(lines) + f"\n(policy {preset!r})"
+    result.sections.append(("seccomp violations", text))
+    if killed_by_kernel is not None:
+        call = (
+            "a forbidden syscall (the kernel log that names it is out of reach)"
+            if killed_by_kernel == "unknown"
+            else f"forbidden syscall {killed_by_kernel}"
+        )
+        result.failure = f"killed for {call} under the always-on baseline (policy {preset!r})"
+        result.failure_kind = "violation"
+    elif fail_on_violation and result.failure is None:
+        first = violations[0].describe()
+        more = f" and {len(violations) - 1} more" if len(violations) > 1 else ""
+        result.failure = f"forbidden syscall {first}{more} under policy {preset!r}"
+        result.failure_kind = "violation"

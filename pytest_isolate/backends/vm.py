@@ -29,6 +29,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_isolate.backends.base import Availability, TargetResult
+from pytest_isolate.backends.spawned_policy import (
+    SpawnedPolicy,
+    check_spawned_policy,
+    spawned_policy,
+)
 from pytest_isolate.backends.target_pool import TargetPool
 from pytest_isolate.spec import IsolateSpec, SpecError, parse_size
 from pytest_isolate.vm.config import ACCELS, MACHINES, VMConfig
@@ -105,11 +110,7 @@ def guest_shape(spec: IsolateSpec, where: str) -> GuestShape:
         raise SpecError(
             f"{where}: network=True is not possible with vm: guests have no network device"
         )
-    if spec.seccomp is not None:
-        raise SpecError(
-            f"{where}: seccomp= inside a vm guest is not supported yet; "
-            "the guest's own kernel already separates the test from the host"
-        )
+    check_spawned_policy(spec, where)  # loaded by the agent in the test's child, in the guest
     kernel = spec.option("kernel")
     if kernel is not None and not (isinstance(kernel, str) and kernel.startswith("/")):
         raise SpecError(f"{where}: kernel={kernel!r} must be an absolute path to a kernel image")
@@ -260,6 +261,10 @@ class VMBackend:
 
     def run(self, item: pytest.Item, spec: IsolateSpec, context: BrokerContext) -> TargetResult:
         shape = guest_shape(spec, item.nodeid)
+        try:
+            policy = spawned_policy(spec, item.nodeid)
+        except SpecError as exc:
+            return TargetResult(failure=f"usage error: {exc}", failure_kind="usage")
         failure = self._guests.failure(shape, spec.fresh)
         if failure is not None:
             return _engine_failure(f"{failure} (earlier in this run)")
@@ -274,7 +279,7 @@ class VMBackend:
                 result.sections.append(("guest console (tail)", exc.console_tail))
             return result
         try:
-            return self._run_in(running, item, spec, context)
+            return self._run_in(running, item, spec, context, policy)
         finally:
             self._guests.release(shape, running, spec.fresh)
 
@@ -283,7 +288,12 @@ class VMBackend:
 
     # -- steps ---------------------------------------------------------------
     def _run_in(
-        self, running: _RunningGuest, item: pytest.Item, spec: IsolateSpec, context: BrokerContext
+        self,
+        running: _RunningGuest,
+        item: pytest.Item,
+        spec: IsolateSpec,
+        context: BrokerContext,
+        policy: SpawnedPolicy | None,
     ) -> TargetResult:
         if item.nodeid not in running.nodeids:
             return _engine_failure(
@@ -291,7 +301,7 @@ class VMBackend:
                 "it may need a module the guest cannot import (see the guest console)",
                 running.guest.console_tail(CONSOLE_TAIL),
             )
-        result = running.client.run(item.nodeid, spec, context.limits)
+        result = running.client.run(item.nodeid, spec, context.limits, policy)
         if running.client.dead is not None:
             words = running.end_words()
             running.guest.kill()

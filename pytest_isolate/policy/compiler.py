@@ -68,26 +68,18 @@ def _load(seccomp_nr: int, program: _LoadableProgram, flags: int) -> int:
     return result
 
 
-class CompiledPolicy:
-    """The BPF programs of one ``PolicySpec``; ``install()`` loads them in a child.
+class LoadablePolicy:
+    """Finished BPF programs and the number of ``seccomp(2)``: all a child needs to load them.
 
-    ``bpf`` is the baseline program (hard kills, always loaded); ``notify_bpf``
-    is the program whose denials go to the broker through user notification,
-    or None when the spec denies nothing beyond the baseline.
-
-    The child that calls ``install()`` must hand the returned listener fd to
-    the broker (``socket.send_fds`` over its channel, or ``pidfd_getfd`` from
-    the broker) and then **close its own copy** before untrusted code runs: a
-    target holding the listener could answer its own notifications. The
-    baseline also kills any ``ioctl`` with a listener request code, so a copy
-    left open by mistake cannot be used; closing it is still the runner's job.
+    Built from a ``CompiledPolicy`` in the broker, or from the bytes a broker
+    sent into a container or VM (whose agent needs no libseccomp). Build it
+    before forking: ``install()`` then only issues syscalls.
     """
 
-    def __init__(self, spec: PolicySpec, baseline: bytes, notify: bytes | None, seccomp_nr: int):
-        self.spec = spec
+    def __init__(self, baseline: bytes, notify: bytes | None, seccomp_nr: int) -> None:
         self._baseline = _LoadableProgram(baseline)
         self._notify = None if notify is None else _LoadableProgram(notify)
-        self._seccomp_nr = seccomp_nr
+        self.seccomp_nr = seccomp_nr
 
     @property
     def bpf(self) -> bytes:
@@ -118,14 +110,34 @@ class CompiledPolicy:
         """
         listener: int | None = None
         if self._notify is not None:
-            listener = _load(self._seccomp_nr, self._notify, SECCOMP_FILTER_FLAG_NEW_LISTENER)
+            listener = _load(self.seccomp_nr, self._notify, SECCOMP_FILTER_FLAG_NEW_LISTENER)
         try:
-            _load(self._seccomp_nr, self._baseline, 0)
+            _load(self.seccomp_nr, self._baseline, 0)
         except BaseException:
             if listener is not None:
                 os.close(listener)
             raise
         return listener
+
+
+class CompiledPolicy(LoadablePolicy):
+    """The BPF programs of one ``PolicySpec``; ``install()`` loads them in a child.
+
+    ``bpf`` is the baseline program (hard kills, always loaded); ``notify_bpf``
+    is the program whose denials go to the broker through user notification,
+    or None when the spec denies nothing beyond the baseline.
+
+    The child that calls ``install()`` must hand the returned listener fd to
+    the broker (``socket.send_fds`` over its channel, or ``pidfd_getfd`` from
+    the broker) and then **close its own copy** before untrusted code runs: a
+    target holding the listener could answer its own notifications. The
+    baseline also kills any ``ioctl`` with a listener request code, so a copy
+    left open by mistake cannot be used; closing it is still the runner's job.
+    """
+
+    def __init__(self, spec: PolicySpec, baseline: bytes, notify: bytes | None, seccomp_nr: int):
+        super().__init__(baseline, notify, seccomp_nr)
+        self.spec = spec
 
     def __repr__(self) -> str:
         sizes = "+".join(str(len(program) // 8) for program in self.programs)

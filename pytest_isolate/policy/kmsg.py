@@ -101,11 +101,20 @@ def find_kernel_kill(pids: set[int], since: int, timeout: float = 0.5) -> str | 
     """The name of the syscall a seccomp filter killed one of ``pids`` for, or None.
 
     ``pids`` are as the initial PID namespace sees them; ``since`` is a
-    ``kmsg_position()`` taken before the target started. The audit record is
-    written by the kernel's kauditd thread, so it can appear a little after
-    the target was reaped: we look again for up to ``timeout`` seconds. None
-    when /dev/kmsg cannot be read, the record was rate limited away, or there
-    is none.
+    ``kmsg_position()`` taken before the target started. None when /dev/kmsg
+    cannot be read, the record was rate limited away, or there is none.
+    """
+    kill = find_kernel_kill_record(pids, since, timeout)
+    return None if kill is None else syscall_name(kill.arch, kill.syscall)
+
+
+def find_kernel_kill_record(pids: set[int], since: int, timeout: float = 0.5) -> SeccompKill | None:
+    """The kernel's record of a seccomp kill of one of ``pids``, numbers only.
+
+    The audit record is written by the kernel's kauditd thread, so it can
+    appear a little after the target was reaped: we look again for up to
+    ``timeout`` seconds. An agent inside a VM uses this on its own kernel's
+    log and leaves naming the call to the broker.
     """
     deadline = time.monotonic() + timeout
     while True:
@@ -114,7 +123,7 @@ def find_kernel_kill(pids: set[int], since: int, timeout: float = 0.5) -> str | 
         except OSError:
             return None
         if kill is not None:
-            return syscall_name(kill.arch, kill.syscall)
+            return kill
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.02)

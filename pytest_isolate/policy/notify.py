@@ -21,6 +21,9 @@ import os
 import select
 import signal
 import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Dict, List, Tuple
 
 from pytest_isolate.policy.decode import Violation, meaningful_args
 from pytest_isolate.policy.plan import (
@@ -79,12 +82,20 @@ class SeccompNotifSizes(ctypes.Structure):
     ]
 
 
-def notif_sizes() -> SeccompNotifSizes:
-    """The kernel's struct sizes (``SECCOMP_GET_NOTIF_SIZES``); OSError when unsupported."""
+def seccomp_syscall_number() -> int:
+    """This architecture's number of ``seccomp(2)`` (libseccomp, so the host's)."""
     import pyseccomp
 
+    return int(pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, "seccomp"))
+
+
+def notif_sizes(seccomp_nr: int | None = None) -> SeccompNotifSizes:
+    """The kernel's struct sizes (``SECCOMP_GET_NOTIF_SIZES``); OSError when unsupported.
+
+    ``seccomp_nr`` is given inside a target, which may lack libseccomp.
+    """
+    nr = seccomp_syscall_number() if seccomp_nr is None else seccomp_nr
     sizes = SeccompNotifSizes()
-    nr = int(pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, "seccomp"))
     if (
         _libc.syscall(
             ctypes.c_long(nr), ctypes.c_ulong(SECCOMP_GET_NOTIF_SIZES), 0, ctypes.byref(sizes)
@@ -114,80 +125,52 @@ def syscall_name(arch: int, number: int) -> str:
     return name.decode() if isinstance(name, bytes) else str(name)
 
 
-class ViolationMonitor:
-    """Services one target's listener fd in a thread and records what it was denied.
+@dataclass(frozen=True)
+class RawViolation:
+    """A denied call as the kernel reported it: numbers only, named later by the broker."""
 
-    Takes ownership of ``listener_fd``. Call ``stop()`` before reaping the
-    target: with ``on_violation="kill"`` the monitor signals ``target_pid``,
-    which must not have been reaped (and its pid reused) by then.
+    arch: int
+    nr: int
+    args: Tuple[int, ...]
+    count: int
+    killed: bool
+
+
+class NotificationServicer:
+    """Answers one listener's notifications (EPERM, or a kill) and counts them by raw call.
+
+    Owns ``listener_fd``. Needs only ctypes and the kernel, no libseccomp:
+    an agent inside a container or VM runs it in its own poll loop (a fork
+    server must not hold a thread across ``fork``), and the broker runs it
+    in a thread (``ViolationMonitor``). Names are given by the broker
+    (``decode_violations``), which does not take the target's word for them.
     """
 
-    def __init__(self, listener_fd: int, spec: PolicySpec, target_pid: int | None = None) -> None:
+    def __init__(
+        self,
+        listener_fd: int,
+        kill: bool,
+        target_pid: int | None = None,
+        seccomp_nr: int | None = None,
+    ) -> None:
         self._fd: int | None = listener_fd
-        self._spec = spec
+        self._kill_on_violation = kill
         self._target_pid = target_pid
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._counts: Dict[Tuple[int, int, Tuple[int, ...]], List[int]] = {}
         self._lock = threading.Lock()
-        self._counts: dict[tuple[str, tuple[int, ...]], list[int]] = {}
         #: Set when servicing failed unexpectedly (the violations may be incomplete).
         self.error: OSError | None = None
-        sizes = notif_sizes()
+        sizes = notif_sizes(seccomp_nr)
         # A newer kernel may have larger structs; the ioctl still copies ours.
         self._recv_size = max(int(sizes.seccomp_notif), ctypes.sizeof(SeccompNotif))
 
-    def start(self) -> None:
-        if self._thread is not None:
-            raise RuntimeError("ViolationMonitor.start() called twice")
-        self._thread = threading.Thread(
-            target=self._serve, name="pytest-isolate-seccomp-monitor", daemon=True
-        )
-        self._thread.start()
+    def fileno(self) -> int:
+        if self._fd is None:
+            raise ValueError("the listener is closed")
+        return self._fd
 
-    def stop(self) -> list[Violation]:
-        """Stop servicing, answer what is still pending, close the fd, return the violations."""
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join()
-        if self._fd is not None:
-            for _ in range(_MAX_DRAINED):  # bounded: the target may still be looping
-                if self.error is not None or self._ready(timeout_ms=0) != "notification":
-                    break
-                self._handle_one_safely()
-            os.close(self._fd)
-            self._fd = None
-        return self.violations()
-
-    def violations(self) -> list[Violation]:
-        with self._lock:
-            return [
-                Violation(
-                    syscall=syscall,
-                    args=args,
-                    group=denial_label(self._spec, syscall, args),
-                    count=count,
-                    killed=bool(killed),
-                )
-                for (syscall, args), (count, killed) in self._counts.items()
-            ]
-
-    def _serve(self) -> None:
-        while not self._stopping.is_set() and self.error is None:
-            state = self._ready(_POLL_INTERVAL_MS)
-            if state == "notification":
-                self._handle_one_safely()
-            elif state == "gone":
-                return
-
-    def _handle_one_safely(self) -> None:
-        """An unexpected ioctl failure ends servicing; closing the fd then makes
-        the target's pending calls fail with ENOSYS instead of hanging."""
-        try:
-            self._handle_one()
-        except OSError as exc:
-            self.error = exc
-
-    def _ready(self, timeout_ms: int) -> str:
+    def ready(self, timeout_ms: int) -> str:
+        """ "notification", "gone" (every task using the filter exited) or "idle"."""
         assert self._fd is not None
         poller = select.poll()
         poller.register(self._fd, select.POLLIN)
@@ -195,8 +178,37 @@ class ViolationMonitor:
             if events & select.POLLIN:
                 return "notification"
             if events & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
-                return "gone"  # every task using the filter has exited
+                return "gone"
         return "idle"
+
+    def handle_one(self) -> None:
+        """Receive and answer one notification. An unexpected ioctl failure ends
+        servicing; closing the fd then makes the target's pending calls fail
+        with ENOSYS instead of hanging."""
+        if self.error is not None or self._fd is None:
+            return
+        try:
+            self._handle_one()
+        except OSError as exc:
+            self.error = exc
+
+    def close(self) -> None:
+        """Answer what is still pending (bounded: the target may still loop), close the fd."""
+        if self._fd is None:
+            return
+        for _ in range(_MAX_DRAINED):
+            if self.error is not None or self.ready(timeout_ms=0) != "notification":
+                break
+            self.handle_one()
+        os.close(self._fd)
+        self._fd = None
+
+    def records(self) -> List[RawViolation]:
+        with self._lock:
+            return [
+                RawViolation(arch, nr, args, count, bool(killed))
+                for (arch, nr, args), (count, killed) in self._counts.items()
+            ]
 
     def _handle_one(self) -> None:
         assert self._fd is not None
@@ -208,12 +220,9 @@ class ViolationMonitor:
                 return  # the caller died before we looked, or a signal: nothing to answer
             raise
         notif = SeccompNotif.from_buffer_copy(buffer.raw[: ctypes.sizeof(SeccompNotif)])
-        syscall = syscall_name(notif.data.arch, notif.data.nr)
-        args = meaningful_args(syscall, tuple(int(a) for a in notif.data.args))
-        kill = self._spec.on_violation == "kill"
-        if kill:
+        if self._kill_on_violation:
             self._kill(notif)
-        self._record(syscall, args, kill)
+        self._record(int(notif.data.arch), int(notif.data.nr), tuple(notif.data.args))
         self._answer_eperm(notif.id)
 
     def _kill(self, notif: SeccompNotif) -> None:
@@ -238,11 +247,85 @@ class ViolationMonitor:
             if exc.errno != errno.ENOENT:  # ENOENT: the caller died meanwhile
                 raise
 
-    def _record(self, syscall: str, args: tuple[int, ...], killed: bool) -> None:
+    def _record(self, arch: int, nr: int, args: Tuple[int, ...]) -> None:
         with self._lock:
-            key = (syscall, args)
+            key = (arch, nr, args)
             if key not in self._counts and len(self._counts) >= MAX_DISTINCT_VIOLATIONS:
-                key = (syscall, ())
+                key = (arch, nr, ())
             entry = self._counts.setdefault(key, [0, 0])
             entry[0] += 1
-            entry[1] |= int(killed)
+            entry[1] |= int(self._kill_on_violation)
+
+
+def decode_violations(records: Iterable[RawViolation], spec: PolicySpec) -> List[Violation]:
+    """Name raw denials (syscall, meaningful arguments, the ``@group`` that denied them).
+
+    Raw records differing only in arguments that do not matter (a buffer
+    address) fold into one violation.
+    """
+    merged: Dict[Tuple[str, Tuple[int, ...]], List[int]] = {}
+    for record in records:
+        syscall = syscall_name(record.arch, record.nr)
+        args = meaningful_args(syscall, record.args) if record.args else ()
+        entry = merged.setdefault((syscall, args), [0, 0])
+        entry[0] += record.count
+        entry[1] |= int(record.killed)
+    return [
+        Violation(
+            syscall=syscall,
+            args=args,
+            group=denial_label(spec, syscall, args),
+            count=count,
+            killed=bool(killed),
+        )
+        for (syscall, args), (count, killed) in merged.items()
+    ]
+
+
+class ViolationMonitor:
+    """Services one target's listener fd in a thread and records what it was denied.
+
+    Takes ownership of ``listener_fd``. Call ``stop()`` before reaping the
+    target: with ``on_violation="kill"`` the monitor signals ``target_pid``,
+    which must not have been reaped (and its pid reused) by then.
+    """
+
+    def __init__(self, listener_fd: int, spec: PolicySpec, target_pid: int | None = None) -> None:
+        self._spec = spec
+        self._servicer = NotificationServicer(
+            listener_fd, kill=spec.on_violation == "kill", target_pid=target_pid
+        )
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def error(self) -> OSError | None:
+        return self._servicer.error
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("ViolationMonitor.start() called twice")
+        self._thread = threading.Thread(
+            target=self._serve, name="pytest-isolate-seccomp-monitor", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> list[Violation]:
+        """Stop servicing, answer what is still pending, close the fd, return the violations."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._servicer.close()
+        return self.violations()
+
+    def violations(self) -> list[Violation]:
+        return decode_violations(self._servicer.records(), self._spec)
+
+    def _serve(self) -> None:
+        servicer = self._servicer
+        while not self._stopping.is_set() and servicer.error is None:
+            state = servicer.ready(_POLL_INTERVAL_MS)
+            if state == "notification":
+                servicer.handle_one()
+            elif state == "gone":
+                return

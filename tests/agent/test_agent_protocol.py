@@ -96,3 +96,69 @@ def test_malformed_agent_messages_are_rejected(parse: Any, message: dict[str, An
 
 def test_only_test_frames_may_come_from_a_tests_child() -> None:
     assert {"report", "warning", "setup-error", "done"} == protocol.TEST_FRAME_TYPES
+
+
+# -- seccomp= in spawned targets ------------------------------------------------------
+POLICY = protocol.SeccompRequest(b"\x06\x00\x00\x00\x00\x00\xff\x7f", None, 317, kill=False)
+EXITED_UNDER_POLICY = Exited(
+    status=0,
+    seccomp=protocol.SeccompOutcome(
+        denials=((0xC000003E, 41, (2, 1, 0, 0, 0, 0), 3, False),), kernel_kill=(0xC000003E, 165)
+    ),
+)
+
+
+def test_a_policy_travels_as_finished_bpf_and_comes_back_as_numbers() -> None:
+    run = RunRequest("t.py::test", seccomp=POLICY)
+    assert protocol.parse_broker_message(run.to_message()) == run
+    assert protocol.parse_exited(EXITED_UNDER_POLICY.to_message()) == EXITED_UNDER_POLICY
+
+
+def _run_with(**seccomp: Any) -> dict[str, Any]:
+    message = RunRequest("t.py::test", seccomp=POLICY).to_message()
+    message["seccomp"].update(seccomp)
+    return message
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        _run_with(baseline="not base64!"),
+        _run_with(baseline="AAAA"),  # 3 bytes: not whole BPF instructions
+        _run_with(baseline="A" * 50_000),
+        _run_with(notify=[1, 2]),
+        _run_with(kill="yes"),
+        _run_with(seccomp_nr=-1),
+        _run_with(extra=1),
+        {**GOOD_RUN, "seccomp": "default"},
+    ],
+)
+def test_malformed_policies_are_refused_by_the_agent(message: dict[str, Any]) -> None:
+    with pytest.raises(ProtocolViolation):
+        protocol.parse_broker_message(message)
+
+
+def _exited_with(**seccomp: Any) -> dict[str, Any]:
+    message = EXITED_UNDER_POLICY.to_message()
+    message["seccomp"].update(seccomp)
+    return message
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        _exited_with(denials=[[1, 2, [3], 1, False]] * (protocol.MAX_RAW_VIOLATIONS + 1)),
+        _exited_with(denials=[[1, 2, [3], 0, False]]),  # a count of zero
+        _exited_with(denials=[[1, 2, [3] * 7, 1, False]]),  # seven arguments
+        _exited_with(denials=[[1, 2, [1 << 64], 1, False]]),
+        _exited_with(denials=[[1, 2, [3], 1, "no"]]),
+        _exited_with(denials=[["x86_64", 2, [], 1, False]]),
+        _exited_with(kernel_kill=[1]),
+        _exited_with(kernel_kill="mount"),
+        _exited_with(error="x" * 5000),
+        {**EXITED_UNDER_POLICY.to_message(), "seccomp": ["socket"]},
+    ],
+)
+def test_hostile_seccomp_outcomes_break_the_protocol(message: dict[str, Any]) -> None:
+    with pytest.raises(ProtocolViolation):
+        protocol.parse_exited(message)

@@ -75,7 +75,8 @@ def test_a_list_of_images_makes_one_labelled_variant_each() -> None:
         ({"mounts": ["relative:/b"]}, "absolute paths"),
         ({"mounts": ["/a:/b:rwx"]}, "HOST:CONTAINER"),
         ({"user": ""}, "user"),
-        ({"seccomp": "default"}, "seccomp"),
+        ({"seccomp": "paranoid"}, "paranoid"),
+        ({"seccomp": freeze({"deny": ["no_such_call"]})}, "no_such_call"),
     ],
 )
 def test_unusable_values_are_usage_errors(options: dict[str, object], complaint: str) -> None:

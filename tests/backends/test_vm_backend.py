@@ -76,7 +76,7 @@ def test_specs_differing_only_in_per_test_limits_share_a_guest() -> None:
     ("spec", "message"),
     [
         (IsolateSpec(backend="vm", network=True), "no network device"),
-        (IsolateSpec(backend="vm", seccomp="default"), "seccomp= inside a vm"),
+        (IsolateSpec(backend="vm", seccomp=(("deny", ("no_such_call",)),)), "no_such_call"),
         (vm_spec(accel="hvf"), "valid values: auto, kvm, tcg"),
         (vm_spec(machine="pc"), "valid values: auto, microvm, q35"),
         (vm_spec(cpus=0), "cpus=0"),
@@ -248,6 +248,34 @@ def test_no_process_of_an_earlier_test_is_left():
     assert others == []
 
 
+@isolate("vm", seccomp="default")
+def test_seccomp_denies_an_inet_socket_in_the_guest():
+    import socket
+    socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+
+
+@isolate("vm", seccomp={"policy": "default", "on_violation": "kill"})
+def test_seccomp_kill_mode_in_the_guest():
+    import socket
+    socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    print("REACHED AFTER THE DENIED CALL")
+
+
+@isolate("vm", seccomp="default")
+def test_seccomp_baseline_kill_is_named_from_the_guest_kernel_log():
+    ctypes.CDLL(None).mount(b"none", b"/tmp", b"tmpfs", 0, None)
+
+
+@isolate("vm", seccomp="default")
+def test_seccomp_allows_ordinary_work_in_the_guest(tmp_path):
+    import socket, subprocess
+    (tmp_path / "f").write_text("x")
+    assert subprocess.run(["/bin/true"]).returncode == 0
+    a, b = socket.socketpair()
+    a.send(b"x")
+    assert b.recv(1) == b"x"
+
+
 def test_quick_1():
     pass
 
@@ -402,6 +430,23 @@ def test_a_missing_kernel_fails_its_test_naming_the_fix(vm_run: VMRun) -> None:
     text = vm_run.failure_text("test_missing_kernel")
     assert "the VM could not be started" in text
     assert "/nonexistent/vmlinuz" in text
+
+
+def test_seccomp_policies_apply_inside_the_guest(vm_run: VMRun) -> None:
+    """The broker's compiled filter, loaded by the agent in the test's child in the guest."""
+    name = "test_seccomp_denies_an_inet_socket_in_the_guest"
+    assert vm_run.outcome(name) == "failed"
+    assert "socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, 0) [@inet]" in vm_run.failure_text(name)
+    name = "test_seccomp_kill_mode_in_the_guest"
+    assert vm_run.outcome(name) == "failed"
+    assert "(target killed)" in vm_run.failure_text(name)
+    assert "REACHED AFTER THE DENIED CALL" not in vm_run.output
+    name = "test_seccomp_baseline_kill_is_named_from_the_guest_kernel_log"
+    assert vm_run.outcome(name) == "failed"
+    assert "killed for forbidden syscall mount under the always-on baseline" in (
+        vm_run.failure_text(name)
+    )
+    assert vm_run.outcome("test_seccomp_allows_ordinary_work_in_the_guest") == "passed"
 
 
 def test_no_qemu_outlives_the_run(vm_run: VMRun) -> None:
