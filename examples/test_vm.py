@@ -37,3 +37,11 @@ def test_host_home_is_invisible_and_project_read_only(tmp_path):
 @isolate("vm", memory="512M", fresh=True)
 def test_a_guest_of_its_own():
     assert os.getuid() != 0  # tests run unprivileged inside the guest too
+
+
+@isolate("vm", seccomp={"policy": "default", "fail_on_violation": False})
+def test_a_seccomp_policy_inside_the_guest():
+    import socket  # the guest's kernel enforces the filter the broker compiled
+
+    with pytest.raises(PermissionError):
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM)

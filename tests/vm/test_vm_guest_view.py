@@ -128,3 +128,41 @@ def test_no_network_interface_but_loopback(guest_session: GuestSession) -> None:
 def test_guest_runs_its_own_kernel(guest_session: GuestSession) -> None:
     guest_release = guest_session.run("import os\nresult = os.uname().release")
     assert guest_release != os.uname().release or guest_release.startswith("6.1")
+
+
+KERNEL_TRICKS = """
+import ctypes, os, socket, time
+libc = ctypes.CDLL(None, use_errno=True)
+done = {}
+done["sethostname"] = libc.sethostname(b"owned-by-the-guest", 18) == 0
+class timeval(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_usec", ctypes.c_long)]
+done["settimeofday"] = libc.settimeofday(ctypes.byref(timeval(1_000_000_000, 0)), None) == 0
+with open("/proc/sys/kernel/domainname", "w") as handle:
+    handle.write("owned-by-the-guest")
+done["sysctl"] = True
+done["mount_tmpfs_over_etc"] = libc.mount(b"none", b"/etc", b"tmpfs", 0, None) == 0
+with open("/proc/sysrq-trigger", "w") as handle:
+    handle.write("s")  # sync: harmless, but only root of a kernel may ask
+done["sysrq"] = True
+done["guest_year"] = time.gmtime().tm_year
+done["guest_hostname"] = socket.gethostname()
+result = done
+"""
+
+
+def test_kernel_level_tricks_as_root_stay_inside_the_guest(guest_session: GuestSession) -> None:
+    """Root in the guest changes its own kernel's state, never the host's."""
+    import socket
+
+    host_name = socket.gethostname()
+    host_domain = Path("/proc/sys/kernel/domainname").read_text()
+    done = guest_session.run(KERNEL_TRICKS)
+    assert done["sethostname"] and done["settimeofday"] and done["sysctl"] and done["sysrq"]
+    assert done["mount_tmpfs_over_etc"]
+    assert done["guest_hostname"] == "owned-by-the-guest"
+    assert done["guest_year"] == 2001  # the guest's clock moved back...
+    assert time.gmtime().tm_year >= 2026  # ...the host's did not
+    assert socket.gethostname() == host_name
+    assert Path("/proc/sys/kernel/domainname").read_text() == host_domain
+    assert Path("/etc/hostname").exists()  # the guest's tmpfs over /etc is its own
