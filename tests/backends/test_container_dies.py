@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from container_project import BOOKWORM, ProjectRun, run_project, wait_no_containers
+from container_project import BOOKWORM, ContainerRun, run_project, wait_no_containers
 
 TESTS = f"""
 import time
@@ -44,10 +44,10 @@ def pytest_runtest_logstart(nodeid, location):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> ProjectRun:
+def run(tmp_path_factory: pytest.TempPathFactory) -> ContainerRun:
     return run_project(
         tmp_path_factory.mktemp("dies"),
-        {"test_dies": TESTS, "killer": KILLER},
+        {"test_dies.py": TESTS, "killer.py": KILLER},
         "-p",
         "killer",
         "-rA",
@@ -55,21 +55,21 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> ProjectRun:
     )
 
 
-def test_the_test_under_a_killed_container_fails_saying_so(run: ProjectRun) -> None:
-    line = run.outcome("test_container_dies")
+def test_the_test_under_a_killed_container_fails_saying_so(run: ContainerRun) -> None:
+    line = run.summary_line("test_container_dies")
     assert line.startswith("FAILED"), run.output[-3000:]
     assert "container" in run.output.split("test_container_dies", 1)[1][:4000]
 
 
-def test_it_fails_at_once_not_after_its_sleep(run: ProjectRun) -> None:
+def test_it_fails_at_once_not_after_its_sleep(run: ContainerRun) -> None:
     seconds = float(re.findall(r" in ([0-9.]+)s", run.output)[-1])
     assert seconds < 45, run.output[-2000:]
 
 
-def test_the_next_test_gets_a_new_container(run: ProjectRun) -> None:
-    assert run.outcome("test_before").startswith("PASSED")
-    assert run.outcome("test_after_gets_a_new_container").startswith("PASSED")
+def test_the_next_test_gets_a_new_container(run: ContainerRun) -> None:
+    assert run.outcome("test_before") == "PASSED"
+    assert run.outcome("test_after_gets_a_new_container") == "PASSED"
 
 
-def test_no_container_is_left(run: ProjectRun) -> None:
+def test_no_container_is_left(run: ContainerRun) -> None:
     assert wait_no_containers(run.broker_pid) == []

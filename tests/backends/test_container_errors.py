@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import docker
 import pytest
-from container_project import BOOKWORM, ProjectRun, run_project, wait_no_containers
+from container_project import BOOKWORM, ContainerRun, run_project, wait_no_containers
 
 NO_PYTHON_IMAGE = "pytest-isolate-test/no-python:latest"
 
@@ -55,31 +55,31 @@ def no_python_image() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def error_run(tmp_path_factory: pytest.TempPathFactory, no_python_image: str) -> ProjectRun:
-    files = {"test_errors": ERRORS, "test_needs_sdk": NEEDS_DOCKER_SDK}
+def error_run(tmp_path_factory: pytest.TempPathFactory, no_python_image: str) -> ContainerRun:
+    files = {"test_errors.py": ERRORS, "test_needs_sdk.py": NEEDS_DOCKER_SDK}
     return run_project(tmp_path_factory.mktemp("errors"), files)
 
 
-def test_a_missing_image_names_the_build_command(error_run: ProjectRun) -> None:
-    line = error_run.outcome("test_missing_image")
+def test_a_missing_image_names_the_build_command(error_run: ContainerRun) -> None:
+    line = error_run.summary_line("test_missing_image")
     assert line.startswith(("FAILED", "ERROR"))
     assert "python -m pytest_isolate image build debian:no-such-release" in line
 
 
-def test_an_image_without_python_says_so(error_run: ProjectRun) -> None:
-    line = error_run.outcome("test_image_without_python")
+def test_an_image_without_python_says_so(error_run: ContainerRun) -> None:
+    line = error_run.summary_line("test_image_without_python")
     assert line.startswith(("FAILED", "ERROR"))
     assert "has no usable python3 on PATH" in line
 
 
-def test_an_import_failing_inside_names_the_missing_module(error_run: ProjectRun) -> None:
-    line = error_run.outcome("test_needs_a_module_the_image_lacks")
+def test_an_import_failing_inside_names_the_missing_module(error_run: ContainerRun) -> None:
+    line = error_run.summary_line("test_needs_a_module_the_image_lacks")
     assert line.startswith(("FAILED", "ERROR"))
     assert "lacks the Python module 'docker'" in line
 
 
-def test_the_run_goes_on_after_the_errors(error_run: ProjectRun) -> None:
-    assert error_run.outcome("test_runs_after_the_errors").startswith("PASSED")
+def test_the_run_goes_on_after_the_errors(error_run: ContainerRun) -> None:
+    assert error_run.outcome("test_runs_after_the_errors") == "PASSED"
     assert wait_no_containers(error_run.broker_pid, timeout=5) == []
 
 
@@ -93,8 +93,8 @@ def test_anything():
 """
     run = run_project(
         tmp_path_factory.mktemp("no-engine"),
-        {"test_no_engine": source},
+        {"test_no_engine.py": source},
         env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"},
     )
-    line = run.outcome("test_anything")
+    line = run.summary_line("test_anything")
     assert line.startswith(("FAILED", "ERROR")) and "scripts/setup-machine" in line

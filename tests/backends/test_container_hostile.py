@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from container_project import BOOKWORM, ProjectRun, run_project, wait_no_containers
+from container_project import BOOKWORM, ContainerRun, run_project, wait_no_containers
 
 HOSTILE = """
 import os, socket, time
@@ -105,12 +105,12 @@ def hostile_run(
     tmp_path_factory: pytest.TempPathFactory,
     loopback_listener: tuple[int, list[socket.socket]],
     root_secret: Path,
-) -> ProjectRun:
+) -> ContainerRun:
     port, _accepted = loopback_listener
     source = HOSTILE.format(image=BOOKWORM, secret=root_secret, port=port)
     return run_project(
         tmp_path_factory.mktemp("hostile"),
-        {"test_hostile": source},
+        {"test_hostile.py": source},
         env={"BROKER_SECRET_TOKEN": "hunter2"},
     )
 
@@ -129,26 +129,26 @@ def hostile_run(
         "test_runs_after_the_hostile_ones",
     ],
 )
-def test_the_attempt_fails_inside_the_container(hostile_run: ProjectRun, test: str) -> None:
-    assert hostile_run.outcome(test).startswith("PASSED")
+def test_the_attempt_fails_inside_the_container(hostile_run: ContainerRun, test: str) -> None:
+    assert hostile_run.outcome(test) == "PASSED"
 
 
 def test_no_connection_reached_the_host_listener(
-    hostile_run: ProjectRun, loopback_listener: tuple[int, list[socket.socket]]
+    hostile_run: ContainerRun, loopback_listener: tuple[int, list[socket.socket]]
 ) -> None:
     assert loopback_listener[1] == []
 
 
-def test_a_memory_hog_fails_with_memory_error(hostile_run: ProjectRun) -> None:
-    line = hostile_run.outcome("test_memory_hog_hits_the_memory_limit")
+def test_a_memory_hog_fails_with_memory_error(hostile_run: ContainerRun) -> None:
+    line = hostile_run.summary_line("test_memory_hog_hits_the_memory_limit")
     assert line.startswith("FAILED") and "MemoryError" in line
 
 
-def test_the_project_was_not_changed(hostile_run: ProjectRun, tmp_path_factory) -> None:
+def test_the_project_was_not_changed(hostile_run: ContainerRun, tmp_path_factory) -> None:
     project = Path(hostile_run.output and tmp_path_factory.getbasetemp())
     assert not list(project.rglob("planted.py"))
 
 
-def test_no_container_outlives_the_run(hostile_run: ProjectRun) -> None:
+def test_no_container_outlives_the_run(hostile_run: ContainerRun) -> None:
     assert hostile_run.broker_pid > 0
     assert wait_no_containers(hostile_run.broker_pid, timeout=5) == []

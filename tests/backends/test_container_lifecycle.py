@@ -15,7 +15,7 @@ import pytest
 from container_project import (
     BOOKWORM,
     CONFTEST,
-    ProjectRun,
+    ContainerRun,
     containers_of,
     remove_containers_of,
     run_project,
@@ -67,7 +67,7 @@ def test_project_is_copied_not_mounted():
 """
 
 
-def hosts(run: ProjectRun) -> dict[str, str]:
+def hosts(run: ContainerRun) -> dict[str, str]:
     """Test name -> the container hostname it printed (from the -rA passes section)."""
     found: dict[str, str] = {}
     current = None
@@ -81,22 +81,22 @@ def hosts(run: ProjectRun) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def sharing_run(tmp_path_factory: pytest.TempPathFactory) -> ProjectRun:
-    return run_project(tmp_path_factory.mktemp("sharing"), {"test_sharing": SHARING})
+def sharing_run(tmp_path_factory: pytest.TempPathFactory) -> ContainerRun:
+    return run_project(tmp_path_factory.mktemp("sharing"), {"test_sharing.py": SHARING})
 
 
-def test_tests_of_one_configuration_share_a_container(sharing_run: ProjectRun) -> None:
+def test_tests_of_one_configuration_share_a_container(sharing_run: ContainerRun) -> None:
     seen = hosts(sharing_run)
     assert seen["test_shared_one"] == seen["test_shared_two"]
 
 
-def test_fresh_gives_each_test_its_own_container(sharing_run: ProjectRun) -> None:
+def test_fresh_gives_each_test_its_own_container(sharing_run: ContainerRun) -> None:
     seen = hosts(sharing_run)
     assert len({seen["test_fresh_one"], seen["test_fresh_two"], seen["test_shared_one"]}) == 3
 
 
-def test_a_root_agent_runs_tests_as_nobody(sharing_run: ProjectRun) -> None:
-    assert sharing_run.outcome("test_root_agent_drops_the_test_to_nobody").startswith("PASSED")
+def test_a_root_agent_runs_tests_as_nobody(sharing_run: ContainerRun) -> None:
+    assert sharing_run.outcome("test_root_agent_drops_the_test_to_nobody") == "PASSED"
     assert wait_no_containers(sharing_run.broker_pid, timeout=5) == []
 
 
@@ -112,8 +112,8 @@ def test_a_remote_engine_gets_a_copy_of_the_project(
     project = tmp_path / "remote"
     project.mkdir()
     (project / "data.txt").write_text("copied")
-    run = run_project(project, {"test_copied": COPIED}, env={"DOCKER_HOST": relay.url})
-    assert run.outcome("test_project_is_copied_not_mounted").startswith("PASSED"), run.output
+    run = run_project(project, {"test_copied.py": COPIED}, env={"DOCKER_HOST": relay.url})
+    assert run.outcome("test_project_is_copied_not_mounted") == "PASSED", run.output
     assert wait_no_containers(run.broker_pid, timeout=5) == []
 
 

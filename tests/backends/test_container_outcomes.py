@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from container_project import BOOKWORM, TRIXIE, ProjectRun, run_project, wait_no_containers
+from container_project import BOOKWORM, TRIXIE, ContainerRun, run_project, wait_no_containers
 
 OUTCOMES = f"""
 import ctypes, sys, time
@@ -43,27 +43,27 @@ def test_matrix():
 
 
 @pytest.fixture(scope="module")
-def outcome_run(tmp_path_factory: pytest.TempPathFactory) -> ProjectRun:
-    return run_project(tmp_path_factory.mktemp("outcomes"), {"test_outcomes": OUTCOMES}, "-v")
+def outcome_run(tmp_path_factory: pytest.TempPathFactory) -> ContainerRun:
+    return run_project(tmp_path_factory.mktemp("outcomes"), {"test_outcomes.py": OUTCOMES}, "-v")
 
 
-def test_outcomes_are_counted_as_on_the_host(outcome_run: ProjectRun) -> None:
-    outcome_run.lines.fnmatch_lines(["*= 3 failed, 4 passed, 1 skipped, 1 xfailed in *"])
+def test_outcomes_are_counted_as_on_the_host(outcome_run: ContainerRun) -> None:
+    outcome_run.fnmatch_lines(["*= 3 failed, 4 passed, 1 skipped, 1 xfailed in *"])
 
 
-def test_a_failure_shows_the_assertion(outcome_run: ProjectRun) -> None:
-    outcome_run.lines.fnmatch_lines(["*assert (6 * 7) == 43*"])
+def test_a_failure_shows_the_assertion(outcome_run: ContainerRun) -> None:
+    outcome_run.fnmatch_lines(["*assert (6 * 7) == 43*"])
 
 
-def test_a_segfault_is_named(outcome_run: ProjectRun) -> None:
-    outcome_run.lines.fnmatch_lines(["*test_segfaults*killed by signal 11 (SIGSEGV) during call*"])
+def test_a_segfault_is_named(outcome_run: ContainerRun) -> None:
+    outcome_run.fnmatch_lines(["*test_segfaults*killed by signal 11 (SIGSEGV) during call*"])
 
 
-def test_a_hang_is_killed_at_the_timeout(outcome_run: ProjectRun) -> None:
-    outcome_run.lines.fnmatch_lines(["*timed out after 3 s and was killed during call*"])
+def test_a_hang_is_killed_at_the_timeout(outcome_run: ContainerRun) -> None:
+    outcome_run.fnmatch_lines(["*timed out after 3 s and was killed during call*"])
 
 
-def test_the_matrix_runs_each_image_with_its_own_python(outcome_run: ProjectRun) -> None:
+def test_the_matrix_runs_each_image_with_its_own_python(outcome_run: ContainerRun) -> None:
     out = outcome_run.output
     assert re.search(rf"test_matrix\[container:{BOOKWORM}\] PASSED", out)
     assert re.search(rf"test_matrix\[container:{TRIXIE}\] PASSED", out)
@@ -71,10 +71,10 @@ def test_the_matrix_runs_each_image_with_its_own_python(outcome_run: ProjectRun)
     assert "MATRIX 3.13." in out
 
 
-def test_starting_a_container_is_announced_with_its_duration(outcome_run: ProjectRun) -> None:
-    outcome_run.lines.fnmatch_lines([f"pytest-isolate: container {BOOKWORM} ready in *s*"])
+def test_starting_a_container_is_announced_with_its_duration(outcome_run: ContainerRun) -> None:
+    outcome_run.fnmatch_lines([f"pytest-isolate: container {BOOKWORM} ready in *s*"])
 
 
-def test_no_container_is_left_after_the_run(outcome_run: ProjectRun) -> None:
+def test_no_container_is_left_after_the_run(outcome_run: ContainerRun) -> None:
     assert outcome_run.broker_pid > 0
     assert wait_no_containers(outcome_run.broker_pid, timeout=5) == []

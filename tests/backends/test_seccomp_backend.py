@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from hostile_project import ProjectRun, run_project
+from project_runner import ProjectRun, run_pytest, write_project
 
 HOSTILE = r"""
 import ctypes, os, signal, socket, subprocess, threading, multiprocessing
@@ -160,11 +160,9 @@ def hostile_run(
 ) -> ProjectRun:
     port, unix_path = loopback_listeners
     env = {"LISTENER_PORT": str(port), "LISTENER_UNIX": unix_path, "CI_SECRET": "hunter2"}
-    return run_project(tmp_path_factory.mktemp("seccomp-project"), HOSTILE, env=env)
-
-
-def _outcome_line(result: ProjectRun, name: str) -> str:
-    return result.outcome(name)
+    project = tmp_path_factory.mktemp("seccomp-project")
+    write_project(project, {"test_hostile.py": HOSTILE})
+    return run_pytest(project, env=env, xdist=False)
 
 
 @pytest.mark.parametrize(
@@ -181,7 +179,7 @@ def _outcome_line(result: ProjectRun, name: str) -> str:
 def test_denied_syscall_fails_the_test_and_is_named(
     hostile_run: ProjectRun, test: str, named: str
 ) -> None:
-    line = _outcome_line(hostile_run, test)
+    line = hostile_run.summary_line(test)
     assert line.startswith("FAILED"), line
     assert "forbidden syscall" in hostile_run.output
     assert named in hostile_run.output
@@ -200,25 +198,25 @@ def test_denied_syscall_fails_the_test_and_is_named(
     ],
 )
 def test_baseline_syscall_kills_the_target(hostile_run: ProjectRun, test: str, named: str) -> None:
-    line = _outcome_line(hostile_run, test)
+    line = hostile_run.summary_line(test)
     assert line.startswith("FAILED"), line
     assert "always-on baseline" in line or "forbidden syscall" in line, line
 
 
 def test_socket_high_bits_trick_is_denied(hostile_run: ProjectRun) -> None:
-    assert _outcome_line(hostile_run, "test_socket_high_bits_trick").startswith("FAILED")
+    assert hostile_run.outcome("test_socket_high_bits_trick") == "FAILED"
     assert "socket(" in hostile_run.output
 
 
 def test_signal_to_the_broker_cannot_reach_it(hostile_run: ProjectRun) -> None:
     # In its own PID namespace the broker's pid is not the broker: the kill fails or misses.
-    line = _outcome_line(hostile_run, "test_signal_the_broker")
+    line = hostile_run.summary_line("test_signal_the_broker")
     assert hostile_run.ret != 0 and "passed" in hostile_run.lines[-1]
     assert "Terminated" not in hostile_run.output, line
 
 
 def test_broker_proc_entries_are_not_readable(hostile_run: ProjectRun) -> None:
-    line = _outcome_line(hostile_run, "test_read_broker_proc_entries")
+    line = hostile_run.summary_line("test_read_broker_proc_entries")
     assert line.startswith("FAILED"), line
     assert "hunter2" not in hostile_run.output
 
@@ -233,7 +231,7 @@ def test_broker_proc_entries_are_not_readable(hostile_run: ProjectRun) -> None:
     ],
 )
 def test_ordinary_and_allowed_tests_pass(hostile_run: ProjectRun, test: str) -> None:
-    assert _outcome_line(hostile_run, test).startswith("PASSED")
+    assert hostile_run.outcome(test) == "PASSED"
 
 
 def test_on_violation_kill_stops_the_test_at_the_syscall(hostile_run: ProjectRun) -> None:
@@ -241,7 +239,4 @@ def test_on_violation_kill_stops_the_test_at_the_syscall(hostile_run: ProjectRun
 
 
 def test_summary_counts_violations(hostile_run: ProjectRun) -> None:
-    assert any(
-        line.startswith("isolate seccomp:") and "attempted forbidden syscalls" in line
-        for line in hostile_run.lines
-    )
+    assert "attempted forbidden syscalls" in hostile_run.backend_summary("seccomp")

@@ -8,28 +8,22 @@ channel's regression test::
     PYTHONPATH=tests/channel python -m pytest -p shm_everywhere tests/core \\
         tests/backends/test_seccomp_backend.py
 
-The outer run itself is unchanged (its options are parsed before this runs).
+The outer run itself is unchanged: the flag reaches only the runs that
+``project_runner`` starts, which otherwise drop the outer PYTEST_ADDOPTS.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 
 import pytest
 
 FLAG = "--isolate-channel=shm"
+#: Read by ``project_runner`` (tests/project_runner.py): the PYTEST_ADDOPTS of every inner run.
+INNER_ADDOPTS = "ISOLATE_TESTS_INNER_ADDOPTS"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    current = os.environ.get("PYTEST_ADDOPTS", "")
+    current = os.environ.get(INNER_ADDOPTS, "")
     if FLAG not in current:
-        os.environ["PYTEST_ADDOPTS"] = f"{current} {FLAG}".strip()
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """The core helpers strip the outer PYTEST_ADDOPTS from inner runs; keep ours."""
-    helpers = sys.modules.get("core_helpers")
-    outer_only = getattr(helpers, "_OUTER_ONLY", None)
-    if isinstance(outer_only, tuple):
-        helpers._OUTER_ONLY = tuple(n for n in outer_only if n != "PYTEST_ADDOPTS")  # type: ignore[union-attr]
+        os.environ[INNER_ADDOPTS] = f"{current} {FLAG}".strip()

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
-from channel_helpers import ProjectRun, run_project
+from project_runner import ProjectRun, run_pytest, write_project
 
 PROJECT = """
 import os, socket
@@ -52,10 +52,16 @@ def eventfd_counts(run: ProjectRun) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ProjectRun]:
     base: Path = tmp_path_factory.mktemp("channel_selection")
+    project = {"test_generated.py": PROJECT}
+    shm_ini = {**project, "pytest.ini": "[pytest]\nisolate_channel = shm\n"}
+
+    def run(name: str, files: dict[str, str], *args: str) -> ProjectRun:
+        return run_pytest(write_project(base / name, files), *args, xdist=False)
+
     return {
-        "default": run_project(base / "default", PROJECT),
-        "cli": run_project(base / "cli", PROJECT, "--isolate-channel=shm"),
-        "ini": run_project(base / "ini", PROJECT, ini="[pytest]\nisolate_channel = shm\n"),
+        "default": run("default", project),
+        "cli": run("cli", project, "--isolate-channel=shm"),
+        "ini": run("ini", shm_ini),
     }
 
 

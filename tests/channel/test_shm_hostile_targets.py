@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from channel_helpers import FIND_CHANNEL, ProjectRun, run_project
+from channel_helpers import FIND_CHANNEL
+from project_runner import ProjectRun, run_pytest, write_project
 
 HOSTILE = (
     FIND_CHANNEL
@@ -122,7 +123,8 @@ def test_the_run_goes_on():
 @pytest.fixture(scope="module")
 def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> ProjectRun:
     root: Path = tmp_path_factory.mktemp("shm_hostile")
-    return run_project(root, HOSTILE, "--isolate-channel=shm")
+    write_project(root, {"test_generated.py": HOSTILE})
+    return run_pytest(root, "--isolate-channel=shm", xdist=False)
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Fixtures of the core tests; the helpers themselves are in ``core_helpers``."""
+"""Fixtures of the core tests; generated runs go through ``project_runner`` (tests/)."""
 
 from __future__ import annotations
 

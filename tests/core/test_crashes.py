@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from core_helpers import Run, run_pytest, write_project
+from project_runner import ProjectRun, run_pytest, write_project
 
 CRASHING_TESTS = """
     import ctypes, os, signal
@@ -45,54 +45,54 @@ CRASHING_TESTS = """
 
 
 @pytest.fixture(scope="module")
-def run(module_dir: Path) -> Run:
+def run(module_dir: Path) -> ProjectRun:
     write_project(module_dir, {"test_crashing.py": CRASHING_TESTS})
     return run_pytest(module_dir)
 
 
-def test_segfault_is_reported_as_signal_11_during_call(run: Run) -> None:
+def test_segfault_is_reported_as_signal_11_during_call(run: ProjectRun) -> None:
     assert run.outcome("test_segfault") == "FAILED"
     assert "killed by signal 11 (SIGSEGV) during call" in run.report_of("test_segfault")
 
 
-def test_segfault_report_has_a_faulthandler_traceback_of_the_test(run: Run) -> None:
+def test_segfault_report_has_a_faulthandler_traceback_of_the_test(run: ProjectRun) -> None:
     report = run.report_of("test_segfault")
     assert "Traceback of the target (faulthandler)" in report
     assert "Fatal Python error: Segmentation fault" in report
     assert "in test_segfault" in report
 
 
-def test_output_printed_before_a_crash_is_kept(run: Run) -> None:
+def test_output_printed_before_a_crash_is_kept(run: ProjectRun) -> None:
     report = run.report_of("test_segfault")
     assert "Captured stdout (tail, target crashed)" in report
     assert "output before the segfault" in report
 
 
-def test_os_exit_is_reported_with_its_status(run: Run) -> None:
+def test_os_exit_is_reported_with_its_status(run: ProjectRun) -> None:
     assert run.outcome("test_exit_3") == "FAILED"
     assert "exited with status 3 during call" in run.report_of("test_exit_3")
 
 
-def test_sigkill_of_itself_is_reported_as_signal_9(run: Run) -> None:
+def test_sigkill_of_itself_is_reported_as_signal_9(run: ProjectRun) -> None:
     assert run.outcome("test_sigkill_of_itself") == "FAILED"
     assert "killed by signal 9 (SIGKILL) during call" in run.report_of("test_sigkill_of_itself")
 
 
-def test_abort_is_reported_as_sigabrt(run: Run) -> None:
+def test_abort_is_reported_as_sigabrt(run: ProjectRun) -> None:
     assert run.outcome("test_abort") == "FAILED"
     report = run.report_of("test_abort")
     assert "killed by signal 6 (SIGABRT) during call" in report
     assert "Fatal Python error: Aborted" in report
 
 
-def test_crash_in_a_fixture_is_an_error_in_setup(run: Run) -> None:
+def test_crash_in_a_fixture_is_an_error_in_setup(run: ProjectRun) -> None:
     assert run.outcome("test_crash_in_fixture") == "ERROR"
     report = run.report_of("test_crash_in_fixture")
     assert "exited with status 9 during setup" in report
     assert "fixture output before the crash" in report
 
 
-def test_session_goes_on_after_every_crash(run: Run) -> None:
+def test_session_goes_on_after_every_crash(run: ProjectRun) -> None:
     assert run.outcome("test_passes_after_the_crashes") == "PASSED"
     assert "5 failed" not in run.output  # the fixture crash is an error, not a failure
     assert "4 failed, 1 passed, 1 error" in run.output

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from core_helpers import Run, run_pytest, write_project
+from project_runner import ProjectRun, run_pytest, write_project
 
 CONFTEST = """
     import dataclasses, os
@@ -63,20 +63,20 @@ def project(module_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def run(project: Path) -> Run:
+def run(project: Path) -> ProjectRun:
     return run_pytest(project)
 
 
-def test_adjust_spec_hook_changes_the_timeout(run: Run) -> None:
+def test_adjust_spec_hook_changes_the_timeout(run: ProjectRun) -> None:
     assert "timed out after 0.5 s" in run.report_of("test_timeout_shortened_by_the_hook")
 
 
-def test_backend_registered_from_a_conftest_is_usable(run: Run) -> None:
+def test_backend_registered_from_a_conftest_is_usable(run: ProjectRun) -> None:
     assert run.outcome("test_third_party_backend_runs_the_test") == "PASSED"
     assert "isolate labelled: 1 test" in run.output
 
 
-def test_unavailable_backend_fails_its_test_saying_why_and_how_to_fix(run: Run) -> None:
+def test_unavailable_backend_fails_its_test_saying_why_and_how_to_fix(run: ProjectRun) -> None:
     report = run.report_of("test_on_an_unavailable_backend")
     assert "backend 'never' is not available here: it is a test double" in report
     assert "fix: do not use it" in report

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from core_helpers import Run, run_pytest, write_project
+from project_runner import ProjectRun, run_pytest, write_project
 
 HOSTILE = """
     import json, os, random, struct
@@ -73,46 +73,46 @@ HOSTILE_TESTS = [
 
 
 @pytest.fixture(scope="module")
-def run(module_dir: Path) -> Run:
+def run(module_dir: Path) -> ProjectRun:
     write_project(module_dir, {"test_hostile.py": HOSTILE})
     return run_pytest(module_dir)
 
 
 @pytest.mark.parametrize("name", HOSTILE_TESTS)
-def test_hostile_test_fails_with_broke_the_protocol_during_call(run: Run, name: str) -> None:
+def test_hostile_test_fails_with_broke_the_protocol_during_call(run: ProjectRun, name: str) -> None:
     assert run.outcome(name) == "FAILED"
     assert "target broke the protocol and was killed during call" in run.report_of(name)
 
 
-def test_forged_report_is_named_as_such(run: Run) -> None:
+def test_forged_report_is_named_as_such(run: ProjectRun) -> None:
     report = run.report_of("test_forged_report_for_another_test")
     assert "sent a report for 'test_hostile.py::test_victim_fails_on_its_own'" in report
 
 
-def test_forged_report_does_not_change_the_other_tests_outcome(run: Run) -> None:
+def test_forged_report_does_not_change_the_other_tests_outcome(run: ProjectRun) -> None:
     assert run.outcome("test_victim_fails_on_its_own") == "FAILED"
     assert "the victim's own failure" in run.report_of("test_victim_fails_on_its_own")
 
 
-def test_four_gb_frame_is_refused_on_its_header(run: Run) -> None:
+def test_four_gb_frame_is_refused_on_its_header(run: ProjectRun) -> None:
     assert "announced a frame of 4294967295 bytes" in run.report_of("test_frame_announcing_4_gb")
 
 
-def test_deep_nesting_is_refused(run: Run) -> None:
+def test_deep_nesting_is_refused(run: ProjectRun) -> None:
     assert "nested deeper than" in run.report_of("test_deeply_nested_json")
 
 
-def test_invalid_utf8_is_refused(run: Run) -> None:
+def test_invalid_utf8_is_refused(run: ProjectRun) -> None:
     assert "not UTF-8" in run.report_of("test_invalid_utf8")
 
 
-def test_huge_user_property_is_a_clear_failure(run: Run) -> None:
+def test_huge_user_property_is_a_clear_failure(run: ProjectRun) -> None:
     report = run.report_of("test_huge_user_property")
     assert "announced a frame of" in report
     assert "(limit 16777216)" in report
 
 
-def test_session_goes_on_and_other_outcomes_are_untouched(run: Run) -> None:
+def test_session_goes_on_and_other_outcomes_are_untouched(run: ProjectRun) -> None:
     assert run.outcome("test_bystander_passes") == "PASSED"
     assert run.outcome("test_isolated_bystander_passes") == "PASSED"
     assert "7 failed, 2 passed" in run.output

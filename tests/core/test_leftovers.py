@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from core_helpers import Run, process_alive, run_pytest, wait_all_dead, write_project
+from process_checks import process_alive, wait_all_dead
+from project_runner import ProjectRun, run_pytest, write_project
 
 CONFTEST = """
     import os, socket
@@ -105,7 +106,7 @@ def pid_dir(module_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def run(module_dir: Path, pid_dir: Path) -> Run:
+def run(module_dir: Path, pid_dir: Path) -> ProjectRun:
     write_project(module_dir, {"conftest.py": CONFTEST, "test_escapers.py": ESCAPERS})
     return run_pytest(module_dir, env={"PID_DIR": str(pid_dir)})
 
@@ -114,25 +115,25 @@ def _pids(pid_dir: Path, name: str) -> list[int]:
     return [int(line) for line in (pid_dir / name).read_text().split()]
 
 
-def test_fork_bomb_is_stopped_by_the_pids_limit(run: Run, pid_dir: Path) -> None:
+def test_fork_bomb_is_stopped_by_the_pids_limit(run: ProjectRun, pid_dir: Path) -> None:
     assert run.outcome("test_fork_bomb_is_bounded") == "PASSED"
     # 39 besides the target; one more may fork in the moment the target itself exits
     assert 0 < len(_pids(pid_dir, "bomb")) <= 40
 
 
-def test_nothing_of_a_fork_bomb_is_alive_after_the_run(run: Run, pid_dir: Path) -> None:
+def test_nothing_of_a_fork_bomb_is_alive_after_the_run(run: ProjectRun, pid_dir: Path) -> None:
     assert wait_all_dead(_pids(pid_dir, "bomb")) == []
 
 
-def test_double_forked_daemon_is_killed_with_its_test(run: Run) -> None:
+def test_double_forked_daemon_is_killed_with_its_test(run: ProjectRun) -> None:
     assert run.outcome("test_double_forked_setsid_daemon") == "PASSED"
     assert run.outcome("test_daemon_is_gone_for_the_next_test") == "PASSED"
 
 
-def test_double_forked_daemon_is_not_alive_after_the_run(run: Run, pid_dir: Path) -> None:
+def test_double_forked_daemon_is_not_alive_after_the_run(run: ProjectRun, pid_dir: Path) -> None:
     (daemon,) = _pids(pid_dir, "daemon")
     assert not process_alive(daemon) or wait_all_dead([daemon]) == []
 
 
-def test_target_holds_only_its_channel_and_stdio_capture(run: Run) -> None:
+def test_target_holds_only_its_channel_and_stdio_capture(run: ProjectRun) -> None:
     assert run.outcome("test_descriptors_of_the_target") == "PASSED", run.output[-3000:]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from core_helpers import Run, run_pytest, write_project
+from project_runner import ProjectRun, run_pytest, write_project
 
 LIMITED = """
     from pytest_isolate import isolate
@@ -30,27 +30,27 @@ LIMITED = """
 
 
 @pytest.fixture(scope="module")
-def run(module_dir: Path) -> Run:
+def run(module_dir: Path) -> ProjectRun:
     write_project(module_dir, {"test_limited.py": LIMITED})
     return run_pytest(module_dir)
 
 
-def test_allocation_over_the_memory_limit_fails_the_test(run: Run) -> None:
+def test_allocation_over_the_memory_limit_fails_the_test(run: ProjectRun) -> None:
     assert run.outcome("test_allocates_1_gb_under_200m") == "FAILED"
     report = run.report_of("test_allocates_1_gb_under_200m")
     assert "MemoryError" in report or "memory" in report
 
 
-def test_allocation_under_the_memory_limit_passes(run: Run) -> None:
+def test_allocation_under_the_memory_limit_passes(run: ProjectRun) -> None:
     assert run.outcome("test_small_allocation_under_200m") == "PASSED"
 
 
-def test_cpu_limit_stops_a_spinning_test_in_words(run: Run) -> None:
+def test_cpu_limit_stops_a_spinning_test_in_words(run: ProjectRun) -> None:
     assert run.outcome("test_spins_under_cpu_limit_1") == "FAILED"
     assert "exceeded its CPU limit of 1 s" in run.report_of("test_spins_under_cpu_limit_1")
 
 
-def test_limits_do_not_leak_into_the_broker(run: Run) -> None:
+def test_limits_do_not_leak_into_the_broker(run: ProjectRun) -> None:
     assert run.outcome("test_unlimited_after") == "PASSED"
 
 

@@ -4,7 +4,7 @@ and the report says the OOM killer took the test."""
 from __future__ import annotations
 
 import pytest
-from core_helpers import Run, run_pytest, write_project
+from project_runner import ProjectRun, run_pytest, write_project
 
 PROJECT = """
     import os
@@ -23,14 +23,14 @@ PROJECT = """
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+def run(tmp_path_factory: pytest.TempPathFactory) -> ProjectRun:
     root = write_project(tmp_path_factory.mktemp("oom"), {"test_oom.py": PROJECT})
     return run_pytest(root, "-rA")
 
 
-def test_the_report_names_the_oom_killer_and_the_limit(run: Run) -> None:
+def test_the_report_names_the_oom_killer_and_the_limit(run: ProjectRun) -> None:
     assert "killed by the OOM killer (limit 100 MiB) during call" in run.output, run.output[-3000:]
 
 
-def test_the_run_goes_on_with_a_clean_jail(run: Run) -> None:
+def test_the_run_goes_on_with_a_clean_jail(run: ProjectRun) -> None:
     assert run.outcome("test_runs_after_the_oom_kill") == "PASSED"

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from core_helpers import Run, run_pytest, write_project
+from project_runner import ProjectRun, run_pytest, write_project
 
 #: the broker's pid, so a test can tell whether it runs isolated
 CONFTEST = """
@@ -101,12 +101,12 @@ def project(module_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def mistakes(project: Path) -> Run:
+def mistakes(project: Path) -> ProjectRun:
     return run_pytest(project, "test_mistakes.py")
 
 
 @pytest.fixture(scope="module")
-def where(project: Path) -> Run:
+def where(project: Path) -> ProjectRun:
     return run_pytest(project, "test_where.py")
 
 
@@ -120,7 +120,7 @@ def where(project: Path) -> Run:
     ],
 )
 def test_mark_mistake_is_a_usage_error_naming_test_value_and_choices(
-    mistakes: Run, name: str, bad: str, choices: str
+    mistakes: ProjectRun, name: str, bad: str, choices: str
 ) -> None:
     assert mistakes.outcome(name) in ("FAILED", "ERROR")
     report = mistakes.report_of(name)
@@ -130,7 +130,7 @@ def test_mark_mistake_is_a_usage_error_naming_test_value_and_choices(
     assert re.search(choices, report)
 
 
-def test_other_tests_run_despite_mark_mistakes(mistakes: Run) -> None:
+def test_other_tests_run_despite_mark_mistakes(mistakes: ProjectRun) -> None:
     assert mistakes.outcome("test_runs_despite_the_mistakes") == "PASSED"
 
 
@@ -163,20 +163,20 @@ def test_forked_mark_is_honoured_as_process_isolation_without_pytest_forked(
     assert run.outcome("test_unmarked_is_isolated") == "FAILED"
 
 
-def test_module_level_mark_isolates_its_tests(where: Run) -> None:
+def test_module_level_mark_isolates_its_tests(where: ProjectRun) -> None:
     assert where.outcome("test_module_mark_isolates") == "PASSED"
 
 
-def test_class_level_mark_is_closer_than_the_module_mark(where: Run) -> None:
+def test_class_level_mark_is_closer_than_the_module_mark(where: ProjectRun) -> None:
     assert where.outcome("test_class_mark_wins_over_module_mark") == "PASSED"
 
 
-def test_function_level_mark_is_closest(where: Run) -> None:
+def test_function_level_mark_is_closest(where: ProjectRun) -> None:
     report = where.report_of("TestClassMark.test_function_mark_wins_over_class_mark")
     assert "timed out after 0.2 s" in report
 
 
-def test_several_marks_make_a_matrix_with_unique_ids(where: Run) -> None:
+def test_several_marks_make_a_matrix_with_unique_ids(where: ProjectRun) -> None:
     assert where.outcome("test_matrix[process]") == "PASSED"
     assert where.outcome("test_matrix[process-1]") == "PASSED"
 

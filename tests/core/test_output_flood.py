@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from core_helpers import Run, run_pytest, write_project
+from project_runner import ProjectRun, run_pytest, write_project
 
 FLOOD_MB = 300
 
@@ -41,17 +41,17 @@ def rss_file(module_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def run(module_dir: Path, rss_file: Path) -> Run:
+def run(module_dir: Path, rss_file: Path) -> ProjectRun:
     write_project(module_dir, {"conftest.py": CONFTEST, "test_flood.py": FLOOD})
     return run_pytest(module_dir, env={"RSS_FILE": str(rss_file)})
 
 
-def test_broker_memory_stays_far_below_the_flood(run: Run, rss_file: Path) -> None:
+def test_broker_memory_stays_far_below_the_flood(run: ProjectRun, rss_file: Path) -> None:
     max_rss_mib = int(rss_file.read_text()) / 1024
     assert max_rss_mib < FLOOD_MB / 3, f"broker max RSS {max_rss_mib:.0f} MiB"
 
 
-def test_report_keeps_the_tail_of_the_output_with_a_truncation_note(run: Run) -> None:
+def test_report_keeps_the_tail_of_the_output_with_a_truncation_note(run: ProjectRun) -> None:
     report = run.report_of("test_floods_stdout")
     assert "Captured stdout call" in report
     assert "characters truncated]" in report
@@ -59,6 +59,6 @@ def test_report_keeps_the_tail_of_the_output_with_a_truncation_note(run: Run) ->
     assert len(report) < 2 * 1024 * 1024
 
 
-def test_session_goes_on_after_the_flood(run: Run) -> None:
+def test_session_goes_on_after_the_flood(run: ProjectRun) -> None:
     assert run.outcome("test_floods_stdout") == "FAILED"
     assert run.outcome("test_after_the_flood") == "PASSED"

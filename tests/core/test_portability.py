@@ -6,9 +6,10 @@ Simulated in a subprocess: ``sys.platform`` reads "darwin" and the POSIX-only
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
+
+from project_runner import ProjectRun, run_pytest, write_project
 
 SIMULATED_PLATFORM = r"""
 import builtins, sys
@@ -36,32 +37,25 @@ def test_marked():
 """
 
 
-def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    (tmp_path / "test_portable.py").write_text(PROJECT)
-    (tmp_path / "pytest.ini").write_text("[pytest]\n")
-    return subprocess.run(
-        [sys.executable, "-c", SIMULATED_PLATFORM, "-rA", "-p", "no:cacheprovider", *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def _run(tmp_path: Path, *args: str) -> ProjectRun:
+    write_project(tmp_path, {"test_portable.py": PROJECT})
+    return run_pytest(tmp_path, *args, command=(sys.executable, "-c", SIMULATED_PLATFORM))
 
 
 def test_marked_test_fails_saying_the_backend_needs_linux(tmp_path: Path) -> None:
     result = _run(tmp_path)
-    assert "PASSED test_portable.py::test_unmarked" in result.stdout
-    assert "the seccomp backend needs Linux; this is darwin" in result.stdout
-    assert result.returncode == 1
+    assert "PASSED test_portable.py::test_unmarked" in result.output
+    assert "the seccomp backend needs Linux; this is darwin" in result.output
+    assert result.ret == 1
 
 
 def test_unavailable_skip_turns_it_into_a_skip(tmp_path: Path) -> None:
     result = _run(tmp_path, "--isolate-unavailable=skip")
-    assert "PASSED test_portable.py::test_unmarked" in result.stdout
-    assert "SKIPPED [1] test_portable.py:7: [isolate:seccomp] backend 'seccomp'" in result.stdout
+    assert "PASSED test_portable.py::test_unmarked" in result.output
+    assert "SKIPPED [1] test_portable.py:6: [isolate:seccomp] backend 'seccomp'" in result.output
 
 
 def test_doctor_lists_every_backend_as_linux_only(tmp_path: Path) -> None:
     result = _run(tmp_path, "--isolate-doctor")
     for name in ("process", "seccomp", "chroot", "container", "vm"):
-        assert f"the {name} backend needs Linux" in result.stdout
+        assert f"the {name} backend needs Linux" in result.output

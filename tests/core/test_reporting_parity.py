@@ -7,7 +7,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
-from core_helpers import Run, run_pytest, write_project
+from project_runner import ProjectRun, run_pytest, write_project
 
 EVERY_KIND = """
     import logging, sys, warnings
@@ -52,7 +52,7 @@ SUBTESTS = """
 """
 
 
-def summary(run: Run) -> list[str]:
+def summary(run: ProjectRun) -> list[str]:
     """The parts of a run's output that must not depend on isolation."""
     lines = [
         re.sub(r" in [\d.]+s", "", line).strip()
@@ -69,33 +69,33 @@ def project(module_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def plain(project: Path) -> Run:
+def plain(project: Path) -> ProjectRun:
     return run_pytest(project, "test_kinds.py", "--junitxml=plain.xml")
 
 
 @pytest.fixture(scope="module")
-def isolated(project: Path) -> Run:
+def isolated(project: Path) -> ProjectRun:
     return run_pytest(project, "test_kinds.py", "--isolate", "--junitxml=isolated.xml")
 
 
-def test_outcomes_and_counts_match_a_plain_run(plain: Run, isolated: Run) -> None:
+def test_outcomes_and_counts_match_a_plain_run(plain: ProjectRun, isolated: ProjectRun) -> None:
     assert summary(isolated) == summary(plain)
     assert "isolate process: 8 tests" in isolated.output
 
 
-def test_rA_lists_passed_isolated_tests(isolated: Run) -> None:
+def test_rA_lists_passed_isolated_tests(isolated: ProjectRun) -> None:
     assert isolated.outcome("test_passes") == "PASSED"
     assert isolated.outcome("test_xpasses") == "XPASS"
     assert isolated.outcome("test_xfails") == "XFAIL"
 
 
-def test_warnings_appear_in_the_warnings_summary(isolated: Run) -> None:
+def test_warnings_appear_in_the_warnings_summary(isolated: ProjectRun) -> None:
     warnings_summary = isolated.output.split("warnings summary", 1)[1]
     assert "test_kinds.py::test_warns" in warnings_summary
     assert "UserWarning: careful now" in warnings_summary
 
 
-def test_captured_stdout_stderr_and_log_sections_are_reported(isolated: Run) -> None:
+def test_captured_stdout_stderr_and_log_sections_are_reported(isolated: ProjectRun) -> None:
     report = isolated.report_of("test_fails_with_every_section")
     assert "assert (1 + 1) == 3" in report
     for title, text in (
@@ -113,13 +113,17 @@ def _properties(path: Path, test: str) -> dict[str, str]:
     return {p.get("name", ""): p.get("value", "") for p in case.iter("property")}
 
 
-def test_user_properties_reach_junit_xml(project: Path, plain: Run, isolated: Run) -> None:
+def test_user_properties_reach_junit_xml(
+    project: Path, plain: ProjectRun, isolated: ProjectRun
+) -> None:
     expected = {"answer": "42", "question": "unknown"}
     assert _properties(project / "plain.xml", "test_records_properties") == expected
     assert _properties(project / "isolated.xml", "test_records_properties") == expected
 
 
-def test_junit_xml_counts_match_a_plain_run(project: Path, plain: Run, isolated: Run) -> None:
+def test_junit_xml_counts_match_a_plain_run(
+    project: Path, plain: ProjectRun, isolated: ProjectRun
+) -> None:
     def counts(name: str) -> dict[str, str]:
         suite = ElementTree.parse(project / name).getroot().find("testsuite")
         assert suite is not None

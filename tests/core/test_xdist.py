@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from core_helpers import Run, run_pytest, write_project
+from project_runner import ProjectRun, run_pytest, write_project
 
 TESTS = """
     import os
@@ -33,21 +33,21 @@ def pid_dir(module_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def run(module_dir: Path, pid_dir: Path) -> Run:
+def run(module_dir: Path, pid_dir: Path) -> ProjectRun:
     write_project(module_dir, {"test_spread.py": TESTS})
     return run_pytest(module_dir, "-n", "2", env={"PID_DIR": str(pid_dir)})
 
 
-def test_isolated_tests_pass_under_xdist(run: Run) -> None:
+def test_isolated_tests_pass_under_xdist(run: ProjectRun) -> None:
     assert "8 passed" in run.output
     assert "1 failed" in run.output
 
 
-def test_target_crash_is_reported_through_the_worker(run: Run) -> None:
+def test_target_crash_is_reported_through_the_worker(run: ProjectRun) -> None:
     assert "exited with status 3 during call" in run.output
 
 
-def test_each_worker_is_the_broker_of_its_targets(run: Run, pid_dir: Path) -> None:
+def test_each_worker_is_the_broker_of_its_targets(run: ProjectRun, pid_dir: Path) -> None:
     parents: dict[str, set[int]] = {}
     for entry in pid_dir.iterdir():
         worker = entry.name.split("-", 1)[0]

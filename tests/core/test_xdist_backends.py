@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from core_helpers import Run, run_pytest, write_project
+from project_runner import ProjectRun, run_pytest, write_project
 
 TESTS = """
     import os
@@ -39,13 +39,13 @@ CONFTEST = """
 
 
 @pytest.fixture(scope="module")
-def run(module_dir: Path) -> Run:
+def run(module_dir: Path) -> ProjectRun:
     module_dir.chmod(0o755)
     write_project(module_dir, {"test_all.py": TESTS, "conftest.py": CONFTEST})
     return run_pytest(module_dir, "-n", "2", "-rA", timeout=600)
 
 
-def test_every_backend_passes_under_two_workers(run: Run) -> None:
+def test_every_backend_passes_under_two_workers(run: ProjectRun) -> None:
     assert "10 passed" in run.output, run.output[-4000:]
     for backend in ("process", "seccomp", "chroot", "container", "vm"):
         assert f"PASSED test_all.py::test_each_backend_under_xdist[{backend}-0]" in run.output

@@ -17,34 +17,13 @@ UNTRUSTED = f"--isolate-untrusted=container:{IMAGE}"
 
 
 class Runs:
-    """The project and each run of it, made once for the module (runs cost seconds)."""
+    """Each run of the project, made once for the module (runs cost seconds)."""
 
     def __init__(self, project: HostileProject) -> None:
-        self.project = project
-        project.reset()
         self.normal = project.run("-k", "not kill")
-        self.normal_evidence = project.evidence()
         self.normal_stolen = (project.outside / "conftest-imported").read_text()
-        self.normal_heard = list(project.listener.received)
-        self.normal_project_written = (project.project / "pwned-by-test").exists()
-        project.reset()
         self.normal_kill = project.run("-k", "kill")
-        project.reset()
         self.untrusted = project.run(UNTRUSTED, front_door=True)
-        self.untrusted_evidence = project.evidence()
-        self.untrusted_heard = list(project.listener.received)
-        self.untrusted_project_written = (project.project / "pwned-by-test").exists()
-        project.reset()
-
-    @property
-    def untrusted_out(self) -> str:
-        return self.untrusted.stdout.decode("utf-8", "replace")
-
-    def untrusted_outcome(self, name: str) -> str:
-        for line in self.untrusted_out.splitlines():
-            if line.split(" ")[0] in ("PASSED", "FAILED", "ERROR") and f"::{name}" in line:
-                return line.split(" ")[0]
-        raise AssertionError(f"no outcome for {name}:\n{self.untrusted_out[-4000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -60,84 +39,84 @@ def test_normally_conftest_test_module_ini_plugin_and_hook_run_on_the_host(runs:
         "module-imported",
         "plugin-imported",
         "modifyitems-ran",
-    } <= runs.normal_evidence
+    } <= runs.normal.evidence
 
 
 def test_normally_the_secrets_are_stolen(runs: Runs) -> None:
     assert SECRET in runs.normal_stolen
     assert NETRC_TOKEN in runs.normal_stolen
-    assert f"stolen: {SECRET}".encode() in runs.normal.stdout  # a test printed it too
+    assert f"stolen: {SECRET}" in runs.normal.output  # a test printed it too
 
 
 def test_normally_tests_write_the_host_and_the_project(runs: Runs) -> None:
-    assert "test-wrote-host" in runs.normal_evidence
-    assert runs.normal_project_written
+    assert "test-wrote-host" in runs.normal.evidence
+    assert runs.normal.project_written
 
 
 def test_normally_a_test_reaches_the_hosts_loopback(runs: Runs) -> None:
-    assert runs.normal_heard == [b"pwned"]
+    assert runs.normal.heard == [b"pwned"]
 
 
 def test_normally_escape_sequences_reach_the_terminal(runs: Runs) -> None:
-    assert b"\x1b]0;pwned\x07" in runs.normal.stdout
-    assert b"\x1b[2J" in runs.normal.stdout
+    assert "\x1b]0;pwned\x07" in runs.normal.output
+    assert "\x1b[2J" in runs.normal.output
 
 
 def test_normally_hooks_forge_a_green_run(runs: Runs) -> None:
-    assert runs.normal.returncode == 0
-    assert b"PASSED test_attacks.py::test_fails_honestly" in runs.normal.stdout
+    assert runs.normal.ret == 0
+    assert "PASSED test_attacks.py::test_fails_honestly" in runs.normal.output
 
 
 def test_normally_a_test_kills_the_broker(runs: Runs) -> None:
-    assert runs.normal_kill.returncode == -9
+    assert runs.normal_kill.ret == -9
 
 
 # -- untrusted mode: each attack contained, the report honest ------------------
 def test_untrusted_no_project_code_runs_on_the_host(runs: Runs) -> None:
-    assert runs.untrusted_evidence == set()
+    assert runs.untrusted.evidence == set()
 
 
 def test_untrusted_secrets_never_reach_the_target(runs: Runs) -> None:
-    assert runs.untrusted_outcome("test_read_secret") == "PASSED"  # it ran, and found nothing
-    assert SECRET.encode() not in runs.untrusted.stdout + runs.untrusted.stderr
-    assert NETRC_TOKEN.encode() not in runs.untrusted.stdout + runs.untrusted.stderr
+    assert runs.untrusted.outcome("test_read_secret") == "PASSED"  # it ran, and found nothing
+    assert SECRET not in runs.untrusted.output
+    assert NETRC_TOKEN not in runs.untrusted.output
 
 
 def test_untrusted_tests_cannot_write_the_host_or_the_project(runs: Runs) -> None:
-    assert runs.untrusted_outcome("test_write_host") == "FAILED"
-    assert runs.untrusted_outcome("test_write_project") == "FAILED"
-    assert "Read-only file system" in runs.untrusted_out
-    assert not runs.untrusted_project_written
+    assert runs.untrusted.outcome("test_write_host") == "FAILED"
+    assert runs.untrusted.outcome("test_write_project") == "FAILED"
+    assert "Read-only file system" in runs.untrusted.output
+    assert not runs.untrusted.project_written
 
 
 def test_untrusted_network_stays_off_though_a_mark_asks_for_it(runs: Runs) -> None:
-    assert runs.untrusted_outcome("test_network") == "FAILED"
-    assert runs.untrusted_heard == []
-    assert "test_attacks.py::test_network: network=True" in runs.untrusted_out
+    assert runs.untrusted.outcome("test_network") == "FAILED"
+    assert runs.untrusted.heard == []
+    assert "test_attacks.py::test_network: network=True" in runs.untrusted.output
 
 
 def test_untrusted_escape_sequences_are_shown_neutralised(runs: Runs) -> None:
-    assert b"\x1b" not in runs.untrusted.stdout
-    assert b"\x07" not in runs.untrusted.stdout
-    out = runs.untrusted_out
+    assert "\x1b" not in runs.untrusted.output
+    assert "\x07" not in runs.untrusted.output
+    out = runs.untrusted.output
     assert "message \\x1b]0;pwned\\x07\\x1b[2J" in out  # assertion message
     assert "title \\x1b]0;pwned\\x07 clear \\x1b[2J" in out  # captured output
     assert "test_escape_in_name[\\x1b]0;pwned\\x07\\x1b[2J]" in out  # a test's name
 
 
 def test_untrusted_the_report_is_honest(runs: Runs) -> None:
-    assert runs.untrusted.returncode == 1
-    assert runs.untrusted_outcome("test_fails_honestly") == "FAILED"
-    assert "5 failed, 3 passed" in runs.untrusted_out
+    assert runs.untrusted.ret == 1
+    assert runs.untrusted.outcome("test_fails_honestly") == "FAILED"
+    assert "5 failed, 3 passed" in runs.untrusted.output
 
 
 def test_untrusted_the_broker_survives_a_kill_attempt(runs: Runs) -> None:
-    assert runs.untrusted_outcome("test_kill_broker") == "PASSED"
-    assert "8 tests run there, target started 1 time(s)" in runs.untrusted_out
+    assert runs.untrusted.outcome("test_kill_broker") == "PASSED"
+    assert "8 tests run there, target started 1 time(s)" in runs.untrusted.output
 
 
 def test_untrusted_names_the_project_settings_it_ignored(runs: Runs) -> None:
-    out = runs.untrusted_out
+    out = runs.untrusted.output
     assert "project settings ignored in untrusted mode" in out
     assert "addopts = '-p evilplug': ignored because" in out
     assert "pythonpath = '.': ignored because" in out

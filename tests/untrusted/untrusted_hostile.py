@@ -14,15 +14,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
-import textwrap
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+
+from loopback_listener import LoopbackListener, loopback_listener
+from project_runner import FRONT_DOOR, PYTEST, ProjectRun, run_pytest, write_project
 
 IMAGE = "pytest-isolate/debian:bookworm"
 SECRET = "ci-secret-7f3a9c"
@@ -137,31 +135,20 @@ pythonpath = .
 """
 
 
-@dataclass
-class Listener:
-    """A loopback TCP listener on the host: records what connects."""
+@dataclass(frozen=True)
+class HostileRun(ProjectRun):
+    """A run of the hostile project and the evidence its attacks left on the host."""
 
-    sock: socket.socket
-    received: list[bytes] = field(default_factory=list)
-
-    @property
-    def port(self) -> int:
-        return int(self.sock.getsockname()[1])
-
-    def serve(self) -> None:
-        with contextlib.suppress(OSError):
-            while True:
-                conn, _ = self.sock.accept()
-                with conn:
-                    conn.settimeout(2)
-                    with contextlib.suppress(OSError):
-                        self.received.append(conn.recv(100))
+    evidence: set[str]  # the attacks that wrote their file in ``outside/``
+    heard: list[bytes]  # what reached the host's loopback listener
+    project_written: bool
+    base_name: str  # in the command line of every process of the run: finds leftovers
 
 
 @dataclass
 class HostileProject:
     base: Path
-    listener: Listener
+    listener: LoopbackListener
 
     @property
     def project(self) -> Path:
@@ -180,22 +167,34 @@ class HostileProject:
         (self.project / "pwned-by-test").unlink(missing_ok=True)
         self.listener.received.clear()
 
-    def run(self, *args: str, front_door: bool = False) -> subprocess.CompletedProcess[bytes]:
-        """A broker over the project (cwd = project, as a CI job runs it)."""
-        env = {
-            "PATH": os.environ["PATH"],
-            "HOME": str(self.base / "home"),
-            "CI_SECRET": SECRET,
-            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "",
-        }
-        env = {k: v for k, v in env.items() if v}
-        if front_door:
-            command = [sys.executable, "-P", "-m", "pytest_isolate.untrusted"]
-        else:  # "normally": plain pytest, as the project's own CI would run it
-            command = [sys.executable, "-m", "pytest", "-p", "no:isolate"]
-        command += ["-p", "no:cacheprovider", "--color=no", "-rA", *args, str(self.project)]
-        return subprocess.run(
-            command, cwd=self.project, env=env, capture_output=True, timeout=300, check=False
+    def run(self, *args: str, front_door: bool = False) -> HostileRun:
+        """A broker over the project (cwd = project, as a CI job runs it), and what it left.
+
+        Its environment is only what a CI job would give: a PATH, a HOME with
+        a .netrc, a secret. Evidence of an earlier run is cleared first.
+        """
+        self.reset()
+        env = {"PATH": os.environ["PATH"], "HOME": str(self.base / "home"), "CI_SECRET": SECRET}
+        # "normally" is plain pytest, as the project's own CI would run it.
+        command, plugins = (FRONT_DOOR, ()) if front_door else (PYTEST, ("-p", "no:isolate"))
+        run = run_pytest(
+            self.project,
+            *plugins,
+            "--color=no",
+            *args,
+            str(self.project),
+            command=command,
+            env=env,
+            inherit_env=False,
+        )
+        return HostileRun(
+            run.ret,
+            run.output,
+            run.seconds,
+            evidence=self.evidence(),
+            heard=list(self.listener.received),
+            project_written=(self.project / "pwned-by-test").exists(),
+            base_name=self.base.name,
         )
 
 
@@ -204,31 +203,23 @@ def hostile_project() -> Iterator[HostileProject]:
     """The project under /var/tmp (the vm layer hides /tmp), removed afterwards."""
     base = Path(tempfile.mkdtemp(prefix="ut-hostile-", dir="/var/tmp"))
     base.chmod(0o755)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(8)
-    listener = Listener(sock)
-    thread = threading.Thread(target=listener.serve, daemon=True)
-    thread.start()
     try:
-        project = base / "project"
-        for directory in (project, base / "outside", base / "home"):
-            directory.mkdir()
-        (base / "home" / ".netrc").write_text(f"machine ci login bot password {NETRC_TOKEN}\n")
-        evidence = _EVIDENCE.format(outside=str(base / "outside"))
-        files = {
-            "conftest.py": CONFTEST.format(evidence=evidence),
-            "evilplug.py": EVILPLUG.format(evidence=evidence),
-            "test_attacks.py": TEST_ATTACKS.format(
-                evidence=evidence, port=listener.port, project=str(project)
-            ),
-            "test_zz_kill.py": TEST_KILL.format(base=base.name),
-            "pytest.ini": INI,
-        }
-        for name, text in files.items():
-            (project / name).write_text(textwrap.dedent(text))
-        yield HostileProject(base, listener)
+        with loopback_listener() as listener:
+            project = base / "project"
+            for directory in (project, base / "outside", base / "home"):
+                directory.mkdir()
+            (base / "home" / ".netrc").write_text(f"machine ci login bot password {NETRC_TOKEN}\n")
+            evidence = _EVIDENCE.format(outside=str(base / "outside"))
+            files = {
+                "conftest.py": CONFTEST.format(evidence=evidence),
+                "evilplug.py": EVILPLUG.format(evidence=evidence),
+                "test_attacks.py": TEST_ATTACKS.format(
+                    evidence=evidence, port=listener.port, project=str(project)
+                ),
+                "test_zz_kill.py": TEST_KILL.format(base=base.name),
+                "pytest.ini": INI,
+            }
+            write_project(project, files)
+            yield HostileProject(base, listener)
     finally:
-        sock.close()
-        thread.join(timeout=5)
         shutil.rmtree(base, ignore_errors=True)
