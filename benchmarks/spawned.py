@@ -123,6 +123,41 @@ def measure(rounds: int) -> list[str]:
     return rows
 
 
+VM_NOTES = """
+
+### Where a warm vm test's time goes (TCG)
+
+Timestamps on the guest's CLOCK_MONOTONIC in the agent and the test's
+child, 200 trivial tests in one guest, medians per test (measured while
+tuning, not by this script):
+
+| step, in the guest | cost |
+| --- | ---: |
+| agent: socket pair, crash log, scratch directory | 1.0 ms |
+| `fork()` (page tables of a 23 MB agent) | 2.9 ms |
+| until the child runs (scheduling, copy-on-write faults) | 4.9 ms |
+| restriction steps in the child | 4.9 ms |
+| pytest's protocol for the test, reports sent | 20.7 ms |
+| child exit (address space teardown) and sweep | 7.8 ms |
+| broker, between `exited` and the next `run` | 2.6 ms |
+
+Python runs 11-16x slower under TCG than on the host, and a syscall or a
+copy-on-write fault about 10x, so what decided the cost was the guest CPU
+model and work done once instead of per test:
+
+- **CPU model**: `-cpu max` gave 62 ms per test; Intel models 89 ms (the
+  guest kernel turns on page-table isolation); `qemu64` with the x86-64-v2
+  features (AMD vendor, no AVX or XSAVE state to switch) 47 ms. That is the
+  TCG default now (`cpu=` overrides it).
+- **once per agent, not per child**: the capability bounding set, the
+  environment scrub, pytest's capture descriptors, silencing the reporters,
+  and glibc's first user lookup (about 5 ms per test together).
+- tried and dropped: `mitigations=off` (1 ms), transparent huge pages
+  always or never (no change), two vCPUs (42 ms per test but 11 s instead
+  of 8 s to ready).
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -138,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             "KVM guests hang at boot on this machine (nested virtualisation), so `accel=auto`\n"
             "falls back to TCG after a one-time probe; working KVM boots much faster.\n\n"
             + "\n".join(rows)
+            + VM_NOTES
         )
         replace_section(DOCS, "spawned", body)
     return 0
