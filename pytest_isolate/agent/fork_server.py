@@ -128,13 +128,16 @@ def run_in_fork(
     if plan.drop_to is not None:
         os.chown(scratch, *plan.drop_to)
     policy = None if request.seccomp is None else loadable_policy(request.seccomp)
+    # Before the fork: the watch notes where the kernel log stands.
+    watch = None if request.seccomp is None else AgentSeccompWatch(request.seccomp)
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child never returns
         parent_end.close()
         _child(item, request, child_end, crash_log, scratch, plan, policy)
     child_end.close()
     outcome = ChildOutcome()
-    watch = None if request.seccomp is None else AgentSeccompWatch(request.seccomp, pid)
+    if watch is not None:
+        watch.pid = pid
     seccomp = None
     try:
         _relay(pid, parent_end, channel, FrameDecoder(limits), outcome, watch)

@@ -44,9 +44,10 @@ def _kmsg_since() -> int:
 class AgentSeccompWatch:
     """One test's listener, serviced in the agent's relay loop; the outcome for ``exited``."""
 
-    def __init__(self, request: SeccompRequest, pid: int) -> None:
+    def __init__(self, request: SeccompRequest) -> None:
         self.request = request
-        self.pid = pid
+        #: the child's pid, set once it is forked
+        self.pid = 0
         self.kmsg_since = _kmsg_since()
         self.sandboxed = False
         self.servicer: NotificationServicer | None = None
