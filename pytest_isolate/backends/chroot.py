@@ -22,7 +22,7 @@ from pytest_isolate.backends.forked import ChildSetup, ForkedBackend, TargetWatc
 from pytest_isolate.backends.seccomp_layer import (
     SeccompWatch,
     build_policy,
-    install_in_child,
+    drop_and_sandbox,
     sandbox_availability,
 )
 from pytest_isolate.broker.context import BrokerContext
@@ -191,10 +191,7 @@ class ChrootBackend(ForkedBackend):
         user = spec.option("user")
         uid = uid if user is None else int(user)
         _make_basetemp(setup, uid, gid)
-        steps.drop_privileges(uid, gid)
-        steps.set_non_dumpable()
-        steps.set_no_new_privs()
-        install_in_child(compiled, setup.channel)
+        drop_and_sandbox(uid, gid, compiled, setup.channel)
 
     def watch(
         self, spec: IsolateSpec, prepared: Any, pid: int, take_fds: Callable[[], list[int]]

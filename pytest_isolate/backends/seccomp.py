@@ -28,7 +28,7 @@ from pytest_isolate.backends.seccomp_layer import (
     POLICY_KEYWORDS,
     SeccompWatch,
     build_policy,
-    install_in_child,
+    drop_and_sandbox,
     policy_options,
     sandbox_availability,
 )
@@ -141,10 +141,7 @@ class SeccompBackend(ForkedBackend):
         steps.apply_rlimits(spec.mem_limit, spec.cpu_limit)
         steps.scrub_environment(dict(spec.env))
         redirect_basetemp(setup)
-        steps.drop_privileges(*steps.unprivileged_ids())
-        steps.set_non_dumpable()
-        steps.set_no_new_privs()
-        install_in_child(compiled, setup.channel)
+        drop_and_sandbox(*steps.unprivileged_ids(), compiled, setup.channel)
 
     def watch(
         self, spec: IsolateSpec, prepared: Any, pid: int, take_fds: Callable[[], list[int]]

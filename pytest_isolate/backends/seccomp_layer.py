@@ -21,8 +21,16 @@ from pytest_isolate.backends.forked import TargetWatch
 from pytest_isolate.broker.supervisor import Supervision
 from pytest_isolate.policy.handover import SANDBOXED_FRAME, install_in_child
 from pytest_isolate.spec import IsolateSpec, SpecError
+from pytest_isolate.target import steps
 
-__all__ = ["SANDBOXED_FRAME", "SeccompWatch", "build_policy", "install_in_child", "policy_options"]
+__all__ = [
+    "SANDBOXED_FRAME",
+    "SeccompWatch",
+    "build_policy",
+    "drop_and_sandbox",
+    "install_in_child",
+    "policy_options",
+]
 
 
 POLICY_KEYWORDS: Mapping[str, str] = {
@@ -101,6 +109,18 @@ def build_policy(options: Mapping[str, Any], where: str) -> Any:
         )
     except PolicyError as exc:
         raise SpecError(f"{where}: {exc}") from None
+
+
+def drop_and_sandbox(uid: int, gid: int, compiled: Any, channel: Any) -> None:
+    """The last steps of a sandboxed child, in their fixed order.
+
+    The privilege drop before ``no_new_privs`` (setuid must still work), the
+    filter last (it forbids what the steps before it use).
+    """
+    steps.drop_privileges(uid, gid)
+    steps.set_non_dumpable()
+    steps.set_no_new_privs()
+    install_in_child(compiled, channel)
 
 
 @functools.cache
