@@ -1,4 +1,4 @@
-"""Compile a ``PolicySpec`` to BPF once in the broker; load it in each forked child.
+"""Compile a ``PolicySpec`` to BPF once in the broker; load it in each test's child.
 
 Building a filter with libseccomp costs about a millisecond, loading a
 finished program about a quarter of that, so the broker compiles once per

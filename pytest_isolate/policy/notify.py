@@ -1,10 +1,14 @@
-"""Broker side of seccomp user notification: learn denied calls by name.
+"""Seccomp user notification: answer denied calls, count them by number, name them.
 
 A target cannot be trusted to say which syscall it was refused (and Python
-cannot learn it from SIGSYS anyway), so the policy filter's denials go to
-the broker as ``SECCOMP_RET_USER_NOTIF``: the target blocks in the kernel, a
-thread here receives the syscall number and arguments from the listener fd,
-records them, and answers EPERM (or kills the target). About 40 us a call.
+cannot learn it from SIGSYS anyway), so the policy filter's denials go to a
+supervisor as ``SECCOMP_RET_USER_NOTIF``: the target blocks in the kernel,
+the supervisor receives the syscall number and arguments from the listener
+fd, records them, and answers EPERM (or kills the target). About 40 us a
+call. The supervisor is the broker for a forked target (``ViolationMonitor``,
+a thread) and the agent inside a container or VM (``NotificationServicer``
+in its poll loop, numbers only); names are always given by the broker
+(``decode_violations``).
 
 pyseccomp does not expose every piece we need, so the ioctls are issued
 directly with the struct layouts of ``linux/seccomp.h``. ctypes releases the
