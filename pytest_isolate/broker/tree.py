@@ -1,17 +1,22 @@
 """Killing everything a test started, however it tried to hide.
 
 A process group is not enough (``setsid`` leaves it), so the broker uses the
-strongest mechanism it has:
+strongest mechanism it has, in this order (``make_process_tree``):
 
-* ``CgroupTree`` (root, cgroup v1 freezer+pids or cgroup v2): the target
-  joins a cgroup of its own before untrusted code runs; afterwards the broker
-  freezes the group (a fork bomb cannot outrun a frozen group), kills every
-  member and thaws. The pids controller bounds fork bombs while they run.
+* ``CgroupV2Tree`` (root, the unified hierarchy with the pids controller;
+  ``broker/cgroup_v2.py``): the target joins its broker's leaf before
+  untrusted code runs; afterwards ``cgroup.kill`` kills every member, forks
+  racing it included (or, before Linux 5.14, freeze, kill, thaw).
+* ``CgroupV1Tree`` (root, v1 freezer+pids): the same with one group per
+  controller; the group is frozen (a fork bomb cannot outrun a frozen group),
+  every member killed, and thawed.
 * ``SubreaperTree`` (fallback): the broker is a child subreaper, so orphans
   of the test are re-parented to it; it kills every child it did not have
   before the target started, and repeats until none is left.
 
-Leftover cgroups of a broker that was SIGKILLed are removed by the next run.
+With cgroups the pids controller bounds fork bombs while they run and the
+memory controller backs ``mem_limit``. Leftover cgroups of a broker that was
+SIGKILLed are removed by the next run.
 """
 
 from __future__ import annotations
@@ -24,35 +29,33 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
+from pytest_isolate.broker.cgroup_v2 import CgroupV2Tree
+from pytest_isolate.broker.cgroupfs import DEFAULT_PIDS_LIMIT, GROUP_NAME, pids_in, write
 from pytest_isolate.liveness import pid_is_alive
 from pytest_isolate.target import steps
 
+#: Where the v1 controllers are mounted, one directory each.
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-GROUP_NAME = "pytest-isolate"
-DEFAULT_PIDS_LIMIT = 4096
+
+__all__ = [
+    "CGROUP_ROOT",
+    "GROUP_NAME",
+    "CgroupV1Tree",
+    "CgroupV2Tree",
+    "ProcessTree",
+    "SubreaperTree",
+    "make_process_tree",
+]
 
 
 class ProcessTree(Protocol):
+    """What the forked backends need: limits before the fork, a join in the child, a kill after."""
+
     def before_fork(self, pids_limit: int | None = None, mem_limit: int | None = None) -> None: ...
     def join(self) -> None: ...
     def oom_kills(self) -> int: ...
     def kill(self, pid: int) -> None: ...
     def close(self) -> None: ...
-
-
-def _write(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
-
-
-def _pids_in(procs_file: Path) -> list[int]:
-    try:
-        return [int(x) for x in procs_file.read_text().split()]
-    except (OSError, ValueError):
-        return []
 
 
 class CgroupV1Tree:
@@ -102,12 +105,12 @@ class CgroupV1Tree:
         """In the broker: the next target's limits (each written only when it changes)."""
         limit = pids_limit or DEFAULT_PIDS_LIMIT
         if limit != self._pids_max:
-            _write(self.pids / "pids.max", str(limit))
+            write(self.pids / "pids.max", str(limit))
             self._pids_max = limit
         memory = mem_limit or -1
         if self.memory is not None and memory != self._mem_max:
             with contextlib.suppress(OSError):  # EBUSY: charged page cache above the new limit
-                _write(self.memory / "memory.limit_in_bytes", str(memory))
+                write(self.memory / "memory.limit_in_bytes", str(memory))
                 self._mem_max = memory
 
     def oom_kills(self) -> int:
@@ -122,30 +125,30 @@ class CgroupV1Tree:
 
     def join(self) -> None:
         """In the child, before untrusted code: enter our cgroups."""
-        _write(self.freezer / "cgroup.procs", "0")
-        _write(self.pids / "cgroup.procs", "0")
+        write(self.freezer / "cgroup.procs", "0")
+        write(self.pids / "cgroup.procs", "0")
         if self.memory is not None:
-            _write(self.memory / "cgroup.procs", "0")
+            write(self.memory / "cgroup.procs", "0")
 
     def kill(self, pid: int) -> None:
         procs = self.freezer / "cgroup.procs"
-        if not _pids_in(procs):
+        if not pids_in(procs):
             return
         with contextlib.suppress(OSError):
-            _write(self.freezer / "freezer.state", "FROZEN")
+            write(self.freezer / "freezer.state", "FROZEN")
         deadline = time.monotonic() + 5.0
         while time.monotonic() < deadline:
-            members = _pids_in(procs)
+            members = pids_in(procs)
             if not members:
                 break
             for member in members:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(member, signal.SIGKILL)
             with contextlib.suppress(OSError):
-                _write(self.freezer / "freezer.state", "THAWED")
+                write(self.freezer / "freezer.state", "THAWED")
             time.sleep(0.001)
         with contextlib.suppress(OSError):
-            _write(self.freezer / "freezer.state", "THAWED")
+            write(self.freezer / "freezer.state", "THAWED")
 
     def close(self) -> None:
         self.kill(0)
@@ -163,14 +166,14 @@ def reap_stale_cgroups(parents: Iterable[Path]) -> None:
         for child in parent.iterdir():
             if not child.is_dir() or not child.name.isdigit() or pid_is_alive(int(child.name)):
                 continue
-            for member in _pids_in(child / "cgroup.procs"):
+            for member in pids_in(child / "cgroup.procs"):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(member, signal.SIGKILL)
             deadline = time.monotonic() + 2.0
-            while _pids_in(child / "cgroup.procs") and time.monotonic() < deadline:
+            while pids_in(child / "cgroup.procs") and time.monotonic() < deadline:
                 with contextlib.suppress(OSError):
                     if (child / "freezer.state").exists():
-                        _write(child / "freezer.state", "THAWED")
+                        write(child / "freezer.state", "THAWED")
                 time.sleep(0.01)
             with contextlib.suppress(OSError):
                 child.rmdir()
@@ -221,7 +224,6 @@ class SubreaperTree:
 
 
 def make_process_tree() -> ProcessTree:
-    tree = CgroupV1Tree.create()
-    if tree is not None:
-        return tree
-    return SubreaperTree()
+    """The strongest tree this broker can have: cgroup v2, else v1, else a subreaper."""
+    tree: ProcessTree | None = CgroupV2Tree.create() or CgroupV1Tree.create()
+    return tree if tree is not None else SubreaperTree()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_isolate.broker.cgroup_v2 import find_unified_mount
 from pytest_isolate.broker.tree import CGROUP_ROOT, GROUP_NAME
 from pytest_isolate.container.reaping import LABEL_BROKER_PID
 
@@ -118,9 +119,13 @@ def _nothing_left(broker_pid: int, marks: Path) -> list[str]:
             problems.append(f"processes alive: {alive}")
         if _containers_of(broker_pid):
             problems.append(f"containers left: {_containers_of(broker_pid)}")
-        for controller in ("freezer", "pids"):
-            if (CGROUP_ROOT / controller / GROUP_NAME / str(broker_pid)).exists():
-                problems.append(f"cgroup {controller}/{GROUP_NAME}/{broker_pid} left")
+        groups = [CGROUP_ROOT / controller / GROUP_NAME for controller in ("freezer", "pids")]
+        unified = find_unified_mount()
+        if unified is not None:  # cgroup v2
+            groups.append(unified / GROUP_NAME)
+        for group in groups:
+            if (group / str(broker_pid)).exists():
+                problems.append(f"cgroup {group}/{broker_pid} left")
         scratch = [p for p in os.listdir("/tmp") if p.startswith(f"pytest-isolate-{broker_pid}-")]
         if scratch:
             problems.append(f"scratch left: {scratch}")
