@@ -1,9 +1,9 @@
 """The guest's initramfs: busybox, the kernel modules it needs, and ``/init``.
 
 The base archive depends only on the kernel (its modules) and busybox, so it
-is built once and cached. Each launch appends a second small archive with the
-launch script and a minimal ``/etc``; the kernel unpacks concatenated
-archives in order.
+is built once and cached, and it is the whole initrd. Each launch sends a
+second small archive with the launch script and a minimal ``/etc`` over the
+channel (``handover``), which the guest's init unpacks.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import lzma
 import os
 import shutil
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from pytest_isolate.vm import cpio
@@ -165,9 +165,12 @@ def _short(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def launch_archive(script: str, etc_source: str = "/etc") -> bytes:
-    """The per-launch archive: the rendered launch script and a minimal /etc."""
+def launch_archive(
+    script: str, etc_source: str = "/etc", extra: Sequence[cpio.Entry] = ()
+) -> bytes:
+    """The per-launch archive: the rendered launch script, a minimal /etc and ``extra``."""
     entries = [
+        *extra,
         cpio.regular("pi/launch.sh", script.encode(), 0o755),
         cpio.directory("pi/etc"),
         cpio.regular("pi/etc/passwd", GUEST_PASSWD.encode()),

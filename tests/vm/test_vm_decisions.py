@@ -12,10 +12,10 @@ from pytest_isolate.vm.accel import decide, verdict_key
 from pytest_isolate.vm.console import without_panic_trace
 from pytest_isolate.vm.cpio import archive, char_device, directory, regular, symlink
 from pytest_isolate.vm.errors import BootFailed, KernelMissing
-from pytest_isolate.vm.guest import choose_machine
 from pytest_isolate.vm.init_script import launch_script
 from pytest_isolate.vm.initramfs import builtin_names, load_order, module_name, parse_modules_dep
 from pytest_isolate.vm.kernel import find_payload, kernel_release, unpack_kernel
+from pytest_isolate.vm.launch import choose_machine
 from pytest_isolate.vm.layout import GuestLayout, plan_layout
 from pytest_isolate.vm.qemu_args import (
     TCG_CPU,
@@ -206,11 +206,13 @@ def test_launch_script_quotes_every_user_value() -> None:
         env=[("A", "x; rm -rf /"), ("B", "$(id)")],
         cwd="/work/it's here",
         command=["python3", "-c", "print('hi')"],
+        python="/opt/py 3/bin/python",
     )
     assert "share pi0 '/work/it'\"'\"'s here'" in script
     assert "'A=x; rm -rf /' 'B=$(id)'" in script
     assert "python3 -c 'print('\"'\"'hi'\"'\"')'" in script
     assert "env -i " in script
+    assert "env -i '/opt/py 3/bin/python' -I -S /pi/reseed.py" in script
 
 
 # --- layout -----------------------------------------------------------------------

@@ -1,0 +1,195 @@
+"""Saved guests: restored from a snapshot of their shape, each with its own RNG and clock.
+
+Real QEMU throughout. Every test uses its own cache directory (the kernel
+and initramfs are copied from the user's cache by hard link when possible,
+so nothing is rebuilt), which keeps snapshot files of one test from another.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from vm_helpers import qemu_alive
+
+from pytest_isolate.vm import Guest, VMConfig
+from pytest_isolate.vm.cache import cache_dir
+from pytest_isolate.vm.snapshot import KEEP, MAX_AGE, TEMP_AGE, stale
+
+#: Prints 32 random bytes from the kernel and the guest's clock, then exits.
+SAMPLE = (
+    "import os, sys, time; sys.stdout.write(os.urandom(32).hex() + ' ' + repr(time.time()) + '\\n')"
+)
+
+
+def sample_config(**overrides: object) -> VMConfig:
+    values: dict[str, object] = {
+        "command": (sys.executable, "-c", SAMPLE),
+        "env": (("PATH", "/usr/bin:/bin"),),
+        "accel": "tcg",
+        "memory_mib": 512,
+    }
+    values.update(overrides)
+    return VMConfig(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty cache of our own, seeded with the user's kernel and initramfs."""
+    shared = cache_dir()
+    mine = tmp_path / "cache"
+    (mine / "vm").mkdir(parents=True, mode=0o700)
+    for entry in shared.iterdir():
+        if entry.name.startswith(("vmlinux-", "initramfs-", "accel-")):
+            try:
+                os.link(entry, mine / "vm" / entry.name)
+            except OSError:
+                shutil.copy2(entry, mine / "vm" / entry.name)
+    monkeypatch.setenv("PYTEST_ISOLATE_CACHE", str(mine))
+    yield mine / "vm"
+
+
+def snapshots_in(directory: Path) -> list[Path]:
+    return sorted(directory.glob("snapshot-*"))
+
+
+def leftovers(directory: Path) -> list[Path]:
+    return sorted(directory.glob(".snapshot-*"))
+
+
+def run_sample(config: VMConfig) -> tuple[Guest, str, float]:
+    """Start (restoring if possible), read the sample line; returns guest, random hex, skew."""
+    guest = Guest.start(config, snapshots=True)
+    try:
+        guest.wait_ready()
+        guest.channel.settimeout(60)
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = guest.channel.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        random_hex, guest_time = data.decode().split()
+        skew = float(guest_time) - time.time()
+    finally:
+        guest.kill()
+    return guest, random_hex, skew
+
+
+def test_first_boot_saves_and_later_starts_restore(private_cache: Path) -> None:
+    first, _, _ = run_sample(sample_config())
+    assert not first.restored
+    assert first.snapshot_note is None
+    assert "save" in first.timings
+    [saved] = snapshots_in(private_cache)
+    print(
+        f"\nsave {first.timings['save']:.2f} s, "
+        f"{first.timings['snapshot_bytes'] / (1 << 20):.0f} MiB"
+    )
+    second, _, _ = run_sample(sample_config())
+    assert second.restored
+    assert second.snapshot_note is None
+    assert snapshots_in(private_cache) == [saved]
+    print(f"restore {second.timings['restore']:.2f} s")
+
+
+def test_restored_siblings_have_their_own_random_bytes_and_the_hosts_clock(
+    private_cache: Path,
+) -> None:
+    run_sample(sample_config())  # saves
+    samples = [run_sample(sample_config()) for _ in range(2)]
+    assert all(guest.restored for guest, _, _ in samples)
+    (_, random_a, skew_a), (_, random_b, skew_b) = samples
+    assert random_a != random_b
+    assert abs(skew_a) < 2.0 and abs(skew_b) < 2.0, (skew_a, skew_b)
+
+
+def test_the_seed_is_gone_before_the_command_runs(private_cache: Path) -> None:
+    code = "import os, sys; sys.stdout.write(repr(sorted(os.listdir('/pi'))) + '\\n')"
+    guest = Guest.start(sample_config(command=(sys.executable, "-c", code)), snapshots=True)
+    try:
+        guest.wait_ready()
+        guest.channel.settimeout(60)
+        listing = guest.channel.recv(4096).decode()
+    finally:
+        guest.kill()
+    assert "'seed'" not in listing
+    assert "busybox" in listing
+
+
+def test_a_snapshot_of_another_shape_is_not_reused(private_cache: Path) -> None:
+    run_sample(sample_config(memory_mib=512))
+    other, _, _ = run_sample(sample_config(memory_mib=640))
+    assert not other.restored
+    assert len(snapshots_in(private_cache)) == 2
+    again, _, _ = run_sample(sample_config(memory_mib=640))
+    assert again.restored
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_a_damaged_snapshot_falls_back_to_a_boot_and_says_so(
+    private_cache: Path, damage: str
+) -> None:
+    run_sample(sample_config())
+    [saved] = snapshots_in(private_cache)
+    if damage == "truncate":
+        with open(saved, "r+b") as handle:
+            handle.truncate(saved.stat().st_size // 2)
+    else:
+        saved.write_bytes(b"QEVM" + os.urandom(4096))
+    guest, random_hex, _ = run_sample(sample_config())
+    assert not guest.restored
+    assert len(random_hex) == 64
+    assert guest.snapshot_note is not None
+    assert "could not be restored" in guest.snapshot_note
+    assert "booted normally" in guest.snapshot_note
+    # the bad file was replaced by a good one
+    assert run_sample(sample_config())[0].restored
+
+
+def test_no_qemu_and_no_temporary_file_is_left_behind(private_cache: Path) -> None:
+    guests = [run_sample(sample_config())[0] for _ in range(2)]
+    assert guests[1].restored
+    assert not any(qemu_alive(guest.pid) for guest in guests)
+    assert leftovers(private_cache) == []
+    assert [path.name for path in snapshots_in(private_cache)] == [
+        path.name for path in snapshots_in(private_cache) if path.suffix == ".qemu"
+    ]
+
+
+def test_start_and_kill_of_a_restored_guest_leave_no_descriptor_behind(
+    private_cache: Path,
+) -> None:
+    run_sample(sample_config())
+    before = set(os.listdir("/proc/self/fd"))
+    guest = Guest.start(sample_config(), snapshots=True)
+    assert guest.restored
+    guest.kill()
+    assert set(os.listdir("/proc/self/fd")) <= before
+
+
+# --- pruning (pure) -----------------------------------------------------------------
+
+
+def test_pruning_drops_dead_saves_old_snapshots_and_the_least_recently_used() -> None:
+    now = 1_000_000_000.0
+    entries = [
+        (".snapshot-a.qemu.x1", now - TEMP_AGE - 1),  # a save that died
+        (".snapshot-b.qemu.x2", now - 5),  # a save in progress
+        ("snapshot-old.qemu", now - MAX_AGE - 1),
+        ("vmlinux-6.1", now - MAX_AGE - 1),  # not ours to prune
+    ]
+    entries += [(f"snapshot-{index}.qemu", now - index) for index in range(KEEP + 2)]
+    doomed = stale(entries, now)
+    assert ".snapshot-a.qemu.x1" in doomed
+    assert ".snapshot-b.qemu.x2" not in doomed
+    assert "snapshot-old.qemu" in doomed
+    assert "vmlinux-6.1" not in doomed
+    kept = [f"snapshot-{index}.qemu" for index in range(KEEP)]
+    assert not set(kept) & set(doomed)
+    assert {f"snapshot-{KEEP}.qemu", f"snapshot-{KEEP + 1}.qemu"} <= set(doomed)
