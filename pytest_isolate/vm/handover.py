@@ -15,14 +15,14 @@ import os
 import time
 
 from pytest_isolate.vm import cpio
-from pytest_isolate.vm.init_script import RESEED
 from pytest_isolate.vm.initramfs import launch_archive
+from pytest_isolate.vm.reseed import seed_file
 
 #: The line the guest's init writes when it waits for its payload.
 CHECKPOINT = b"pytest-isolate checkpoint\n"
 
 #: Bytes of host entropy credited to each guest's kernel RNG (256 bits + margin).
-SEED_BYTES = 64
+SEED_BYTES = 64  # what ``reseed.CODE`` reads
 
 
 def launch_payload(script: str, seed: bytes | None = None, now_ns: int | None = None) -> bytes:
@@ -34,10 +34,6 @@ def launch_payload(script: str, seed: bytes | None = None, now_ns: int | None = 
     """
     seed = os.urandom(SEED_BYTES) if seed is None else seed
     now_ns = time.time_ns() if now_ns is None else now_ns
-    extra = [
-        cpio.regular("pi/reseed.py", RESEED.encode(), 0o600),
-        cpio.regular("pi/seed", seed, 0o600),
-        cpio.regular("pi/clock", str(now_ns).encode(), 0o600),
-    ]
+    extra = [cpio.regular("pi/seed", seed_file(now_ns, seed), 0o600)]
     archive = launch_archive(script, extra=extra)
     return str(len(archive)).encode() + b"\n" + archive

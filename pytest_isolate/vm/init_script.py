@@ -50,9 +50,17 @@ echo "pytest-isolate checkpoint" >&3
 read -r size <&3 || fail "the host sent no launch payload"
 case "$size" in ''|*[!0-9]*) fail "bad launch payload size: $size" ;; esac
 $B head -c "$size" <&3 >/pi/payload.cpio
-$B cat /proc/uptime >/pi/received
 cd / && $B cpio -i -d -u </pi/payload.cpio 2>/dev/null || fail "cannot unpack the launch payload"
 $B rm /pi/payload.cpio
+# Before anything else runs: the host's clock, and a CRNG reseeded with host entropy.
+/pi/reseed
+step=$?
+$B rm -f /pi/seed
+case $step in
+    0) ;;
+    4) fail "cannot set the clock (reseed helper)" ;;
+    *) fail "cannot reseed the kernel RNG (reseed helper, step $step)" ;;
+esac
 share() {  # share TAG PATH: the host's PATH, read-only, at the same place
     $B mkdir -p "/newroot$2"
     $B mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=524288 "$1" "/newroot$2" \
@@ -66,40 +74,12 @@ $B mount -t tmpfs -o mode=1777 tmp /newroot/tmp || fail "cannot mount the tmpfs 
 mounts
 $B mkdir -p /newroot/dev /newroot/proc /newroot/sys /newroot/pi /newroot/etc
 $B cp -a /pi/etc/. /newroot/etc/ 2>/dev/null
-$B cp /pi/busybox /pi/launch.sh /pi/reseed.py /pi/seed /pi/clock /pi/received /newroot/pi/
+$B cp /pi/busybox /pi/launch.sh /newroot/pi/
 $B mount --move /dev /newroot/dev
 $B mkdir -p /newroot/dev/shm && $B mount -t tmpfs -o mode=1777 shm /newroot/dev/shm
 $B mount --move /proc /newroot/proc
 $B mount --move /sys /newroot/sys
 exec $B switch_root /newroot /pi/busybox sh -c ". /pi/launch.sh; run"
-"""
-
-
-#: Runs in the guest before the command, as root, from ``/pi/reseed.py``.
-#: Every guest restored from one snapshot starts with the same kernel RNG
-#: state and the clock of the moment the snapshot was taken. This credits the
-#: host's entropy to the kernel and forces a CRNG reseed (RNDADDENTROPY, then
-#: RNDRESEEDCRNG: a plain write to /dev/urandom mixes but does not reseed),
-#: then sets the clock from the host's, aged by the guest's uptime since the
-#: payload arrived. The seed file is removed so the command cannot read it.
-RESEED = r"""
-import fcntl, os, struct, time
-RNDADDENTROPY, RNDRESEEDCRNG = 0x40085203, 0x5207
-def uptime():
-    with open("/proc/uptime") as f:
-        return float(f.read().split()[0])
-with open("/pi/clock") as f:
-    host_ns = int(f.read())
-with open("/pi/received") as f:
-    received = float(f.read().split()[0])
-time.clock_settime_ns(time.CLOCK_REALTIME, host_ns + int((uptime() - received) * 1e9))
-with open("/pi/seed", "rb") as f:
-    seed = f.read()
-os.unlink("/pi/seed")
-fd = os.open("/dev/urandom", os.O_WRONLY)
-fcntl.ioctl(fd, RNDADDENTROPY, struct.pack("ii", len(seed) * 8, len(seed)) + seed)
-fcntl.ioctl(fd, RNDRESEEDCRNG)
-os.close(fd)
 """
 
 
@@ -109,15 +89,12 @@ def launch_script(
     env: Sequence[tuple[str, str]],
     cwd: str,
     command: Sequence[str],
-    python: str,
 ) -> str:
     """The per-launch part: ``mounts`` runs in stage 1, ``run`` on the new root.
 
-    ``run`` reseeds the kernel RNG and sets the clock (``RESEED``, with the
-    host's ``python``, which the guest always sees), wires stdin/stdout to the
-    channel (open on fd 3) and stderr to the console, then ``exec``s the
-    command through ``env -i`` so that it becomes PID 1 with exactly ``env``
-    as its environment.
+    ``run`` wires stdin/stdout to the channel (open on fd 3) and stderr to
+    the console, then ``exec``s the command through ``env -i`` so that it
+    becomes PID 1 with exactly ``env`` as its environment.
     """
     q = shlex.quote
     lines = ["# pytest-isolate: rendered per launch", "mounts() {"]
@@ -129,8 +106,6 @@ def launch_script(
     lines += [
         "run() {",
         "    exec 2>/dev/console",
-        f"    /pi/busybox env -i {q(python)} -I -S /pi/reseed.py"
-        " || { echo 'pytest-isolate init: cannot reseed the RNG or set the clock' >&2; exit 1; }",
         f"    cd {q(cwd)} || {{ echo 'pytest-isolate init: cannot cd to' {q(cwd)} >&2; exit 1; }}",
         "    exec 0<&3 1>&3 3>&-",
         f"    exec /pi/busybox env -i {env_words} {argv_words}",

@@ -17,7 +17,7 @@ import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from pytest_isolate.vm import cpio
+from pytest_isolate.vm import cpio, reseed
 from pytest_isolate.vm.cache import cache_dir, file_key, write_atomically
 from pytest_isolate.vm.errors import KernelMissing, VMError
 from pytest_isolate.vm.init_script import INIT
@@ -135,6 +135,7 @@ def build_base(release: str, busybox: str) -> bytes:
         cpio.directory("pi/modules"),
         cpio.regular("pi/busybox", Path(busybox).read_bytes(), 0o755),
         cpio.regular("init", INIT.encode(), 0o755),
+        cpio.regular("pi/reseed", reseed.executable(), 0o700),
     ]
     names = []
     for path in order:
@@ -151,9 +152,10 @@ def cached_base(release: str, progress: ProgressCallback = None) -> Path:
     moddep = Path("/lib/modules") / release / "modules.dep"
     # Keyed by what goes in (the module tree and busybox), not by the kernel
     # file: kernels sharing a module tree share one initramfs.
-    # INIT is part of the key too: an edited init must not be served from an old archive.
+    # INIT and the reseed helper are part of the key too: an edited init must
+    # not be served from an old archive.
     key = release + (file_key(moddep) if moddep.exists() else "") + file_key(busybox)
-    key += _short(INIT)
+    key += _short(INIT) + _short(reseed.CODE.hex())
     target = cache_dir() / f"initramfs-{release}-{_short(key)}.cpio"
     if not target.exists():
         with timed(progress, f"building initramfs for {release}"):

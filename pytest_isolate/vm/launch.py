@@ -8,7 +8,6 @@ that was saved, and the snapshot key is computed from this plan.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -81,7 +80,7 @@ def resolve(config: VMConfig, progress: Callable[[str], None] | None = None) -> 
         cpu=config.cpu,
     )
     links = list(layout.links) + _aliases(config.shares)
-    script = launch_script(shares, links, config.env, config.cwd, config.command, sys.executable)
+    script = launch_script(shares, links, config.env, config.cwd, config.command)
     return Launch(plan, script, reason)
 
 

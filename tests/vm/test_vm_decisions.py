@@ -206,13 +206,11 @@ def test_launch_script_quotes_every_user_value() -> None:
         env=[("A", "x; rm -rf /"), ("B", "$(id)")],
         cwd="/work/it's here",
         command=["python3", "-c", "print('hi')"],
-        python="/opt/py 3/bin/python",
     )
     assert "share pi0 '/work/it'\"'\"'s here'" in script
     assert "'A=x; rm -rf /' 'B=$(id)'" in script
     assert "python3 -c 'print('\"'\"'hi'\"'\"')'" in script
     assert "env -i " in script
-    assert "env -i '/opt/py 3/bin/python' -I -S /pi/reseed.py" in script
 
 
 # --- layout -----------------------------------------------------------------------

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -17,8 +19,9 @@ from pathlib import Path
 import pytest
 from vm_helpers import qemu_alive
 
-from pytest_isolate.vm import Guest, VMConfig
+from pytest_isolate.vm import Guest, VMConfig, reseed
 from pytest_isolate.vm.cache import cache_dir
+from pytest_isolate.vm.handover import CHECKPOINT, launch_payload
 from pytest_isolate.vm.snapshot import KEEP, MAX_AGE, TEMP_AGE, stale
 
 #: Prints 32 random bytes from the kernel and the guest's clock, then exits.
@@ -193,3 +196,43 @@ def test_pruning_drops_dead_saves_old_snapshots_and_the_least_recently_used() ->
     kept = [f"snapshot-{index}.qemu" for index in range(KEEP)]
     assert not set(kept) & set(doomed)
     assert {f"snapshot-{KEEP}.qemu", f"snapshot-{KEEP + 1}.qemu"} <= set(doomed)
+
+
+# --- the reseed helper and its seed (pure) ------------------------------------------
+
+
+def test_the_reseed_code_is_its_assembly_source(tmp_path: Path) -> None:
+    if not (shutil.which("as") and shutil.which("objcopy")):
+        pytest.skip("GNU as and objcopy are needed to re-assemble reseed.S")
+    source = Path(reseed.__file__).with_name("reseed.S")
+    subprocess.run(["as", "--64", "-o", tmp_path / "r.o", source], check=True)
+    binary = tmp_path / "r.bin"
+    subprocess.run(["objcopy", "-O", "binary", "-j", ".text", tmp_path / "r.o", binary], check=True)
+    assert binary.read_bytes() == reseed.CODE
+
+
+def test_the_reseed_helper_is_a_static_executable_that_fails_without_its_seed(
+    tmp_path: Path,
+) -> None:
+    """On the host there is no /pi/seed: it stops at step 2, before touching anything."""
+    assert not os.path.exists("/pi/seed")
+    program = tmp_path / "reseed"
+    program.write_bytes(reseed.executable())
+    program.chmod(0o700)
+    assert subprocess.run([program], check=False).returncode == 2
+
+
+def test_the_seed_file_is_a_timespec_then_a_rand_pool_info() -> None:
+    data = reseed.seed_file(1_700_000_000_123_456_789, bytes(range(64)))
+    assert len(data) == 88  # what the helper insists on reading
+    assert struct.unpack("<qqii", data[:24]) == (1_700_000_000, 123_456_789, 512, 64)
+    assert data[24:] == bytes(range(64))
+
+
+def test_the_launch_payload_is_a_size_line_and_an_archive_with_the_seed() -> None:
+    payload = launch_payload("run() { :; }\n", seed=b"\x01" * 64, now_ns=5)
+    size, _, archive = payload.partition(b"\n")
+    assert int(size) == len(archive)
+    assert b"pi/launch.sh\0" in archive and b"pi/seed\0" in archive
+    assert reseed.seed_file(5, b"\x01" * 64) in archive
+    assert CHECKPOINT == b"pytest-isolate checkpoint\n"
