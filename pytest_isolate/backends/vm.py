@@ -378,11 +378,6 @@ class VMBackend:
         if guest.snapshot_note is not None and not self._snapshot_said:
             self._snapshot_said = True
             say.line(guest.snapshot_note)
-        elif "save" in guest.timings:
-            size = guest.timings["snapshot_bytes"] / (1 << 20)
-            say.progress(
-                f"saved the guest for later boots ({guest.timings['save']:.2f} s, {size:.0f} MiB)"
-            )
 
     def _say_accel(self, say: _Announcer, guest: Guest) -> None:
         if not self._accel_said:

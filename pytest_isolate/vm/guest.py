@@ -92,6 +92,7 @@ class Guest:
         self._qmp = qmp
         #: Where to save a snapshot at the checkpoint (None: do not save).
         self._save_to: Path | None = None
+        self._progress: Callable[[str], None] | None = None
         #: True once the launch payload went out (a restored guest only waits for it).
         self._handed_over = False
         self.restored = False
@@ -123,6 +124,7 @@ class Guest:
                 report(progress, note)
         guest = cls._spawn(launch, config.boot_timeout, with_qmp=True)
         guest._save_to = path
+        guest._progress = progress
         guest.snapshot_note = note
         return guest
 
@@ -289,6 +291,11 @@ class Guest:
         else:
             self.timings["save"] = saved.seconds
             self.timings["snapshot_bytes"] = float(saved.size)
+            mib = saved.size / (1 << 20)
+            report(
+                self._progress,
+                f"saved the guest for later starts ({saved.seconds:.2f} s, {mib:.0f} MiB)",
+            )
             with contextlib.suppress(OSError):
                 snapshot.prune()
         self._close_qmp()

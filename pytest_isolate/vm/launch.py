@@ -39,7 +39,8 @@ class Launch:
     def snapshot_file(self) -> str:
         """Where a snapshot of this launch's shape lives (whether or not it exists)."""
         files = [self.plan.qemu, self.plan.kernel, self.plan.initrd]
-        key = snapshot_key(snapshot_shape(self.plan), files, host.qemu_version(self.plan.qemu))
+        facts = [host.qemu_version(self.plan.qemu), host.cpu_signature(host.cpuinfo())]
+        key = snapshot_key(snapshot_shape(self.plan), files, facts)
         return str(snapshot_path(key))
 
 

@@ -139,10 +139,17 @@ def snapshot_shape(plan: LaunchPlan) -> list[str]:
 
     Descriptor numbers and the shared paths vary per launch and are not part
     of the guest's state before its shares are mounted; the number of shares
-    (9p devices) is, as is everything else on the command line.
+    (9p devices) is, as is everything else on the command line. The host's
+    TSC frequency and loops-per-jiffy are left out too: "cpu MHz" follows
+    frequency scaling on many hosts, and a restored kernel has long used
+    the values it booted with (the host CPU is in the key instead).
     """
+    volatile = ("tsc_early_khz=", "lpj=")
     neutral = replace(
         plan,
+        kernel_cmdline=" ".join(
+            word for word in plan.kernel_cmdline.split() if not word.startswith(volatile)
+        ),
         channel_fd=-1,
         console_fd=-1,
         qmp_fd=None,

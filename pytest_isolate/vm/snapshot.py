@@ -12,7 +12,7 @@ descriptor handed over with QMP ``getfd`` and comes back with
 Snapshots live in the VM cache directory (0700, the user's own: QEMU
 trusts the stream it loads), keyed by everything a restore must repeat: the
 argv without descriptors and paths, the QEMU binary and its version, the
-kernel and the initrd. They are written under a temporary name and renamed
+kernel, the initrd and the host CPU. They are written under a temporary name and renamed
 into place, and pruned when unused for a week or beyond ``KEEP``.
 """
 
@@ -59,13 +59,14 @@ class Saved:
     size: int
 
 
-def snapshot_key(shape_argv: Sequence[str], files: Sequence[str], qemu_version: str) -> str:
+def snapshot_key(shape_argv: Sequence[str], files: Sequence[str], facts: Sequence[str]) -> str:
     """A key that changes with anything a restore depends on.
 
     ``files`` are keyed by path, size, mtime and inode (``file_key``): the
-    QEMU binary, the kernel and the initrd.
+    QEMU binary, the kernel and the initrd. ``facts``: QEMU's version and
+    the host CPU (under KVM the guest sees it).
     """
-    parts = [FORMAT, qemu_version, *shape_argv, *(file_key(path) for path in files)]
+    parts = [FORMAT, *facts, *shape_argv, *(file_key(path) for path in files)]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
 
 
