@@ -146,7 +146,8 @@ def mark_used(path: Path) -> None:
 
 
 def discard(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
+    """Remove an unusable snapshot; what cannot be removed is left for ``prune``."""
+    with contextlib.suppress(OSError):
         path.unlink()
 
 

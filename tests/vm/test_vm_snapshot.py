@@ -22,11 +22,14 @@ from vm_helpers import qemu_alive
 from pytest_isolate.vm import Guest, VMConfig, reseed
 from pytest_isolate.vm.cache import cache_dir
 from pytest_isolate.vm.handover import CHECKPOINT, launch_payload
+from pytest_isolate.vm.launch import resolve
 from pytest_isolate.vm.snapshot import KEEP, MAX_AGE, TEMP_AGE, stale
 
-#: Prints 32 random bytes from the kernel and the guest's clock, then exits.
+#: Prints 32 random bytes from the kernel, the guest's clock and where its stack is, then exits.
 SAMPLE = (
-    "import os, sys, time; sys.stdout.write(os.urandom(32).hex() + ' ' + repr(time.time()) + '\\n')"
+    "import os, sys, time; "
+    "stack = [line.split()[0] for line in open('/proc/self/maps') if '[stack]' in line][0]; "
+    "sys.stdout.write(os.urandom(32).hex() + ' ' + repr(time.time()) + ' ' + stack + '\\n')"
 )
 
 
@@ -66,7 +69,7 @@ def leftovers(directory: Path) -> list[Path]:
 
 
 def run_sample(config: VMConfig) -> tuple[Guest, str, float]:
-    """Start (restoring if possible), read the sample line; returns guest, random hex, skew."""
+    """Start (restoring if possible), read the sample; returns guest, random hex + stack, skew."""
     guest = Guest.start(config, snapshots=True)
     try:
         guest.wait_ready()
@@ -77,11 +80,11 @@ def run_sample(config: VMConfig) -> tuple[Guest, str, float]:
             if not chunk:
                 break
             data += chunk
-        random_hex, guest_time = data.decode().split()
-        skew = float(guest_time) - time.time()
+        skew_at = time.time()
+        random_hex, guest_time, stack = data.decode().split()
     finally:
         guest.kill()
-    return guest, random_hex, skew
+    return guest, f"{random_hex} {stack}", float(guest_time) - skew_at
 
 
 def test_first_boot_saves_and_later_starts_restore(private_cache: Path) -> None:
@@ -107,9 +110,12 @@ def test_restored_siblings_have_their_own_random_bytes_and_the_hosts_clock(
     run_sample(sample_config())  # saves
     samples = [run_sample(sample_config()) for _ in range(2)]
     assert all(guest.restored for guest, _, _ in samples)
-    (_, random_a, skew_a), (_, random_b, skew_b) = samples
+    (_, sample_a, skew_a), (_, sample_b, skew_b) = samples
+    random_a, stack_a = sample_a.split()
+    random_b, stack_b = sample_b.split()
     assert random_a != random_b
-    assert abs(skew_a) < 2.0 and abs(skew_b) < 2.0, (skew_a, skew_b)
+    assert stack_a != stack_b  # the command started after the reseed: its own layout
+    assert abs(skew_a) < 1.0 and abs(skew_b) < 1.0, (skew_a, skew_b)
 
 
 def test_the_seed_is_gone_before_the_command_runs(private_cache: Path) -> None:
@@ -145,9 +151,9 @@ def test_a_damaged_snapshot_falls_back_to_a_boot_and_says_so(
             handle.truncate(saved.stat().st_size // 2)
     else:
         saved.write_bytes(b"QEVM" + os.urandom(4096))
-    guest, random_hex, _ = run_sample(sample_config())
+    guest, sample, _ = run_sample(sample_config())
     assert not guest.restored
-    assert len(random_hex) == 64
+    assert len(sample.split()[0]) == 64
     assert guest.snapshot_note is not None
     assert "could not be restored" in guest.snapshot_note
     assert "booted normally" in guest.snapshot_note
@@ -236,3 +242,57 @@ def test_the_launch_payload_is_a_size_line_and_an_archive_with_the_seed() -> Non
     assert b"pi/launch.sh\0" in archive and b"pi/seed\0" in archive
     assert reseed.seed_file(5, b"\x01" * 64) in archive
     assert CHECKPOINT == b"pytest-isolate checkpoint\n"
+
+
+def test_a_snapshot_that_cannot_be_written_leaves_the_guest_running(private_cache: Path) -> None:
+    target = Path(resolve(sample_config()).snapshot_file())
+    target.mkdir()  # neither loadable nor replaceable
+    guest, sample, _ = run_sample(sample_config())
+    assert not guest.restored
+    assert len(sample.split()[0]) == 64
+    assert guest.snapshot_note is not None and "could not be saved" in guest.snapshot_note
+    assert leftovers(private_cache) == []
+
+
+FRESH_PROJECT = """
+from pytest_isolate import isolate
+
+pytestmark = isolate("vm", fresh=True, memory=512)
+
+
+def test_one():
+    pass
+
+
+def test_two():
+    pass
+"""
+
+
+def test_the_run_says_once_that_a_damaged_snapshot_was_not_used(
+    private_cache: Path, tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    project.chmod(0o755)
+    (project / "test_fresh.py").write_text(FRESH_PROJECT)
+    checkout = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ, PYTHONPATH=checkout)
+    env.pop("PYTEST_ADDOPTS", None)
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "isolate", "-q"]
+
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [*command, *args], cwd=project, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    first = run("-k", "test_one")
+    assert "saved the guest for later starts" in first
+    for saved in snapshots_in(private_cache):
+        saved.write_bytes(b"not a migration stream")
+    second = run()
+    assert second.count("isolate vm: the saved guest could not be restored (") == 1, second
+    assert "booted normally instead" in second
+    assert "restored the saved guest in" in second  # the second test uses the new snapshot
