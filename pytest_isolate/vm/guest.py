@@ -51,9 +51,11 @@ class Guest:
     """One QEMU process running ``VMConfig.command`` as the guest's PID 1.
 
     ``channel`` is a connected stream socket: bytes written to it arrive on
-    the command's stdin, the command's stdout arrives on it. Boot problems
-    surface from ``wait_ready``; ``kill`` always ends QEMU and frees
-    everything and may be called any number of times.
+    the command's stdin, the command's stdout arrives on it. Write nothing
+    to it before ``wait_ready`` returns: until then it carries the init's
+    checkpoint handshake. Boot problems surface from ``wait_ready``;
+    ``kill`` always ends QEMU and frees everything and may be called any
+    number of times.
 
     Closing the host end of ``channel`` (even only ``shutdown(SHUT_WR)``)
     makes QEMU drop the connection: the command reads EOF on stdin, and
@@ -150,12 +152,17 @@ class Guest:
             guest._qmp.handshake(timeout=10.0)
             snapshot.wait_restored(guest._qmp, lambda: guest._process.poll() is not None)
         except (snapshot.SnapshotFailed, QmpError) as exc:
-            if guest.wait(2.0) is not None:
+            exited = guest.wait(2.0) is not None
+            if exited:
                 guest._console.wait_closed(1.0)
             qemu_said = guest.console_tail(2048).strip().splitlines()[-1:]
             guest.kill()
-            detail = f"{exc}: {qemu_said[0]}" if qemu_said else str(exc)
-            raise snapshot.SnapshotFailed(detail) from None
+            if exited and qemu_said:  # QEMU's own words say it best
+                raise snapshot.SnapshotFailed(qemu_said[0]) from None
+            raise snapshot.SnapshotFailed(str(exc)) from None
+        except BaseException:
+            guest.kill()
+            raise
         guest.restored = True
         guest.timings["restore"] = time.monotonic() - started
         snapshot.mark_used(path)
@@ -324,7 +331,7 @@ class Guest:
             return None
 
     def kill(self) -> None:
-        """SIGKILL QEMU, reap it and close both sockets. Idempotent."""
+        """SIGKILL QEMU, reap it and close its sockets. Idempotent."""
         with self._lock:
             if self._killed:
                 return
