@@ -2,7 +2,8 @@
 
 Kept apart from the code that starts QEMU so that every hardening flag is
 visible in one place and checked by table tests: no network device, no
-display, no monitor, QEMU's own seccomp sandbox, no reboot, shares read-only.
+display, no human monitor (QMP only on the broker's socket, for snapshots),
+QEMU's own seccomp sandbox, no reboot, shares read-only.
 """
 
 from __future__ import annotations

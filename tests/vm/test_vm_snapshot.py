@@ -296,3 +296,16 @@ def test_the_run_says_once_that_a_damaged_snapshot_was_not_used(
     assert second.count("isolate vm: the saved guest could not be restored (") == 1, second
     assert "booted normally instead" in second
     assert "restored the saved guest in" in second  # the second test uses the new snapshot
+
+
+def test_the_broker_closes_its_qmp_socket_once_the_guest_is_saved_or_restored(
+    private_cache: Path,
+) -> None:
+    for expect_restored in (False, True):
+        guest = Guest.start(sample_config(), snapshots=True)
+        try:
+            guest.wait_ready()
+            assert guest.restored is expect_restored
+            assert guest._qmp is None  # nothing left that could steer QEMU
+        finally:
+            guest.kill()
