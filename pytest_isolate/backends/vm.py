@@ -3,10 +3,13 @@
 The expensive part (booting a guest and importing pytest in it, seconds under
 TCG) is paid once per distinct guest shape per broker: the guest runs the
 agent (``python -m pytest_isolate.agent``) as its PID 1, which collects the
-project once and forks a fresh child per test. ``fresh=True`` boots a guest
-for that test alone. A guest whose kernel panics or hangs, or whose agent
-breaks the protocol, is destroyed; its test fails with the console tail and
-the next test boots a new one.
+project once and forks a fresh child per test. ``fresh=True`` starts a guest
+for that test alone. Guests are restored from a snapshot of their shape
+that the first boot saved at the init's checkpoint
+(``pytest_isolate.vm.snapshot``), which skips the kernel's boot. A guest
+whose kernel panics or hangs, or whose agent breaks the protocol, is
+destroyed; its test fails with the console tail and the next test boots a
+new one.
 
 The guest sees only the system directories, the Python prefix (where pytest
 and pluggy live), this package and the project, all read-only over 9p; it has
@@ -238,6 +241,7 @@ class VMBackend:
             lambda running: running.destroy(), lambda running: running.client.dead is None
         )
         self._accel_said = False
+        self._snapshot_said = False
 
     def availability(self) -> Availability:
         from pytest_isolate.vm import vm_available, vm_doctor
@@ -327,12 +331,13 @@ class VMBackend:
         inifile = str(config.inipath) if config.inipath else None
         try:
             vm_config = agent_config(shape, sys.executable, _package_dir(), [rootdir], rootdir)
-            guest = Guest.start(vm_config, progress=say.progress)
+            guest = Guest.start(vm_config, progress=say.progress, snapshots=True)
         except (VMError, ValueError, OSError) as exc:
             raise VMBootError(f"the VM could not be started: {exc}") from None
         self._say_accel(say, guest)
         try:
             guest.wait_ready()
+            self._say_snapshot(say, guest)
             client = AgentClient(
                 guest.channel,
                 kill_grace=KILL_GRACE,
@@ -367,6 +372,12 @@ class VMBackend:
             f"({say.elapsed():.1f} s since launch)"
         )
         return _RunningGuest(guest, client, frozenset(collected.nodeids))
+
+    def _say_snapshot(self, say: _Announcer, guest: Guest) -> None:
+        """Say once per run when saved guests do not work, like the accelerator line."""
+        if guest.snapshot_note is not None and not self._snapshot_said:
+            self._snapshot_said = True
+            say.line(guest.snapshot_note)
 
     def _say_accel(self, say: _Announcer, guest: Guest) -> None:
         if not self._accel_said:

@@ -1,8 +1,9 @@
 """A running guest: QEMU started with the command's stdio on a socket.
 
-This is the thin imperative shell: it resolves the kernel, initramfs and
-acceleration, starts QEMU with a parent-death signal, and owns the two
-socketpairs (channel and console) and the QEMU process until ``kill``.
+This is the thin imperative shell: it starts QEMU (booting, or restoring a
+snapshot of the shape) with a parent-death signal, answers the init's
+checkpoint, and owns the socketpairs (channel, console, QMP) and the QEMU
+process until ``kill``.
 """
 
 from __future__ import annotations
@@ -16,32 +17,20 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 
-from pytest_isolate.vm import host
+from pytest_isolate.vm import snapshot
 from pytest_isolate.vm.config import VMConfig
 from pytest_isolate.vm.console import ConsoleBuffer, without_panic_trace
 from pytest_isolate.vm.errors import BootFailed, BootTimeout
-from pytest_isolate.vm.init_script import launch_script
-from pytest_isolate.vm.initramfs import cached_base, launch_archive
-from pytest_isolate.vm.kernel import bootable_kernel, default_kernel, kernel_release
-from pytest_isolate.vm.layout import GuestLayout, host_system_dirs, plan_layout, resolve_shares
+from pytest_isolate.vm.handover import CHECKPOINT, launch_payload
+from pytest_isolate.vm.launch import Launch, resolve
 from pytest_isolate.vm.progress import report
-from pytest_isolate.vm.qemu_args import (
-    LaunchPlan,
-    host_timing,
-    kernel_cmdline,
-    qemu_argv,
-    shares_with_tags,
-)
+from pytest_isolate.vm.qemu_args import qemu_argv
+from pytest_isolate.vm.qmp import QmpClient, QmpError
 
 PR_SET_PDEATHSIG = 1
-
-
-def choose_machine(requested: str, available: frozenset[str]) -> str:
-    """microvm (fastest boot) when this QEMU has it, else q35."""
-    if requested != "auto":
-        return requested
-    return "microvm" if "microvm" in available else "q35"
 
 
 def _die_with_parent(parent_pid: int) -> Callable[[], None]:
@@ -62,15 +51,22 @@ class Guest:
     """One QEMU process running ``VMConfig.command`` as the guest's PID 1.
 
     ``channel`` is a connected stream socket: bytes written to it arrive on
-    the command's stdin, the command's stdout arrives on it. Boot problems
-    surface from ``wait_ready``; ``kill`` always ends QEMU and frees
-    everything and may be called any number of times.
+    the command's stdin, the command's stdout arrives on it. Write nothing
+    to it before ``wait_ready`` returns: until then it carries the init's
+    checkpoint handshake. Boot problems surface from ``wait_ready``;
+    ``kill`` always ends QEMU and frees everything and may be called any
+    number of times.
 
     Closing the host end of ``channel`` (even only ``shutdown(SHUT_WR)``)
     makes QEMU drop the connection: the command reads EOF on stdin, and
     nothing it writes afterwards reaches the host. When the command exits
     the guest kernel panics (PID 1 died) and ``-no-reboot`` ends QEMU with
     status 0; the command's own exit status is not carried across.
+
+    With ``snapshots=True`` a guest of a shape seen before is restored from
+    its snapshot instead of booted; the first boot of a shape saves one at
+    the init's checkpoint. ``snapshot_note`` says when that did not work (the
+    guest then simply boots); ``timings`` holds what the snapshot steps cost.
 
     QEMU gets ``PR_SET_PDEATHSIG``: it dies with the *thread* that started
     it, so start guests from a thread that lives as long as they do.
@@ -81,54 +77,124 @@ class Guest:
         process: subprocess.Popen[bytes],
         channel: socket.socket,
         console: ConsoleBuffer,
-        accel: str,
-        accel_reason: str,
+        launch: Launch,
         boot_timeout: float,
         started_at: float,
+        qmp: QmpClient | None = None,
     ) -> None:
         self._process = process
         self.channel = channel
         self._console = console
-        self.accel = accel
-        self.accel_reason = accel_reason
+        self._launch = launch
+        self.accel = launch.plan.accel
+        self.accel_reason = launch.accel_reason
         self.pid = process.pid
         self.boot_timeout = boot_timeout
         self.started_at = started_at
+        self._qmp = qmp
+        #: Where to save a snapshot at the checkpoint (None: do not save).
+        self._save_to: Path | None = None
+        self._progress: Callable[[str], None] | None = None
+        #: True once the launch payload went out (a restored guest only waits for it).
+        self._handed_over = False
+        self.restored = False
+        self.snapshot_note: str | None = None
+        self.timings: dict[str, float] = {}
         self._killed = False
         self._lock = threading.Lock()
 
     @classmethod
-    def start(cls, config: VMConfig, progress: Callable[[str], None] | None = None) -> Guest:
-        """Start QEMU for ``config``; returns as soon as QEMU runs."""
-        from pytest_isolate.vm.accel import choose_accel
+    def start(
+        cls,
+        config: VMConfig,
+        progress: Callable[[str], None] | None = None,
+        *,
+        snapshots: bool = False,
+    ) -> Guest:
+        """Start QEMU for ``config``; returns as soon as QEMU runs (or has restored)."""
+        launch = resolve(config, progress)
+        if not snapshots:
+            return cls._spawn(launch, config.boot_timeout)
+        path = Path(launch.snapshot_file())
+        note = None
+        if path.exists():
+            try:
+                return cls._restore(launch, config.boot_timeout, path, progress)
+            except snapshot.SnapshotFailed as exc:
+                snapshot.discard(path)
+                note = f"the saved guest could not be restored ({exc}); booted normally instead"
+                report(progress, note)
+        guest = cls._spawn(launch, config.boot_timeout, with_qmp=True)
+        guest._save_to = path
+        guest._progress = progress
+        guest.snapshot_note = note
+        return guest
 
-        qemu = host.qemu_binary()
-        kernel_path = config.kernel or default_kernel()
-        release = kernel_release(kernel_path)
-        vmlinux = bootable_kernel(kernel_path, progress)
-        base = cached_base(release, progress)
-        accel, reason = choose_accel(config.accel, kernel_path, progress)
-        machine = choose_machine(config.machine, host.machine_types(qemu))
-        report(progress, f"booting ({accel}, {machine})…")
-        initrd_fd = _initrd_memfd(base.read_bytes(), _launch_script(config))
-        tsc_khz, lpj = host_timing(host.cpuinfo(), host.kernel_hz(release))
+    @classmethod
+    def _restore(
+        cls,
+        launch: Launch,
+        boot_timeout: float,
+        path: Path,
+        progress: Callable[[str], None] | None,
+    ) -> Guest:
+        started = time.monotonic()
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError as exc:
+            raise snapshot.SnapshotFailed(f"cannot open {path}: {exc.strerror}") from None
+        try:
+            guest = cls._spawn(launch, boot_timeout, with_qmp=True, incoming_fd=fd)
+        finally:
+            os.close(fd)
+        try:
+            assert guest._qmp is not None
+            guest._qmp.handshake(timeout=10.0)
+            snapshot.wait_restored(guest._qmp, lambda: guest._process.poll() is not None)
+        except (snapshot.SnapshotFailed, QmpError) as exc:
+            exited = guest.wait(2.0) is not None
+            if exited:
+                guest._console.wait_closed(1.0)
+            qemu_said = guest.console_tail(2048).strip().splitlines()[-1:]
+            guest.kill()
+            if exited and qemu_said:  # QEMU's own words say it best
+                raise snapshot.SnapshotFailed(qemu_said[0]) from None
+            raise snapshot.SnapshotFailed(str(exc)) from None
+        except BaseException:
+            guest.kill()
+            raise
+        guest.restored = True
+        guest.timings["restore"] = time.monotonic() - started
+        snapshot.mark_used(path)
+        report(progress, f"restored the saved guest in {guest.timings['restore']:.2f} s")
+        guest._close_qmp()
+        return guest
+
+    @classmethod
+    def _spawn(
+        cls,
+        launch: Launch,
+        boot_timeout: float,
+        with_qmp: bool = False,
+        incoming_fd: int | None = None,
+    ) -> Guest:
         channel_host, channel_qemu = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         console_host, console_qemu = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        layout_shares = _layout(config).shares
-        plan = LaunchPlan(
-            qemu=qemu,
-            accel=accel,
-            machine=machine,
-            kernel=str(vmlinux),
-            initrd=f"/proc/self/fd/{initrd_fd}",
-            kernel_cmdline=kernel_cmdline(tsc_khz, lpj),
-            memory_mib=config.memory_mib,
-            cpus=config.cpus,
+        qmp_host, qmp_qemu = (
+            socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) if with_qmp else (None, None)
+        )
+        ours = [sock for sock in (channel_host, console_host, qmp_host) if sock is not None]
+        theirs = [sock for sock in (channel_qemu, console_qemu, qmp_qemu) if sock is not None]
+        plan = replace(
+            launch.plan,
             channel_fd=channel_qemu.fileno(),
             console_fd=console_qemu.fileno(),
-            shares=shares_with_tags(layout_shares),
-            cpu=config.cpu,
+            qmp_fd=qmp_qemu.fileno() if qmp_qemu is not None else None,
+            incoming_fd=incoming_fd,
         )
+        pass_fds = [sock.fileno() for sock in theirs]
+        if incoming_fd is not None:
+            pass_fds.append(incoming_fd)
         started_at = time.monotonic()
         try:
             process = subprocess.Popen(
@@ -136,20 +202,20 @@ class Guest:
                 stdin=subprocess.DEVNULL,
                 stdout=console_qemu.fileno(),
                 stderr=console_qemu.fileno(),
-                pass_fds=(initrd_fd, channel_qemu.fileno(), console_qemu.fileno()),
+                pass_fds=pass_fds,
                 preexec_fn=_die_with_parent(os.getpid()),
                 start_new_session=True,
             )
         except BaseException:
-            for sock in (channel_host, console_host):
+            for sock in ours:
                 sock.close()
             raise
         finally:
-            os.close(initrd_fd)
-            channel_qemu.close()
-            console_qemu.close()
+            for sock in theirs:
+                sock.close()
         console = ConsoleBuffer(console_host)
-        return cls(process, channel_host, console, accel, reason, config.boot_timeout, started_at)
+        qmp = QmpClient(qmp_host) if qmp_host is not None else None
+        return cls(process, channel_host, console, launch, boot_timeout, started_at, qmp)
 
     def console_tail(self, max_bytes: int = 8192) -> str:
         """The last ``max_bytes`` of the guest console (kernel log, command stderr, QEMU errors)."""
@@ -158,12 +224,27 @@ class Guest:
     def wait_ready(self, timeout: float | None = None) -> float:
         """Block until the command's first byte is readable on the channel.
 
-        Nothing is consumed. Returns seconds since QEMU started. Raises
+        On the way, answer the init's checkpoint with the launch payload
+        (saving a snapshot first when asked to). Nothing of the command's
+        output is consumed. Returns seconds since QEMU started. Raises
         ``BootFailed`` if QEMU exits first, ``BootTimeout`` (and kills the
         guest) after ``timeout`` (default: the config's ``boot_timeout``).
         """
         limit = self.boot_timeout if timeout is None else timeout
         deadline = self.started_at + limit
+        if not self._handed_over:
+            if not self.restored:
+                self._await_checkpoint(deadline, limit)
+                if self._save_to is not None:
+                    self._save(self._save_to)
+            self._hand_over()
+        while True:
+            self._wait_readable(deadline, limit)
+            if self.channel.recv(1, socket.MSG_PEEK):
+                return time.monotonic() - self.started_at
+            self._raise_boot_failed()
+
+    def _wait_readable(self, deadline: float, limit: float) -> None:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -176,11 +257,60 @@ class Guest:
                 )
             readable, _, _ = select.select([self.channel], [], [], min(remaining, 0.5))
             if readable:
-                if self.channel.recv(1, socket.MSG_PEEK):
-                    return time.monotonic() - self.started_at
-                self._raise_boot_failed()
+                return
             if self._process.poll() is not None:
                 self._raise_boot_failed()
+
+    def _await_checkpoint(self, deadline: float, limit: float) -> None:
+        """Read the init's ``CHECKPOINT`` line; anything else is a failed boot."""
+        said = b""
+        while len(said) < len(CHECKPOINT):
+            self._wait_readable(deadline, limit)
+            chunk = self.channel.recv(len(CHECKPOINT) - len(said))
+            if not chunk:
+                self._raise_boot_failed()
+            said += chunk
+            if not CHECKPOINT.startswith(said):
+                tail = self.console_tail()
+                self.kill()
+                raise BootFailed(
+                    f"the guest's init sent {said!r} instead of its checkpoint; "
+                    "the initramfs may be stale (delete the pytest-isolate VM cache)",
+                    tail,
+                )
+
+    def _hand_over(self) -> None:
+        with contextlib.suppress(OSError):  # a dead guest is reported by the wait that follows
+            self.channel.sendall(launch_payload(self._launch.script))
+        self._handed_over = True
+
+    def _save(self, path: Path) -> None:
+        """Snapshot the guest at its checkpoint; a failure is noted, never fatal."""
+        assert self._qmp is not None
+        try:
+            self._qmp.handshake(timeout=10.0)
+            saved = snapshot.save(self._qmp, path)
+        except (snapshot.SnapshotFailed, QmpError, OSError) as exc:
+            self.snapshot_note = (
+                f"the guest could not be saved for reuse ({exc}); guests of this shape boot "
+                "normally (slower)"
+            )
+        else:
+            self.timings["save"] = saved.seconds
+            self.timings["snapshot_bytes"] = float(saved.size)
+            mib = saved.size / (1 << 20)
+            report(
+                self._progress,
+                f"saved the guest for later starts ({saved.seconds:.2f} s, {mib:.0f} MiB)",
+            )
+            with contextlib.suppress(OSError):
+                snapshot.prune()
+        self._close_qmp()
+
+    def _close_qmp(self) -> None:
+        if self._qmp is not None:
+            self._qmp.close()
+            self._qmp = None
 
     def _raise_boot_failed(self) -> None:
         code = self._process.wait()
@@ -201,7 +331,7 @@ class Guest:
             return None
 
     def kill(self) -> None:
-        """SIGKILL QEMU, reap it and close both sockets. Idempotent."""
+        """SIGKILL QEMU, reap it and close its sockets. Idempotent."""
         with self._lock:
             if self._killed:
                 return
@@ -212,47 +342,10 @@ class Guest:
         self._process.wait()
         self.channel.close()
         self._console.close()
+        self._close_qmp()
 
     def __enter__(self) -> Guest:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.kill()
-
-
-def _layout_links(config: VMConfig) -> list[tuple[str, str]]:
-    return list(_layout(config).links) + _aliases(config.shares)
-
-
-def _aliases(paths: tuple[str, ...]) -> list[tuple[str, str]]:
-    """A share given through a symlink appears at both its real and its given path."""
-    aliases = []
-    for path in paths:
-        absolute = os.path.abspath(path)
-        real = os.path.realpath(path)
-        if absolute != real:
-            aliases.append((absolute, real))
-    return aliases
-
-
-def _layout(config: VMConfig) -> GuestLayout:
-    wanted = host.python_prefixes() + resolve_shares(config.shares)
-    return plan_layout(host_system_dirs(), wanted)
-
-
-def _launch_script(config: VMConfig) -> str:
-    shares = shares_with_tags(_layout(config).shares)
-    return launch_script(shares, _layout_links(config), config.env, config.cwd, config.command)
-
-
-def _initrd_memfd(base: bytes, script: str) -> int:
-    """An anonymous file holding base + per-launch archive; QEMU reads it via /proc/self/fd."""
-    fd = os.memfd_create("pytest-isolate-initrd", 0)  # no CLOEXEC: QEMU inherits it
-    try:
-        with open(fd, "wb", closefd=False) as handle:
-            handle.write(base)
-            handle.write(launch_archive(script))
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd

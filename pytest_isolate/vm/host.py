@@ -59,6 +59,17 @@ def cpuinfo() -> str:
         return ""
 
 
+def cpu_signature(text: str) -> str:
+    """The first CPU's model name and flags from /proc/cpuinfo text: what a saved guest saw."""
+    wanted = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key in ("vendor_id", "model name", "flags") and key not in wanted:
+            wanted[key] = value.strip()
+    return " | ".join(wanted.get(key, "") for key in ("vendor_id", "model name", "flags"))
+
+
 def kernel_hz(release: str) -> int:
     """CONFIG_HZ of the guest kernel from /boot/config-<release>; 250 (Debian's) if unknown."""
     try:

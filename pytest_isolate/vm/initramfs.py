@@ -1,9 +1,9 @@
 """The guest's initramfs: busybox, the kernel modules it needs, and ``/init``.
 
 The base archive depends only on the kernel (its modules) and busybox, so it
-is built once and cached. Each launch appends a second small archive with the
-launch script and a minimal ``/etc``; the kernel unpacks concatenated
-archives in order.
+is built once and cached, and it is the whole initrd. Each launch sends a
+second small archive with the launch script and a minimal ``/etc`` over the
+channel (``handover``), which the guest's init unpacks.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import lzma
 import os
 import shutil
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from pytest_isolate.vm import cpio
+from pytest_isolate.vm import cpio, reseed
 from pytest_isolate.vm.cache import cache_dir, file_key, write_atomically
 from pytest_isolate.vm.errors import KernelMissing, VMError
 from pytest_isolate.vm.init_script import INIT
@@ -135,6 +135,7 @@ def build_base(release: str, busybox: str) -> bytes:
         cpio.directory("pi/modules"),
         cpio.regular("pi/busybox", Path(busybox).read_bytes(), 0o755),
         cpio.regular("init", INIT.encode(), 0o755),
+        cpio.regular("pi/reseed", reseed.executable(), 0o700),
     ]
     names = []
     for path in order:
@@ -151,9 +152,10 @@ def cached_base(release: str, progress: ProgressCallback = None) -> Path:
     moddep = Path("/lib/modules") / release / "modules.dep"
     # Keyed by what goes in (the module tree and busybox), not by the kernel
     # file: kernels sharing a module tree share one initramfs.
-    # INIT is part of the key too: an edited init must not be served from an old archive.
+    # INIT and the reseed helper are part of the key too: an edited init must
+    # not be served from an old archive.
     key = release + (file_key(moddep) if moddep.exists() else "") + file_key(busybox)
-    key += _short(INIT)
+    key += _short(INIT) + _short(reseed.CODE.hex())
     target = cache_dir() / f"initramfs-{release}-{_short(key)}.cpio"
     if not target.exists():
         with timed(progress, f"building initramfs for {release}"):
@@ -165,9 +167,12 @@ def _short(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def launch_archive(script: str, etc_source: str = "/etc") -> bytes:
-    """The per-launch archive: the rendered launch script and a minimal /etc."""
+def launch_archive(
+    script: str, etc_source: str = "/etc", extra: Sequence[cpio.Entry] = ()
+) -> bytes:
+    """The per-launch archive: the rendered launch script, a minimal /etc and ``extra``."""
     entries = [
+        *extra,
         cpio.regular("pi/launch.sh", script.encode(), 0o755),
         cpio.directory("pi/etc"),
         cpio.regular("pi/etc/passwd", GUEST_PASSWD.encode()),

@@ -2,13 +2,14 @@
 
 Kept apart from the code that starts QEMU so that every hardening flag is
 visible in one place and checked by table tests: no network device, no
-display, no monitor, QEMU's own seccomp sandbox, no reboot, shares read-only.
+display, no human monitor (QMP only on the broker's socket, for snapshots),
+QEMU's own seccomp sandbox, no reboot, shares read-only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 #: QEMU's seccomp sandbox: also deny obsolete syscalls, privilege changes,
 #: spawning processes and scheduler/resource control.
@@ -43,6 +44,8 @@ class LaunchPlan:
     console_fd: int
     shares: Sequence[tuple[str, str]]  # (mount tag, host path)
     cpu: str | None = None  # None: the host's CPU under KVM, ``TCG_CPU`` under TCG
+    qmp_fd: int | None = None  # a QMP monitor on this socket (snapshots only)
+    incoming_fd: int | None = None  # restore the guest from the migration stream on this fd
 
 
 def cpu_model(accel: str, requested: str | None) -> str:
@@ -115,6 +118,11 @@ def qemu_argv(plan: LaunchPlan) -> list[str]:
         "-device",
         f"virtserialport,chardev=channel,name={CHANNEL_PORT_NAME}",
     ]
+    if plan.qmp_fd is not None:
+        # The human monitor stays off (-monitor none); this one is the broker's alone.
+        argv += ["-chardev", f"socket,id=qmp,fd={plan.qmp_fd}", "-mon", "chardev=qmp,mode=control"]
+    if plan.incoming_fd is not None:
+        argv += ["-incoming", f"fd:{plan.incoming_fd}"]
     device = "virtio-9p-device" if mmio else "virtio-9p-pci"
     for index, (tag, path) in enumerate(plan.shares):
         argv += [
@@ -125,6 +133,31 @@ def qemu_argv(plan: LaunchPlan) -> list[str]:
             f"{device},fsdev=fs{index},mount_tag={tag}",
         ]
     return argv
+
+
+def snapshot_shape(plan: LaunchPlan) -> list[str]:
+    """The argv as far as a saved guest depends on it: what a restore must repeat.
+
+    Descriptor numbers and the shared paths vary per launch and are not part
+    of the guest's state before its shares are mounted; the number of shares
+    (9p devices) is, as is everything else on the command line. The host's
+    TSC frequency and loops-per-jiffy are left out too: "cpu MHz" follows
+    frequency scaling on many hosts, and a restored kernel has long used
+    the values it booted with (the host CPU is in the key instead).
+    """
+    volatile = ("tsc_early_khz=", "lpj=")
+    neutral = replace(
+        plan,
+        kernel_cmdline=" ".join(
+            word for word in plan.kernel_cmdline.split() if not word.startswith(volatile)
+        ),
+        channel_fd=-1,
+        console_fd=-1,
+        qmp_fd=None,
+        incoming_fd=None,
+        shares=[(tag, "") for tag, _path in plan.shares],
+    )
+    return qemu_argv(neutral)
 
 
 def _escape(value: str) -> str:

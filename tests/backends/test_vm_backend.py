@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -307,6 +308,22 @@ def test_guest_kernel_hangs_mid_test():
 
 def test_after_a_hung_guest_a_new_one_runs():
     pass
+
+
+def _print_guest_identity():
+    with open("/proc/sys/kernel/random/boot_id") as handle:
+        boot_id = handle.read().strip()
+    print("fresh guest:", boot_id, os.urandom(16).hex(), time.time())
+
+
+@isolate("vm", fresh=True)
+def test_fresh_a():
+    _print_guest_identity()
+
+
+@isolate("vm", fresh=True)
+def test_fresh_b():
+    _print_guest_identity()
 """
 
 
@@ -351,7 +368,10 @@ def vm_run() -> Iterator[VMRun]:
         tests = f"SECRET = {str(secret)!r}\n" + textwrap.dedent(PROJECT_TESTS)
         (project / "test_in_vm.py").write_text(tests)
         log = project / "events.jsonl"
-        env = dict(os.environ, VMTEST_LOG=str(log))
+        # The plugin of this checkout, not whichever one is installed.
+        checkout = str(Path(__file__).resolve().parents[2])
+        path = os.pathsep.join(filter(None, [checkout, os.environ.get("PYTHONPATH")]))
+        env = dict(os.environ, VMTEST_LOG=str(log), PYTHONPATH=path)
         env.pop("PYTEST_ADDOPTS", None)
         started = time.monotonic()
         done = subprocess.run(
@@ -410,10 +430,27 @@ def test_the_terminal_says_which_accelerator_and_shows_boot_progress(vm_run: VMR
 
 
 def test_tests_share_one_guest_until_it_dies_or_hangs(vm_run: VMRun) -> None:
-    qemus = {tuple(e["qemu"]) for e in vm_run.events if e["qemu"]}
+    shared = [e for e in vm_run.events if e["qemu"] and "fresh" not in str(e["nodeid"])]
+    qemus = {tuple(e["qemu"]) for e in shared}
     # the first guest, the one after its death, the one after the hung one
     assert len(qemus) == 3, qemus
-    assert vm_run.output.count("test(s) collected in the guest") == 3
+    # ... and one guest for each fresh=True test
+    assert vm_run.output.count("test(s) collected in the guest") == 5
+
+
+def test_fresh_guests_are_restored_each_with_its_own_rng_and_clock(vm_run: VMRun) -> None:
+    assert vm_run.outcome("test_fresh_a") == "passed"
+    assert vm_run.outcome("test_fresh_b") == "passed"
+    assert "restored the saved guest in" in vm_run.output, [
+        line for line in vm_run.output.splitlines() if "isolate vm" in line
+    ]
+    seen = re.findall(r"fresh guest: (\S+) (\S+) (\S+)", vm_run.output)
+    assert len(seen) == 2, vm_run.output
+    (boot_a, random_a, time_a), (boot_b, random_b, time_b) = seen
+    assert boot_a != boot_b
+    assert random_a != random_b
+    for guest_time in (time_a, time_b):  # the guests' clocks, not the snapshot's
+        assert abs(float(guest_time) - time.time()) < vm_run.wall + 5
 
 
 def test_a_guest_dying_mid_test_fails_that_test_with_its_console(vm_run: VMRun) -> None:

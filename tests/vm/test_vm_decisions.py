@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import lzma
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -12,10 +13,11 @@ from pytest_isolate.vm.accel import decide, verdict_key
 from pytest_isolate.vm.console import without_panic_trace
 from pytest_isolate.vm.cpio import archive, char_device, directory, regular, symlink
 from pytest_isolate.vm.errors import BootFailed, KernelMissing
-from pytest_isolate.vm.guest import choose_machine
+from pytest_isolate.vm.host import cpu_signature
 from pytest_isolate.vm.init_script import launch_script
 from pytest_isolate.vm.initramfs import builtin_names, load_order, module_name, parse_modules_dep
 from pytest_isolate.vm.kernel import find_payload, kernel_release, unpack_kernel
+from pytest_isolate.vm.launch import choose_machine
 from pytest_isolate.vm.layout import GuestLayout, plan_layout
 from pytest_isolate.vm.qemu_args import (
     TCG_CPU,
@@ -23,7 +25,9 @@ from pytest_isolate.vm.qemu_args import (
     host_timing,
     kernel_cmdline,
     qemu_argv,
+    snapshot_shape,
 )
+from pytest_isolate.vm.snapshot import snapshot_key
 
 # --- acceleration -----------------------------------------------------------------
 
@@ -293,6 +297,55 @@ def test_the_tcg_cpu_is_x86_64_v2_without_avx() -> None:
     assert features[0] == "qemu64"
     assert {"+ssse3", "+sse4.1", "+sse4.2", "+popcnt", "+cx16"} <= set(features)
     assert not any("avx" in feature or "xsave" in feature for feature in features)
+
+
+def test_snapshots_and_restores_talk_qmp_on_a_private_socket_and_load_from_a_descriptor() -> None:
+    argv = qemu_argv(plan(qmp_fd=8, incoming_fd=9))
+    joined = " ".join(argv)
+    assert "socket,id=qmp,fd=8" in joined and "chardev=qmp,mode=control" in joined
+    assert argv[argv.index("-monitor") + 1] == "none"  # no human monitor still
+    assert argv[argv.index("-incoming") + 1] == "fd:9"
+    assert "-incoming" not in qemu_argv(plan()) and "qmp" not in " ".join(qemu_argv(plan()))
+
+
+def test_the_snapshot_shape_ignores_descriptors_paths_and_the_hosts_tsc_numbers() -> None:
+    base = snapshot_shape(plan(kernel_cmdline="console=ttyS0 tsc_early_khz=2600000 lpj=1"))
+    same = [
+        plan(channel_fd=10, console_fd=11, qmp_fd=12, incoming_fd=13),
+        plan(shares=[("pi0", "/elsewhere"), ("pi1", "/project")]),
+        plan(kernel_cmdline="console=ttyS0 tsc_early_khz=2400000 lpj=2"),
+    ]
+    for other in same:
+        assert snapshot_shape(other) == base
+    different = [
+        plan(memory_mib=1024),
+        plan(cpus=1),
+        plan(machine="q35"),
+        plan(cpu="max"),
+        plan(accel="kvm"),
+        plan(shares=[("pi0", "/usr")]),
+        plan(kernel_cmdline="console=ttyS0 quiet"),
+    ]
+    for other in different:
+        assert snapshot_shape(other) != base, other
+
+
+def test_the_snapshot_key_follows_qemu_the_host_cpu_and_the_files(tmp_path: Path) -> None:
+    kernel = tmp_path / "vmlinux"
+    kernel.write_bytes(b"k")
+    key = snapshot_key(["-m", "512"], [str(kernel)], ["QEMU 7.2", "cpu a"])
+    assert key == snapshot_key(["-m", "512"], [str(kernel)], ["QEMU 7.2", "cpu a"])
+    assert key != snapshot_key(["-m", "512"], [str(kernel)], ["QEMU 8.0", "cpu a"])
+    assert key != snapshot_key(["-m", "512"], [str(kernel)], ["QEMU 7.2", "cpu b"])
+    assert key != snapshot_key(["-m", "640"], [str(kernel)], ["QEMU 7.2", "cpu a"])
+    kernel.write_bytes(b"kernel, rebuilt")
+    assert key != snapshot_key(["-m", "512"], [str(kernel)], ["QEMU 7.2", "cpu a"])
+
+
+def test_the_host_cpu_signature_is_vendor_model_and_flags_of_the_first_cpu() -> None:
+    text = "vendor_id\t: AuthenticAMD\nmodel name\t: EPYC\nflags\t\t: fpu sse\n\n"
+    text += "vendor_id\t: Other\n"
+    assert cpu_signature(text) == "AuthenticAMD | EPYC | fpu sse"
 
 
 def test_kernel_cmdline_ends_the_guest_with_its_command_and_carries_tsc() -> None:

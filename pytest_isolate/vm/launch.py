@@ -1,0 +1,101 @@
+"""Everything a launch needs, resolved before QEMU starts.
+
+Kept apart from ``guest`` (which runs QEMU) so that a boot and a restore
+start from the same ``Launch``: a restore must repeat the argv of the boot
+that was saved, and the snapshot key is computed from this plan.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pytest_isolate.vm import host
+from pytest_isolate.vm.config import VMConfig
+from pytest_isolate.vm.init_script import launch_script
+from pytest_isolate.vm.initramfs import cached_base
+from pytest_isolate.vm.kernel import bootable_kernel, default_kernel, kernel_release
+from pytest_isolate.vm.layout import GuestLayout, host_system_dirs, plan_layout, resolve_shares
+from pytest_isolate.vm.progress import report
+from pytest_isolate.vm.qemu_args import (
+    LaunchPlan,
+    host_timing,
+    kernel_cmdline,
+    shares_with_tags,
+    snapshot_shape,
+)
+from pytest_isolate.vm.snapshot import snapshot_key, snapshot_path
+
+
+@dataclass(frozen=True)
+class Launch:
+    """A resolved launch: the plan (descriptors still -1) and the guest's launch script."""
+
+    plan: LaunchPlan
+    script: str
+    accel_reason: str
+
+    def snapshot_file(self) -> str:
+        """Where a snapshot of this launch's shape lives (whether or not it exists)."""
+        files = [self.plan.qemu, self.plan.kernel, self.plan.initrd]
+        facts = [host.qemu_version(self.plan.qemu), host.cpu_signature(host.cpuinfo())]
+        key = snapshot_key(snapshot_shape(self.plan), files, facts)
+        return str(snapshot_path(key))
+
+
+def choose_machine(requested: str, available: frozenset[str]) -> str:
+    """microvm (fastest boot) when this QEMU has it, else q35."""
+    if requested != "auto":
+        return requested
+    return "microvm" if "microvm" in available else "q35"
+
+
+def resolve(config: VMConfig, progress: Callable[[str], None] | None = None) -> Launch:
+    """Unpack/build what is cached (kernel, initramfs), pick accel and machine, plan."""
+    from pytest_isolate.vm.accel import choose_accel
+
+    qemu = host.qemu_binary()
+    kernel_path = config.kernel or default_kernel()
+    release = kernel_release(kernel_path)
+    vmlinux = bootable_kernel(kernel_path, progress)
+    base = cached_base(release, progress)
+    accel, reason = choose_accel(config.accel, kernel_path, progress)
+    machine = choose_machine(config.machine, host.machine_types(qemu))
+    report(progress, f"booting ({accel}, {machine})…")
+    tsc_khz, lpj = host_timing(host.cpuinfo(), host.kernel_hz(release))
+    layout = _layout(config)
+    shares = shares_with_tags(layout.shares)
+    plan = LaunchPlan(
+        qemu=qemu,
+        accel=accel,
+        machine=machine,
+        kernel=str(vmlinux),
+        initrd=str(base),
+        kernel_cmdline=kernel_cmdline(tsc_khz, lpj),
+        memory_mib=config.memory_mib,
+        cpus=config.cpus,
+        channel_fd=-1,
+        console_fd=-1,
+        shares=shares,
+        cpu=config.cpu,
+    )
+    links = list(layout.links) + _aliases(config.shares)
+    script = launch_script(shares, links, config.env, config.cwd, config.command)
+    return Launch(plan, script, reason)
+
+
+def _aliases(paths: tuple[str, ...]) -> list[tuple[str, str]]:
+    """A share given through a symlink appears at both its real and its given path."""
+    aliases = []
+    for path in paths:
+        absolute = os.path.abspath(path)
+        real = os.path.realpath(path)
+        if absolute != real:
+            aliases.append((absolute, real))
+    return aliases
+
+
+def _layout(config: VMConfig) -> GuestLayout:
+    wanted = host.python_prefixes() + resolve_shares(config.shares)
+    return plan_layout(host_system_dirs(), wanted)
