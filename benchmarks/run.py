@@ -99,7 +99,10 @@ CONFIGS: list[Config] = [
         note="this plugin, one bookworm container, a fork per test in it",
     ),
     Config(
-        "vm", ("--isolate=vm",), baseline="plain", note="this plugin, one QEMU guest (TCG here)"
+        "vm",
+        ("--isolate=vm",),
+        baseline="plain",
+        note="this plugin, one QEMU guest (TCG here), its boot included (warm cost: below)",
     ),
     Config("plain-pypi-isolate", venv="pypi-isolate", note="pytest 8.4 in the pytest-isolate venv"),
     Config(

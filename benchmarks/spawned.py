@@ -29,6 +29,7 @@ from run import DOCS, WORK, machine, replace_section
 IMAGE = "pytest-isolate/debian:bookworm"
 FRESH_TESTS = 10
 VM_TESTS = 100
+VM_FRESH_TESTS = 3
 
 
 def _project(name: str, body: str) -> Path:
@@ -96,6 +97,13 @@ def measure(rounds: int) -> list[str]:
         "vm-many", "".join(f"def test_{n}():\n    assert True\n" for n in range(VM_TESTS))
     )
     vm_many, _ = _pytest(many, "--isolate=vm")
+    vm_fresh_project = _project(
+        "vm-fresh",
+        "from pytest_isolate import isolate\n"
+        "pytestmark = isolate('vm', fresh=True)\n"
+        + "".join(f"def test_{n}():\n    assert True\n" for n in range(VM_FRESH_TESTS)),
+    )
+    vm_fresh, _ = _pytest(vm_fresh_project)
     vm_name = accel.group(1) if accel else "unknown accelerator"
     rows = [
         "| measurement | seconds |",
@@ -117,6 +125,8 @@ def measure(rounds: int) -> list[str]:
         f"| vm: first-test latency (one-test run minus plain) | {vm_seconds - plain_one:.2f} |",
         f"| vm: {VM_TESTS} tests sharing one guest, per test after the first | "
         f"{(vm_many - vm_seconds) / (VM_TESTS - 1):.3f} |",
+        f"| vm: {VM_FRESH_TESTS} tests with `fresh=True` (a guest each, restored from the "
+        f"snapshot of its shape), per test | {(vm_fresh - plain_one) / VM_FRESH_TESTS:.2f} |",
     ]
     if vm_name != "KVM":
         rows.append("| vm (KVM): launch to ready | not measured: KVM guests hang at boot here |")
