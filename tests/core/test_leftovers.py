@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from escaper_tests import SETSID_DAEMON, fork_bomb
 from process_checks import process_alive, wait_all_dead
 from project_runner import ProjectRun, run_pytest, write_project
 
@@ -17,7 +18,8 @@ CONFTEST = """
     SECRET_SOCKET = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 """
 
-ESCAPERS = """
+ESCAPERS = (
+    """
     import os, time
     from pytest_isolate import isolate
 
@@ -27,35 +29,13 @@ ESCAPERS = """
         with open(os.path.join(PIDS, name), "a") as f:
             f.write(f"{os.getpid()}\\n")
 
-    @isolate(pids_limit=40, timeout=20)
-    def test_fork_bomb_is_bounded():
-        for _ in range(500):
-            try:
-                pid = os.fork()
-            except BlockingIOError:
-                return  # the pids limit said no: bounded
-            if pid == 0:
-                record("bomb")
-                while True:
-                    try:
-                        if os.fork() == 0:
-                            record("bomb")
-                    except OSError:
-                        time.sleep(0.01)
-        raise AssertionError("500 forks and no limit")
+"""
+    + fork_bomb(20)
+    + """
 
-    @isolate()
-    def test_double_forked_setsid_daemon():
-        if os.fork() == 0:
-            os.setsid()
-            if os.fork() == 0:
-                record("daemon")
-                while True:
-                    time.sleep(1)
-            os._exit(0)
-        os.wait()
-        while not os.path.exists(os.path.join(PIDS, "daemon")):
-            time.sleep(0.01)
+"""
+    + SETSID_DAEMON
+    + """
 
     def test_daemon_is_gone_for_the_next_test():
         pid = int(open(os.path.join(PIDS, "daemon")).read())
@@ -96,6 +76,7 @@ ESCAPERS = """
         }
         assert unexpected == {}
 """
+)
 
 
 @pytest.fixture(scope="module")

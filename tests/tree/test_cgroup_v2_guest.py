@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from escaper_tests import SETSID_DAEMON, fork_bomb
 
 from pytest_isolate.vm import Guest, VMConfig
 
@@ -45,7 +46,8 @@ CONFTEST = """
                 handle.write("alive" if _alive(pid) else "dead")
 """
 
-PROJECT = """
+PROJECT = (
+    """
     import os, time
     from pytest_isolate import isolate
 
@@ -65,35 +67,13 @@ PROJECT = """
         limits = [own_leaf_file(n) for n in ("pids.max", "memory.max", "memory.swap.max")]
         assert limits == ["33", str(96 << 20), "0"]
 
-    @isolate(pids_limit=40, timeout=60)
-    def test_fork_bomb_is_bounded():
-        for _ in range(500):
-            try:
-                pid = os.fork()
-            except BlockingIOError:
-                return  # the pids limit said no: bounded
-            if pid == 0:
-                record("bomb")
-                while True:
-                    try:
-                        if os.fork() == 0:
-                            record("bomb")
-                    except OSError:
-                        time.sleep(0.01)
-        raise AssertionError("500 forks and no limit")
+"""
+    + fork_bomb(60)
+    + """
 
-    @isolate()
-    def test_double_forked_setsid_daemon():
-        if os.fork() == 0:
-            os.setsid()
-            if os.fork() == 0:
-                record("daemon")
-                while True:
-                    time.sleep(1)
-            os._exit(0)
-        os.wait()
-        while not os.path.exists(os.path.join(PIDS, "daemon")):
-            time.sleep(0.01)
+"""
+    + SETSID_DAEMON
+    + """
 
     @isolate(mem_limit="100M")
     def test_fills_a_tmpfs_past_its_memory_limit():
@@ -105,6 +85,7 @@ PROJECT = """
     def test_the_next_target_has_the_default_limits_again():
         assert [own_leaf_file(n) for n in ("pids.max", "memory.max")] == ["4096", "max"]
 """
+)
 
 
 @pytest.fixture(scope="module")
