@@ -44,6 +44,33 @@ SETSID_DAEMON = """
 """
 
 
+#: The same pids limit for the ``seccomp`` and ``chroot`` targets, which join the
+#: broker's cgroup before entering their namespaces.
+SANDBOXED_FORK_LOOPS = """
+    @isolate("seccomp", pids_limit=40, timeout=60)
+    def test_a_seccomp_targets_fork_bomb_is_bounded_too():
+        bounded_fork_loop()
+
+    @isolate("chroot", pids_limit=40, timeout=60)
+    def test_a_chroot_targets_fork_bomb_is_bounded_too():
+        bounded_fork_loop()
+
+    def bounded_fork_loop():
+        children = []
+        try:
+            for _ in range(200):
+                pid = os.fork()
+                if pid == 0:
+                    time.sleep(60)
+                    os._exit(0)
+                children.append(pid)
+        except BlockingIOError:
+            assert len(children) < 40, len(children)
+            return  # the cgroup's pids limit said no
+        raise AssertionError("200 forks and no limit")
+"""
+
+
 def fork_bomb(timeout: int) -> str:
     """A fork bomb under ``pids_limit=40``; each process records its pid as "bomb"."""
     return _FORK_BOMB.replace("TIMEOUT", str(timeout))

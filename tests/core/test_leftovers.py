@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from escaper_tests import SETSID_DAEMON, fork_bomb
+from escaper_tests import SANDBOXED_FORK_LOOPS, SETSID_DAEMON, fork_bomb
 from process_checks import process_alive, wait_all_dead
 from project_runner import ProjectRun, run_pytest, write_project
 
@@ -35,6 +35,7 @@ ESCAPERS = (
 
 """
     + SETSID_DAEMON
+    + SANDBOXED_FORK_LOOPS
     + """
 
     def test_daemon_is_gone_for_the_next_test():
@@ -100,6 +101,13 @@ def test_fork_bomb_is_stopped_by_the_pids_limit(run: ProjectRun, pid_dir: Path) 
     assert run.outcome("test_fork_bomb_is_bounded") == "PASSED"
     # 39 besides the target; one more may fork in the moment the target itself exits
     assert 0 < len(_pids(pid_dir, "bomb")) <= 40
+
+
+@pytest.mark.parametrize("backend", ["seccomp", "chroot"])
+def test_seccomp_and_chroot_targets_are_bounded_by_the_pids_limit(
+    run: ProjectRun, backend: str
+) -> None:
+    assert run.outcome(f"test_a_{backend}_targets_fork_bomb_is_bounded_too") == "PASSED"
 
 
 def test_nothing_of_a_fork_bomb_is_alive_after_the_run(run: ProjectRun, pid_dir: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from escaper_tests import SETSID_DAEMON, fork_bomb
+from escaper_tests import SANDBOXED_FORK_LOOPS, SETSID_DAEMON, fork_bomb
 
 from pytest_isolate.vm import Guest, VMConfig
 
@@ -82,6 +82,10 @@ PROJECT = (
             for _ in range(300):
                 handle.write(b"x" * (1 << 20))
 
+"""
+    + SANDBOXED_FORK_LOOPS
+    + """
+
     def test_the_next_target_has_the_default_limits_again():
         assert [own_leaf_file(n) for n in ("pids.max", "memory.max")] == ["4096", "max"]
 """
@@ -116,6 +120,15 @@ def findings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return answer
 
 
+@pytest.mark.parametrize("backend", ["seccomp", "chroot"])
+def test_seccomp_and_chroot_targets_are_bounded_by_the_leaf_too(
+    findings: dict[str, Any], backend: str
+) -> None:
+    """They join the broker's leaf before entering their namespaces: the same pids.max holds."""
+    name = f"test_a_{backend}_targets_fork_bomb_is_bounded_too"
+    assert outcome(findings, name) == "PASSED", findings["run"]["output"][-4000:]
+
+
 def outcome(findings: dict[str, Any], name: str) -> str:
     """PASSED, FAILED, ... of one test of the guest's run, from its ``-rA`` summary."""
     output = findings["run"]["output"]
@@ -145,7 +158,7 @@ def test_memory_past_the_limit_is_reported_as_an_oom_kill(findings: dict[str, An
 
 def test_the_run_goes_on_after_the_bomb_and_the_oom_kill(findings: dict[str, Any]) -> None:
     assert findings["run"]["ret"] == 1  # the OOM-killed test, and it alone, failed
-    assert "1 failed, 4 passed" in findings["run"]["output"]
+    assert "1 failed, 6 passed" in findings["run"]["output"]
 
 
 def test_a_setsid_daemon_is_dead_when_its_tests_report_comes(findings: dict[str, Any]) -> None:
