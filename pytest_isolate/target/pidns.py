@@ -73,6 +73,12 @@ def enter_pid_namespace(
     if fresh_proc:
         syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_PRIVATE)
     supervisor_end, init_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    # Before B exists: once the test runs, a broker's polite kill of A must kill
+    # A, not reach a handler inherited from pytest (a race with A's own setup).
+    inherited = {
+        sig: signal.signal(sig, signal.SIG_DFL)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    }
     init_pid = os.fork()
     if init_pid != 0:
         init_end.close()
@@ -83,6 +89,9 @@ def enter_pid_namespace(
     if test_pid != 0:
         _run_init(test_pid, init_end, supervisor_keep)
     init_end.close()
+    for sig, handler in inherited.items():  # the test keeps what it had
+        if handler is not None:  # None: set outside Python, nothing to give back
+            signal.signal(sig, handler)
     steps.close_inherited_fds(keep)
     if fresh_proc:
         mount_proc("/proc")
@@ -127,8 +136,6 @@ def _supervise(init_pid: int, supervisor_end: socket.socket, extra_fds: frozense
     """A: wait for B, then end exactly as the test process ended."""
     try:
         _close_all_but(supervisor_end, extra_fds)
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_DFL)  # a broker's polite kill must still kill
         steps.set_non_dumpable()
         _pid, init_status = os.waitpid(init_pid, 0)
         try:
