@@ -54,6 +54,8 @@ class ChildOutcome:
         self.status: int | None = None
         self.violation: str | None = None
         self.killed = False
+        #: every leftover was killed once the child exited (no second sweep needed)
+        self.swept = False
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,8 @@ def run_in_fork(
     try:
         _relay(pid, parent_end, channel, FrameDecoder(limits), outcome, watch)
     finally:
-        kill_leftovers()
+        if not outcome.swept:  # the relay ended early: the broker left, or the child lingers
+            kill_leftovers()
         parent_end.close()
         sections = _sections(item.config, crash_log, outcome)
         os.close(crash_log)
@@ -251,6 +254,7 @@ def _relay(
                     poller.unregister(pidfd)
                     outcome.status = _wait(pid)
                     kill_leftovers()  # whoever still holds the socket dies now
+                    outcome.swept = True
                     drain_until = time.monotonic() + DRAIN_AFTER_EXIT
                 elif fd == channel.in_fd:
                     _broker_messages(channel, pid, outcome, buffered_only=False)

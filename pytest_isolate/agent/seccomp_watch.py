@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Tuple
 from pytest_isolate.agent.protocol import ProtocolViolation, SeccompOutcome, SeccompRequest
 from pytest_isolate.policy.compiler import LoadablePolicy
 from pytest_isolate.policy.handover import SANDBOXED_FRAME
-from pytest_isolate.policy.kmsg import find_kernel_kill_record, kmsg_position
+from pytest_isolate.policy.kmsg import find_kernel_kill_record, first_kmsg_position
 from pytest_isolate.policy.notify import NotificationServicer
 
 __all__ = ["SANDBOXED_FRAME", "AgentSeccompWatch", "loadable_policy"]
@@ -35,12 +35,6 @@ def loadable_policy(request: SeccompRequest) -> LoadablePolicy:
     return _loadable(request.baseline, request.notify, request.seccomp_nr)
 
 
-@functools.lru_cache(maxsize=1)
-def _kmsg_since() -> int:
-    """Where this target's kernel log stood when the agent first ran a test under a policy."""
-    return kmsg_position()
-
-
 class AgentSeccompWatch:
     """One test's listener, serviced in the agent's relay loop; the outcome for ``exited``."""
 
@@ -48,7 +42,7 @@ class AgentSeccompWatch:
         self.request = request
         #: the child's pid, set once it is forked
         self.pid = 0
-        self.kmsg_since = _kmsg_since()
+        self.kmsg_since = first_kmsg_position()
         self.sandboxed = False
         self.servicer: NotificationServicer | None = None
 

@@ -36,7 +36,7 @@ from pytest_isolate.backends.container_config import (
     missing_module_hint,
     split_images,
 )
-from pytest_isolate.backends.spawned_policy import spawned_policy
+from pytest_isolate.backends.spawned_policy import check_spawned_policy, spawned_policy
 from pytest_isolate.backends.target_pool import TargetPool
 from pytest_isolate.broker.context import BrokerContext
 from pytest_isolate.spec import IsolateSpec, SpecError
@@ -77,6 +77,7 @@ class ContainerBackend:
             raise SpecError(f"{where}: image=[] names no image")
         for variant in split_images(spec):
             config_from_spec(variant, where)
+        check_spawned_policy(spec, where)  # on top of the engine's own default profile
 
     def variants(self, spec: IsolateSpec) -> list[IsolateSpec]:
         return split_images(spec)

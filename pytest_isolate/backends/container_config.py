@@ -13,7 +13,6 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from pytest_isolate.backends.spawned_policy import check_spawned_policy
 from pytest_isolate.container.hardening import (
     DEFAULT_PIDS_LIMIT,
     UNPRIVILEGED_USER,
@@ -130,7 +129,6 @@ def config_from_spec(spec: IsolateSpec, where: str = "isolate('container')") -> 
     raw_mounts = spec.option("mounts", ())
     if isinstance(raw_mounts, str) or not isinstance(raw_mounts, tuple):
         raise SpecError(f"{where}: mounts={raw_mounts!r} must be a list")
-    check_spawned_policy(spec, where)  # on top of the engine's own default profile
     return ContainerConfig(
         image=image,
         dockerfile=_optional_str(spec, "dockerfile", where),

@@ -10,7 +10,6 @@ thread, then add the violations to the report and fail the test for them.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 from collections.abc import Hashable, Mapping
 from pathlib import Path
@@ -20,6 +19,7 @@ from pytest_isolate.backends.base import Availability, TargetResult
 from pytest_isolate.backends.forked import TargetWatch
 from pytest_isolate.broker.supervisor import Supervision
 from pytest_isolate.policy.handover import SANDBOXED_FRAME, install_in_child
+from pytest_isolate.policy.kmsg import first_kmsg_position
 from pytest_isolate.spec import IsolateSpec, SpecError
 from pytest_isolate.target import steps
 
@@ -123,19 +123,6 @@ def drop_and_sandbox(uid: int, gid: int, compiled: Any, channel: Any) -> None:
     install_in_child(compiled, channel)
 
 
-@functools.cache
-def _kmsg_since() -> int:
-    """The kernel log position when this broker started sandboxing, read once.
-
-    Reading /dev/kmsg costs milliseconds; doing it per test doubled the
-    seccomp backend's cost. Kill records are matched by the test's pids too,
-    so an older start only matters if a pid was reused within one run.
-    """
-    from pytest_isolate.policy import kmsg_position
-
-    return kmsg_position()
-
-
 def _children(pid: int) -> set[int]:
     found: set[int] = set()
     with contextlib.suppress(OSError, ValueError):
@@ -162,7 +149,7 @@ class SeccompWatch(TargetWatch):
         self.take_fds = take_fds
         self.monitor: Any = None
         self.test_pids: set[int] = {pid}
-        self.kmsg_since = _kmsg_since()
+        self.kmsg_since = first_kmsg_position()
         self.handlers[SANDBOXED_FRAME] = self._on_sandboxed
 
     def _on_sandboxed(self, message: dict[str, Any]) -> None:

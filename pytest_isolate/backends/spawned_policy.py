@@ -10,6 +10,7 @@ the test, and words the report exactly as for a forked target
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,17 +73,27 @@ def check_spawned_policy(spec: IsolateSpec, where: str) -> None:
         build_policy(options, where)
 
 
+#: Compiled policies by ``seccomp=`` value: every test of a run asks again.
+_COMPILED: dict[Hashable, SpawnedPolicy] = {}
+
+
 def spawned_policy(spec: IsolateSpec, where: str) -> SpawnedPolicy | None:
     """The compiled policy a test's ``seccomp=`` asks for, or None.
 
     SpecError when the options are wrong or this machine cannot compile a
     filter (libseccomp missing): both are the user's to fix, and say how.
     """
-    from pytest_isolate.policy import compile_policy, seccomp_available
-
     options = policy_options(spec, from_backend_keywords=False)
     if options is None:
         return None
+    if spec.seccomp not in _COMPILED:
+        _COMPILED[spec.seccomp] = _compile(options, where)
+    return _COMPILED[spec.seccomp]
+
+
+def _compile(options: dict[str, Any], where: str) -> SpawnedPolicy:
+    from pytest_isolate.policy import compile_policy, seccomp_available
+
     policy = build_policy(options, where)
     ok, reason = seccomp_available()
     if not ok:

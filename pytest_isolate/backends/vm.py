@@ -113,7 +113,6 @@ def guest_shape(spec: IsolateSpec, where: str) -> GuestShape:
         raise SpecError(
             f"{where}: network=True is not possible with vm: guests have no network device"
         )
-    check_spawned_policy(spec, where)  # loaded by the agent in the test's child, in the guest
     kernel = spec.option("kernel")
     if kernel is not None and not (isinstance(kernel, str) and kernel.startswith("/")):
         raise SpecError(f"{where}: kernel={kernel!r} must be an absolute path to a kernel image")
@@ -259,6 +258,7 @@ class VMBackend:
 
     def validate(self, spec: IsolateSpec, where: str) -> None:
         guest_shape(spec, where)
+        check_spawned_policy(spec, where)  # loaded by the agent in the test's child, in the guest
 
     def variants(self, spec: IsolateSpec) -> list[IsolateSpec]:
         return [spec]

@@ -17,6 +17,7 @@ kills can lose records: callers treat None as "unknown", never as "innocent".
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import time
@@ -95,6 +96,18 @@ def kmsg_position() -> int:
     except OSError:
         return 0
     return last + 1
+
+
+@functools.cache
+def first_kmsg_position() -> int:
+    """The kernel log position when this process first sandboxed a test, read once.
+
+    Reading /dev/kmsg costs milliseconds (ten times that in a TCG guest);
+    doing it per test doubled the seccomp backend's cost. Kill records are
+    matched by the test's pids too, so an older start only matters if a pid
+    was reused within one run.
+    """
+    return kmsg_position()
 
 
 def find_kernel_kill(pids: set[int], since: int, timeout: float = 0.5) -> str | None:

@@ -81,13 +81,6 @@ ESCAPERS = (
 
 
 @pytest.fixture(scope="module")
-def pid_dir(module_dir: Path) -> Path:
-    path = module_dir / "pids"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture(scope="module")
 def run(module_dir: Path, pid_dir: Path) -> ProjectRun:
     write_project(module_dir, {"conftest.py": CONFTEST, "test_escapers.py": ESCAPERS})
     return run_pytest(module_dir, env={"PID_DIR": str(pid_dir)})

@@ -26,13 +26,6 @@ TESTS = """
 
 
 @pytest.fixture(scope="module")
-def pid_dir(module_dir: Path) -> Path:
-    path = module_dir / "pids"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture(scope="module")
 def run(module_dir: Path, pid_dir: Path) -> ProjectRun:
     write_project(module_dir, {"test_spread.py": TESTS})
     return run_pytest(module_dir, "-n", "2", env={"PID_DIR": str(pid_dir)})

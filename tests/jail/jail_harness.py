@@ -25,6 +25,15 @@ from pytest_isolate.jail import JailConfig, enter_jail, python_dirs
 from pytest_isolate.target import steps
 
 NOBODY = steps.unprivileged_ids()
+
+
+def become_nobody() -> None:
+    """In a forked child: root turns into ``nobody``, to test the rootless paths."""
+    os.setgroups([])
+    os.setresgid(NOBODY[1], NOBODY[1], NOBODY[1])
+    os.setresuid(NOBODY[0], NOBODY[0], NOBODY[0])
+
+
 # Modules the jailed function may need, loaded now: a rootless jail cannot
 # reach this interpreter's files (/root/.pyenv is closed to nobody).
 _PRELOAD = (errno, json, socket, subprocess, signal, select, time, traceback)
@@ -78,9 +87,7 @@ def run_jailed(
             if before_jail is not None:
                 before_jail()
             if rootless:
-                os.setgroups([])
-                os.setresgid(NOBODY[1], NOBODY[1], NOBODY[1])
-                os.setresuid(NOBODY[0], NOBODY[0], NOBODY[0])
+                become_nobody()
             enter_jail(config, {2, write_end}, interpreter_dirs=interpreter)
             if drop:
                 steps.drop_privileges(*NOBODY)

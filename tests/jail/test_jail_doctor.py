@@ -6,7 +6,7 @@ import errno
 import os
 
 import pytest
-from jail_harness import NOBODY
+from jail_harness import become_nobody
 
 from pytest_isolate.jail import jail_available
 from pytest_isolate.jail.doctor import explain, parse_trial_answer
@@ -25,9 +25,7 @@ def test_namespaces_work_rootless_on_this_machine() -> None:
     if pid == 0:
         try:
             os.close(read_end)
-            os.setgroups([])
-            os.setresgid(NOBODY[1], NOBODY[1], NOBODY[1])
-            os.setresuid(NOBODY[0], NOBODY[0], NOBODY[0])
+            become_nobody()
             ok, why = jail_available()
             os.write(write_end, f"{ok} {why}".encode())
         finally:

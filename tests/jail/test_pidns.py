@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from jail_harness import NOBODY, pids_in_namespace, wait_until
+from jail_harness import NOBODY, become_nobody, pids_in_namespace, wait_until
 
 from pytest_isolate.jail.userns import enter_user_namespace
 from pytest_isolate.target import steps
@@ -88,9 +88,7 @@ def test_a_rootless_target_gets_its_pid_namespace_through_a_user_namespace() -> 
     if pid == 0:
         try:
             os.close(read_end)
-            os.setgroups([])
-            os.setresgid(NOBODY[1], NOBODY[1], NOBODY[1])
-            os.setresuid(NOBODY[0], NOBODY[0], NOBODY[0])
+            become_nobody()
             enter_user_namespace()
             enter_pid_namespace({write_end}, fresh_proc=True)
             pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
