@@ -20,6 +20,7 @@ from typing import Any, NoReturn, Protocol
 
 import pytest
 from _pytest._io import TerminalWriter
+from _pytest._io.saferepr import saferepr
 from _pytest.runner import runtestprotocol
 
 from pytest_isolate.wire.frames import encode_frame
@@ -72,6 +73,7 @@ class ReportForwarder:
         if data is None:
             return
         data["sections"] = [[title, truncate_tail(body)] for title, body in data["sections"]]
+        _scalar_subtest_kwargs(data)
         if isinstance(data.get("longrepr"), str):
             data["longrepr"] = truncate_tail(data["longrepr"])
         self.sender.send({"type": "report", "report": data})
@@ -92,6 +94,24 @@ class ReportForwarder:
                 "when": when,
             }
         )
+
+
+def _scalar_subtest_kwargs(data: dict[str, Any]) -> None:
+    """Subtest kwargs as JSON scalars: pytest before 9.1 serializes them as given.
+
+    pytest 9.1 and later already send ``saferepr`` strings. Before that a
+    kwarg is the test's own object, which may not be JSON at all; scalars are
+    kept (the broker's pytest shows them through ``saferepr`` as a plain run
+    does), anything else is sent as its ``saferepr``.
+    """
+    context = data.get("_subtest.context")
+    if isinstance(context, dict) and isinstance(context.get("kwargs"), dict):
+        context["kwargs"] = {
+            str(key): value
+            if value is None or isinstance(value, (str, int, float, bool))
+            else saferepr(value)
+            for key, value in context["kwargs"].items()
+        }
 
 
 def forget_broker_finalizers(session: pytest.Session) -> None:

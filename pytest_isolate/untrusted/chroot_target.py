@@ -35,7 +35,7 @@ from pytest_isolate.backends.chroot_rootfs import (
     _filter_installer,
     make_plan,
 )
-from pytest_isolate.jail.hostpaths import is_within
+from pytest_isolate.jail.hostpaths import collapse_nested, is_within
 from pytest_isolate.spec import IsolateSpec
 from pytest_isolate.wire.frames import FrameLimits
 
@@ -90,13 +90,18 @@ def without_checkout(
     the interpreter's directories; the injected site stands in for it, so
     the jail need not show it. Directories inside a prefix stay: there the
     package is an ordinary installed one, next to the project's dependencies.
+    A prefix inside the checkout (a venv made in it, ``checkout/.venv``) was
+    folded into the checkout's entry, so it comes back on its own.
     """
     inside = tuple(prefixes)
-    return tuple(
-        path
-        for path in interpreter_dirs
-        if not is_within(package_dir, path) or any(is_within(path, p) for p in inside)
-    )
+    kept, dropped = [], []
+    for path in interpreter_dirs:
+        if not is_within(package_dir, path) or any(is_within(path, p) for p in inside):
+            kept.append(path)
+        else:
+            dropped.append(path)
+    restored = [p for p in inside if any(is_within(p, d) for d in dropped)]
+    return collapse_nested((*kept, *restored))
 
 
 def launch_chroot(

@@ -79,6 +79,13 @@ def _json_value(value: Any, path: str) -> Any:
     raise _fail(path, "JSON")
 
 
+def _scalar(value: Any, path: str) -> str | int | float | bool | None:
+    """A JSON scalar: what a subtest kwarg is on the wire (strings from pytest 9.1 on)."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return _str(value, path)
+
+
 def _file_location(value: Any, path: str) -> dict[str, Any] | None:
     if value is None:
         return None
@@ -253,6 +260,6 @@ def sanitize_report(data: Any, expected_nodeid: str) -> dict[str, Any]:
         clean["_report_type"] = "SubTestReport"
         clean["_subtest.context"] = {
             "msg": _opt_str(context.get("msg"), "_subtest.context.msg"),
-            "kwargs": {_str(k, "kwargs"): _str(v, "kwargs") for k, v in kwargs.items()},
+            "kwargs": {_str(k, "kwargs"): _scalar(v, "kwargs") for k, v in kwargs.items()},
         }
     return clean

@@ -47,7 +47,7 @@ EVERY_KIND = """
 SUBTESTS = """
     def test_with_subtests(subtests):
         for i in range(4):
-            with subtests.test(msg="case", i=i):
+            with subtests.test(msg="case", i=i, name="x"):
                 assert i % 2 == 0
 """
 

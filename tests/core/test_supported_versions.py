@@ -17,10 +17,12 @@ REPO = Path(__file__).resolve().parents[2]
 PYENV = Path.home() / ".pyenv" / "versions"
 CACHE = Path(os.environ.get("PYTEST_ISOLATE_CACHE", Path.home() / ".cache" / "pytest-isolate"))
 
+PINS = REPO / "requirements"
+
 COMBINATIONS = {
-    # name: (interpreter, pytest requirement, what pytest's header says)
-    "py39-pytest8": (PYENV / "3.9.18" / "bin" / "python3.9", "pytest>=8,<9", "Python 3.9"),
-    "py313-pytest9": (PYENV / "3.13.0" / "bin" / "python3.13", "pytest>=9,<10", "Python 3.13"),
+    # name: (interpreter, pins of that pytest, what pytest's header says)
+    "py39-pytest8": (PYENV / "3.9.18" / "bin" / "python3.9", "py39-pytest8.txt", "Python 3.9"),
+    "py313-pytest9": (PYENV / "3.13.0" / "bin" / "python3.13", "dev.txt", "Python 3.13"),
 }
 
 PROJECT = """
@@ -52,19 +54,22 @@ def test_host_secret_is_invisible():
 
 
 def _venv(name: str) -> Path:
-    interpreter, requirement, _header = COMBINATIONS[name]
+    """A venv of that interpreter with the pinned pytest, pluggy and pyseccomp (cached)."""
+    interpreter, pins, _header = COMBINATIONS[name]
     if not interpreter.exists():
-        pytest.skip(f"{interpreter} is not installed on this machine")
+        pytest.skip(f"{interpreter} is not installed on this machine (pyenv has no such Python)")
     venv = CACHE / "venvs" / name
     python = venv / "bin" / "python"
-    marker = venv / ".ready"
-    if not marker.exists():
+    marker = venv / ".pinned"
+    wanted = (PINS / pins).read_text()
+    if not marker.exists() or marker.read_text() != wanted:
         subprocess.run([str(interpreter), "-m", "venv", "--clear", str(venv)], check=True)
         subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", requirement, "pluggy>=1.5", "pyseccomp"],
+            [str(python), "-m", "pip", "install", "-q", "-c", str(PINS / pins)]
+            + ["pytest", "pluggy", "pyseccomp"],
             check=True,
         )
-        marker.write_text(requirement)
+        marker.write_text(wanted)
     return python
 
 

@@ -138,20 +138,28 @@ def test_unknown_traceback_entry_type_is_refused() -> None:
         sanitize_report(report(outcome="failed", longrepr=longrepr), NODEID)
 
 
-def test_subtest_report_keeps_its_context_as_strings() -> None:
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"i": "1"},  # pytest 9.1 and later: saferepr strings
+        {"i": 1, "f": 0.5, "b": True, "n": None, "s": "x"},  # pytest 9.0: the values as given
+    ],
+)
+def test_subtest_report_keeps_its_context_as_json_scalars(kwargs: dict[str, object]) -> None:
     data = report(
         _report_type="SubTestReport",
-        **{"$report_type": None, "_subtest.context": {"msg": "case", "kwargs": {"i": "1"}}},
+        **{"$report_type": None, "_subtest.context": {"msg": "case", "kwargs": kwargs}},
     )
     clean = sanitize_report(data, NODEID)
     assert clean["_report_type"] == "SubTestReport"
-    assert clean["_subtest.context"] == {"msg": "case", "kwargs": {"i": "1"}}
+    assert clean["_subtest.context"] == {"msg": "case", "kwargs": kwargs}
 
 
-def test_subtest_kwargs_must_be_strings() -> None:
+@pytest.mark.parametrize("value", [[1], {"a": 1}])
+def test_subtest_kwargs_must_be_json_scalars(value: object) -> None:
     data = report(
         _report_type="SubTestReport",
-        **{"$report_type": None, "_subtest.context": {"msg": None, "kwargs": {"i": [1]}}},
+        **{"$report_type": None, "_subtest.context": {"msg": None, "kwargs": {"i": value}}},
     )
     with pytest.raises(ProtocolViolation):
         sanitize_report(data, NODEID)

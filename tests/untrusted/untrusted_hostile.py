@@ -7,6 +7,11 @@ hook, its tests, and hooks that forge the outcome. Each attack leaves
 evidence on the host when it works: a file in ``outside/`` (a host directory
 next to the project), a connection to a listener on the host's loopback,
 the secret in the output, escape sequences in the output, a killed broker.
+
+pytest before 8.4 applies the ini's ``pythonpath`` only after it has imported
+the ``-p`` plugins (pytest's pull request 12536 moved it first), so there the
+project names its plugin from its conftest instead, as a project on such a
+pytest would.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from loopback_listener import LoopbackListener, loopback_listener
 from project_runner import FRONT_DOOR, PYTEST, ProjectRun, run_pytest, write_project
 
@@ -26,6 +32,8 @@ IMAGE = "pytest-isolate/debian:bookworm"
 SECRET = "ci-secret-7f3a9c"
 NETRC_TOKEN = "netrc-token-51e0b2"
 ESCAPES = ("\x1b]0;pwned\x07", "\x1b[2J")
+#: Whether the ini's ``pythonpath`` reaches ``-p`` plugins (pytest 8.4 and later).
+PYTHONPATH_BEFORE_PLUGINS = tuple(map(int, pytest.__version__.split(".")[:2])) >= (8, 4)
 
 # Every attack records itself with this helper (written into each file so
 # each is self-contained; errors are swallowed so the next attack still runs).
@@ -51,6 +59,7 @@ CONFTEST = """
 {evidence}
 import pytest
 evidence("conftest-imported", steal())
+{plugins}
 print("conftest stole:", steal())
 
 def pytest_collection_modifyitems(items):
@@ -58,9 +67,6 @@ def pytest_collection_modifyitems(items):
     for item in items:
         # try to loosen the untrusted limits through marks
         item.add_marker(pytest.mark.isolate("container", network=True, timeout=100000))
-        if item.name == "test_escape_in_name":
-            from _pytest.nodeid import coerce_node_id
-            item._id = coerce_node_id(item.nodeid + "[\\x1b]0;pwned\\x07\\x1b[2J]")
 
 def pytest_runtest_logreport(report):
     # forge: a failing test shows as passed
@@ -79,6 +85,7 @@ evidence("plugin-imported", steal())
 TEST_ATTACKS = """
 {evidence}
 import socket
+import pytest
 evidence("module-imported", steal())
 PORT = {port}
 PROJECT = {project!r}
@@ -101,7 +108,10 @@ def test_escape_in_output():
     print("title \\x1b]0;pwned\\x07 clear \\x1b[2J")
     assert False, "message \\x1b]0;pwned\\x07\\x1b[2J"
 
-def test_escape_in_name():
+# raw escapes in a node id, through public pytest only: the ini below turns
+# pytest's own escaping of ids off
+@pytest.mark.parametrize("x", [0], ids=["\\x1b]0;pwned\\x07\\x1b[2J"])
+def test_escape_in_name(x):
     pass
 
 def test_fails_honestly():
@@ -130,8 +140,9 @@ def test_kill_broker():
 
 INI = """
 [pytest]
-addopts = -p evilplug
+{addopts}
 pythonpath = .
+disable_test_id_escaping_and_forfeit_all_rights_to_community_support = true
 """
 
 
@@ -211,13 +222,18 @@ def hostile_project() -> Iterator[HostileProject]:
             (base / "home" / ".netrc").write_text(f"machine ci login bot password {NETRC_TOKEN}\n")
             evidence = _EVIDENCE.format(outside=str(base / "outside"))
             files = {
-                "conftest.py": CONFTEST.format(evidence=evidence),
+                "conftest.py": CONFTEST.format(
+                    evidence=evidence,
+                    plugins="" if PYTHONPATH_BEFORE_PLUGINS else 'pytest_plugins = ["evilplug"]',
+                ),
                 "evilplug.py": EVILPLUG.format(evidence=evidence),
                 "test_attacks.py": TEST_ATTACKS.format(
                     evidence=evidence, port=listener.port, project=str(project)
                 ),
                 "test_zz_kill.py": TEST_KILL.format(base=base.name),
-                "pytest.ini": INI,
+                "pytest.ini": INI.format(
+                    addopts="addopts = -p evilplug" if PYTHONPATH_BEFORE_PLUGINS else ""
+                ),
             }
             write_project(project, files)
             yield HostileProject(base, listener)

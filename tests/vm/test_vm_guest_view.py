@@ -162,7 +162,7 @@ def test_kernel_level_tricks_as_root_stay_inside_the_guest(guest_session: GuestS
     assert done["mount_tmpfs_over_etc"]
     assert done["guest_hostname"] == "owned-by-the-guest"
     assert done["guest_year"] == 2001  # the guest's clock moved back...
-    assert time.gmtime().tm_year >= 2026  # ...the host's did not
+    assert time.gmtime().tm_year > 2001  # ...the host's did not
     assert socket.gethostname() == host_name
     assert Path("/proc/sys/kernel/domainname").read_text() == host_domain
     assert Path("/etc/hostname").exists()  # the guest's tmpfs over /etc is its own

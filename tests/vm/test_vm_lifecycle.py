@@ -15,6 +15,7 @@ import pytest
 from vm_helpers import REPO, qemu_alive, wait_gone
 
 from pytest_isolate.vm import BootFailed, BootTimeout, Guest, KernelMissing, VMConfig
+from pytest_isolate.vm.kernel import default_kernel
 
 BUSYBOX = "/pi/busybox"  # the initramfs's busybox, copied onto the guest's root
 
@@ -89,7 +90,9 @@ def test_qemu_dies_with_a_sigkilled_broker() -> None:
 
 
 def test_a_file_that_is_not_a_kernel_fails_to_boot_with_qemus_reason(tmp_path: Path) -> None:
-    kernel = tmp_path / "vmlinuz-6.1.0-56-amd64"  # an ELF, but no PVH note: QEMU refuses it
+    # Named as the installed kernel (its release finds the module tree the
+    # initramfs needs), but /bin/true: an ELF with no PVH note, which QEMU refuses.
+    kernel = tmp_path / Path(default_kernel()).name
     shutil.copy("/bin/true", kernel)
     with pytest.raises(BootFailed) as failure:
         Guest.start(
