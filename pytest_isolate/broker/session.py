@@ -21,7 +21,9 @@ from pytest_isolate.backends.registry import BackendRegistry
 from pytest_isolate.broker import resolve
 from pytest_isolate.broker.context import BrokerContext
 from pytest_isolate.broker.summary import RunStats
+from pytest_isolate.pytest_compat import set_failed_subtests
 from pytest_isolate.spec import Defaults, IsolateSpec, SpecError
+from pytest_isolate.wire.reports import FAILED_SUBTESTS
 
 SPEC_KEY = pytest.StashKey[IsolateSpec]()
 ERROR_KEY = pytest.StashKey[str]()
@@ -165,9 +167,10 @@ class IsolateSession:
         if result.failure_kind == "violation":
             _fail_call_report(item, result, label)
         for data in result.reports:
+            failed_subtests = data.pop(FAILED_SUBTESTS, 0)
             report = config.hook.pytest_report_from_serializable(config=config, data=data)
             _restore_subtest_kwargs(report, data)
-            _count_failed_subtest(config, report)
+            set_failed_subtests(config, report, failed_subtests)
             if data.get("_report_type") != "SubTestReport":
                 seen.append(report.when)
             item.ihook.pytest_runtest_logreport(report=report)
@@ -203,16 +206,6 @@ class IsolateSession:
         finally:
             if self._previous_sigterm is not None:
                 signal.signal(signal.SIGTERM, self._previous_sigterm)
-
-
-def _count_failed_subtest(config: pytest.Config, report: Any) -> None:
-    """Subtest failures are counted in the target; count them here too for the parent's verdict."""
-    try:
-        from _pytest.subtests import SubtestReport, failed_subtests_key
-    except ImportError:
-        return
-    if isinstance(report, SubtestReport) and report.failed:
-        config.stash[failed_subtests_key][getattr(report, "id", report.nodeid)] += 1  # type: ignore[arg-type]
 
 
 def _restore_subtest_kwargs(report: Any, data: dict[str, Any]) -> None:

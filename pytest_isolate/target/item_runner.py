@@ -23,7 +23,9 @@ from _pytest._io import TerminalWriter
 from _pytest._io.saferepr import saferepr
 from _pytest.runner import runtestprotocol
 
+from pytest_isolate.pytest_compat import failed_subtests_of
 from pytest_isolate.wire.frames import encode_frame
+from pytest_isolate.wire.reports import FAILED_SUBTESTS
 
 MAX_SECTION_CHARS = 1024 * 1024
 FORWARDER_NAME = "isolate-report-forwarder"
@@ -74,6 +76,9 @@ class ReportForwarder:
             return
         data["sections"] = [[title, truncate_tail(body)] for title, body in data["sections"]]
         _scalar_subtest_kwargs(data)
+        failed_subtests = failed_subtests_of(self.config, report)
+        if failed_subtests and data.get("_report_type") != "SubTestReport":
+            data[FAILED_SUBTESTS] = failed_subtests
         if isinstance(data.get("longrepr"), str):
             data["longrepr"] = truncate_tail(data["longrepr"])
         self.sender.send({"type": "report", "report": data})

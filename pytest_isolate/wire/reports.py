@@ -220,6 +220,11 @@ def _keywords(value: Any) -> dict[str, Any]:
     return {_str(k, "keywords"): _json_value(v, f"keywords.{k}") for k, v in data.items()}
 
 
+#: How many of the test's ``subtests`` failed, as the target's pytest counted them:
+#: the parent's verdict ("contains N failed subtests") depends on it.
+FAILED_SUBTESTS = "isolate_failed_subtests"
+
+
 def sanitize_report(data: Any, expected_nodeid: str) -> dict[str, Any]:
     """Rebuild a report dict from an allow-list; raise ProtocolViolation on any bad field."""
     report = _dict(data, "report")
@@ -253,6 +258,11 @@ def sanitize_report(data: Any, expected_nodeid: str) -> dict[str, Any]:
     }
     if "wasxfail" in report:
         clean["wasxfail"] = _str(report["wasxfail"], "wasxfail")
+    if FAILED_SUBTESTS in report and not is_subtest:
+        count = _int(report[FAILED_SUBTESTS], FAILED_SUBTESTS)
+        if not 0 <= count <= MAX_LIST:
+            raise _fail(FAILED_SUBTESTS, f"a count from 0 to {MAX_LIST}")
+        clean[FAILED_SUBTESTS] = count
     if is_subtest:
         context = _dict(report.get("_subtest.context"), "_subtest.context")
         kwargs = _dict(context.get("kwargs", {}), "_subtest.context.kwargs")

@@ -63,9 +63,27 @@ def summary(run: ProjectRun) -> list[str]:
     return sorted(line for line in lines if "[isolate" not in line)
 
 
+UNITTEST_SUBTESTS = """
+    import unittest
+
+    class TestCases(unittest.TestCase):
+        def test_with_subtests(self):
+            for i in range(4):
+                with self.subTest(msg="case", i=i):
+                    self.assertEqual(i % 2, 0)
+"""
+
+
 @pytest.fixture(scope="module")
 def project(module_dir: Path) -> Path:
-    return write_project(module_dir, {"test_kinds.py": EVERY_KIND, "test_subtests.py": SUBTESTS})
+    return write_project(
+        module_dir,
+        {
+            "test_kinds.py": EVERY_KIND,
+            "test_subtests.py": SUBTESTS,
+            "test_unittest_subtests.py": UNITTEST_SUBTESTS,
+        },
+    )
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +158,14 @@ def test_subtests_are_reported_as_in_a_plain_run(project: Path) -> None:
     isolated = run_pytest(project, "test_subtests.py", "--isolate")
     assert summary(isolated) == summary(plain)
     assert "2 failed" in isolated.output  # two failing subtests
+
+
+def test_unittest_subtests_are_reported_as_in_a_plain_run(project: Path) -> None:
+    """pytest 8 reports the test once, pytest 9 each failed subTest too: isolated runs follow."""
+    plain = run_pytest(project, "test_unittest_subtests.py")
+    isolated = run_pytest(project, "test_unittest_subtests.py", "--isolate")
+    assert summary(isolated) == summary(plain)
+    assert isolated.ret == plain.ret == 1
 
 
 def test_last_failed_reruns_only_the_failed_isolated_test(tmp_path: Path) -> None:

@@ -64,11 +64,8 @@ def _venv(name: str) -> Path:
     wanted = (PINS / pins).read_text()
     if not marker.exists() or marker.read_text() != wanted:
         subprocess.run([str(interpreter), "-m", "venv", "--clear", str(venv)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "-c", str(PINS / pins)]
-            + ["pytest", "pluggy", "pyseccomp"],
-            check=True,
-        )
+        install = (str(python), "-m", "pip", "install", "-q", "-c", str(PINS / pins))
+        subprocess.run([*install, "pytest", "pluggy", "pyseccomp"], check=True)
         marker.write_text(wanted)
     return python
 

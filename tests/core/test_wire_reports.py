@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pytest_isolate.wire.frames import ProtocolViolation
-from pytest_isolate.wire.reports import MAX_LIST, MAX_STRING, sanitize_report
+from pytest_isolate.wire.reports import FAILED_SUBTESTS, MAX_LIST, MAX_STRING, sanitize_report
 
 NODEID = "test_x.py::test_x"
 
@@ -163,3 +163,13 @@ def test_subtest_kwargs_must_be_json_scalars(value: object) -> None:
     )
     with pytest.raises(ProtocolViolation):
         sanitize_report(data, NODEID)
+
+
+@pytest.mark.parametrize(("count", "kept"), [(2, True), (-1, False), ("2", False), (10**9, False)])
+def test_the_targets_failed_subtest_count_is_a_bounded_count(count: object, kept: bool) -> None:
+    data = report(outcome="passed", **{FAILED_SUBTESTS: count})
+    if kept:
+        assert sanitize_report(data, NODEID)[FAILED_SUBTESTS] == count
+    else:
+        with pytest.raises(ProtocolViolation, match=FAILED_SUBTESTS):
+            sanitize_report(data, NODEID)
