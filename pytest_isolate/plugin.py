@@ -182,6 +182,9 @@ def pytest_configure(config: pytest.Config) -> None:
         unavailable=unavailable,
     )
     config.pluginmanager.register(session, SESSION_PLUGIN)
+    from pytest_isolate.integrations import register_integrations
+
+    register_integrations(config, session.is_isolated)
 
 
 @pytest.hookimpl(tryfirst=True)

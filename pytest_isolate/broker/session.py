@@ -21,6 +21,7 @@ from pytest_isolate.backends.registry import BackendRegistry
 from pytest_isolate.broker import resolve
 from pytest_isolate.broker.context import BrokerContext
 from pytest_isolate.broker.summary import RunStats
+from pytest_isolate.integrations.timeout import apply_plugin_timeout
 from pytest_isolate.pytest_compat import set_failed_subtests
 from pytest_isolate.spec import Defaults, IsolateSpec, SpecError
 from pytest_isolate.wire.reports import FAILED_SUBTESTS
@@ -115,6 +116,10 @@ class IsolateSession:
             adjusted = item.ihook.pytest_isolate_adjust_spec(item=item, spec=spec)
             item.stash[SPEC_KEY] = adjusted if adjusted is not None else spec
 
+    def is_isolated(self, item: pytest.Item) -> bool:
+        """Whether this session runs ``item`` in a target (its protocol is not the broker's)."""
+        return item.stash.get(SPEC_KEY, None) is not None
+
     # -- running --------------------------------------------------------
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(
@@ -147,6 +152,7 @@ class IsolateSession:
             kind = "skip" if self.unavailable == "skip" else "unavailable"
             self._log(item, TargetResult(failure=message, failure_kind=kind), spec.label)
             return
+        spec, timeout_note = apply_plugin_timeout(item, spec)
         started = time.monotonic()
         try:
             result = backend.run(item, spec, self.context)
@@ -156,6 +162,8 @@ class IsolateSession:
                 failure_kind="engine",
             )
         result.duration = result.duration or time.monotonic() - started
+        if timeout_note and result.failure_kind == "timeout" and result.failure:
+            result.failure = f"{result.failure} ({timeout_note})"
         self.stats.record(spec.label, result)
         self._log(item, result, spec.label)
 

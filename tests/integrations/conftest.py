@@ -1,0 +1,1 @@
+"""Other pytest plugins beside ours, installed from the pinned environment, run for real."""
