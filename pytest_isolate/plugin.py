@@ -184,7 +184,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(session, SESSION_PLUGIN)
     from pytest_isolate.integrations import register_integrations
 
-    register_integrations(config, session.is_isolated)
+    register_integrations(config, session)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -10,7 +10,7 @@ import signal
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ from pytest_isolate.backends.registry import BackendRegistry
 from pytest_isolate.broker import resolve
 from pytest_isolate.broker.context import BrokerContext
 from pytest_isolate.broker.summary import RunStats
+from pytest_isolate.integrations.rerunfailures import DRIVEN_ELSEWHERE
 from pytest_isolate.integrations.timeout import apply_plugin_timeout
 from pytest_isolate.pytest_compat import set_failed_subtests
 from pytest_isolate.spec import Defaults, IsolateSpec, SpecError
@@ -80,6 +81,10 @@ class IsolateSession:
         self.context = BrokerContext(config)
         self.stats = RunStats()
         self._previous_sigterm = _interrupt_on_sigterm()
+        #: Plugins that drive some items' protocol themselves (``runtestprotocol``
+        #: per attempt): for those items this session steps aside and the
+        #: integration's phase relay runs the target.
+        self.protocol_drivers: list[Callable[[pytest.Item], bool]] = []
 
     # -- collection -----------------------------------------------------
     def _targets(self, node: Any, where: str) -> _Matrix:
@@ -120,6 +125,13 @@ class IsolateSession:
         """Whether this session runs ``item`` in a target (its protocol is not the broker's)."""
         return item.stash.get(SPEC_KEY, None) is not None
 
+    def spec_of(self, item: pytest.Item) -> IsolateSpec | None:
+        return item.stash.get(SPEC_KEY, None)
+
+    def run_for_relay(self, item: pytest.Item, spec: IsolateSpec) -> list[pytest.TestReport]:
+        """One attempt of a test whose protocol another plugin drives: a new target."""
+        return self.reports_of(item, self.run_target(item, spec), spec.label)
+
     # -- running --------------------------------------------------------
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(
@@ -129,11 +141,15 @@ class IsolateSession:
         spec = item.stash.get(SPEC_KEY, None)
         if error is None and spec is None:
             return None
+        if error is None and any(drives(item) for drives in self.protocol_drivers):
+            item.stash[DRIVEN_ELSEWHERE] = True
+            return None
         ihook = item.ihook
         ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
         if error is not None:
             result = TargetResult(failure=f"usage error: {error}", failure_kind="usage")
-            self._log(item, result, "usage")
+            for report in self.reports_of(item, result, "usage"):
+                ihook.pytest_runtest_logreport(report=report)
         else:
             assert spec is not None
             self._run(item, spec)
@@ -141,6 +157,12 @@ class IsolateSession:
         return True
 
     def _run(self, item: pytest.Item, spec: IsolateSpec) -> None:
+        result = self.run_target(item, spec)
+        for report in self.reports_of(item, result, spec.label):
+            item.ihook.pytest_runtest_logreport(report=report)
+
+    def run_target(self, item: pytest.Item, spec: IsolateSpec) -> TargetResult:
+        """Run the item's whole protocol in a new target; count it in the summary."""
         backend = self.registry.get(spec.backend)
         availability = self.registry.availability(spec.backend)
         if not availability:
@@ -150,8 +172,7 @@ class IsolateSession:
                 + " (run pytest --isolate-doctor for details)"
             )
             kind = "skip" if self.unavailable == "skip" else "unavailable"
-            self._log(item, TargetResult(failure=message, failure_kind=kind), spec.label)
-            return
+            return TargetResult(failure=message, failure_kind=kind)
         spec, timeout_note = apply_plugin_timeout(item, spec)
         started = time.monotonic()
         try:
@@ -165,13 +186,20 @@ class IsolateSession:
         if timeout_note and result.failure_kind == "timeout" and result.failure:
             result.failure = f"{result.failure} ({timeout_note})"
         self.stats.record(spec.label, result)
-        self._log(item, result, spec.label)
+        return result
 
-    def _log(self, item: pytest.Item, result: TargetResult, label: str) -> None:
+    def reports_of(
+        self, item: pytest.Item, result: TargetResult, label: str
+    ) -> list[pytest.TestReport]:
+        """The test's reports in the order the target sent them, completed for a dead target.
+
+        Its warnings are recorded on the way: they belong to the same run.
+        """
         config = item.config
         for data in result.warnings:
             self._emit_warning(item, data)
         seen: list[str] = []
+        reports: list[pytest.TestReport] = []
         if result.failure_kind == "violation":
             _fail_call_report(item, result, label)
         for data in result.reports:
@@ -181,12 +209,12 @@ class IsolateSession:
             set_failed_subtests(config, report, failed_subtests)
             if data.get("_report_type") != "SubTestReport":
                 seen.append(report.when)
-            item.ihook.pytest_runtest_logreport(report=report)
+            reports.append(report)
         if result.failure is not None and result.failure_kind != "violation-reported":
             from pytest_isolate.broker.reporting import missing_phase_reports
 
-            for report in missing_phase_reports(item, result, seen, label):
-                item.ihook.pytest_runtest_logreport(report=report)
+            reports.extend(missing_phase_reports(item, result, seen, label))
+        return reports
 
     def _emit_warning(self, item: pytest.Item, data: dict[str, Any]) -> None:
         category = _WARNING_CATEGORIES.get(data["category"], UserWarning)

@@ -1,22 +1,29 @@
 """Other pytest plugins, each through its own public hooks and data, one module each.
 
 The session registers a module's plugin object only when that plugin is
-installed and active, so an absent plugin costs nothing.
+installed, so an absent plugin costs nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pytest
 
+if TYPE_CHECKING:
+    from pytest_isolate.broker.session import IsolateSession
 
-def register_integrations(
-    config: pytest.Config, is_isolated: Callable[[pytest.Item], bool]
-) -> None:
+
+def register_integrations(config: pytest.Config, session: IsolateSession) -> None:
     """Register the integration of each installed plugin that needs one."""
     manager = config.pluginmanager
     if manager.has_plugin("timeout"):
         from pytest_isolate.integrations.timeout import TimeoutTakeover
 
-        manager.register(TimeoutTakeover(is_isolated), "isolate-timeout-takeover")
+        manager.register(TimeoutTakeover(session.is_isolated), "isolate-timeout-takeover")
+    rerunfailures = manager.get_plugin("rerunfailures")
+    if rerunfailures is not None and hasattr(rerunfailures, "get_reruns_count"):
+        from pytest_isolate.integrations.rerunfailures import PhaseRelay, reruns_for
+
+        session.protocol_drivers.append(reruns_for(rerunfailures))
+        manager.register(PhaseRelay(session.spec_of, session.run_for_relay), "isolate-phase-relay")

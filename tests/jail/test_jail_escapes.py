@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import pathlib
 import socket
 import stat
 import uuid
@@ -18,7 +19,19 @@ import pytest
 from conftest import HostTree
 from jail_harness import errno_name, run_jailed
 
-from pytest_isolate.jail import syscalls
+from pytest_isolate.jail import python_dirs, syscalls
+
+CHECKOUT = str(pathlib.Path(__file__).resolve().parents[2])
+
+
+def shown_below(path: str) -> set[str]:
+    """The names directly below ``path`` that the jail must show: the way to a Python dir.
+
+    A venv made inside a checkout (``checkout/.venv``) puts that one directory,
+    and nothing else of the checkout, into every jail.
+    """
+    prefix = path.rstrip("/") + "/"
+    return {p[len(prefix) :].split("/")[0] for p in python_dirs() if p.startswith(prefix)}
 
 
 @pytest.fixture
@@ -122,7 +135,8 @@ def test_even_root_in_the_jail_finds_no_way_back_to_the_host_root(
 
     run = run_jailed(body, host_tree.config(), rootless=rootless, drop=False)
     assert run.answer["after_escape"] == run.answer["jail_root"]
-    assert "work" not in run.answer["jail_root"] and "home" not in run.answer["jail_root"]
+    assert "home" not in run.answer["jail_root"]
+    assert set(run.answer["jail_root"]) & {"work", "root"} <= shown_below("/")
 
 
 def test_proc_root_of_pid_1_does_not_lead_out(host_tree: HostTree, rootless: bool) -> None:
@@ -181,14 +195,21 @@ def test_mknod_is_denied(host_tree: HostTree, rootless: bool) -> None:
 
 def test_host_directories_are_not_reachable(host_tree: HostTree, rootless: bool) -> None:
     def body() -> dict[str, object]:
-        paths = ["/home", "/var", "/opt", "/srv", "/boot", "/mnt", "/run", "/sys", "/work/main"]
-        return {p: errno_name(functools.partial(os.listdir, p)) for p in paths}
+        paths = ["/home", "/var", "/opt", "/srv", "/boot", "/mnt", "/run", "/sys", CHECKOUT]
+
+        def listing(path: str) -> object:
+            try:
+                return sorted(os.listdir(path))
+            except OSError as exc:
+                return errno.errorcode.get(exc.errno or 0, str(exc))
+
+        return {p: listing(p) for p in paths}
 
     run = run_jailed(body, host_tree.config(), rootless=rootless)
     assert set(run.answer) - {"pidns"}
     for path, outcome in run.answer.items():
         if path != "pidns":
-            assert outcome == "ENOENT", path
+            assert outcome == "ENOENT" or set(outcome) == shown_below(path) != set(), path
 
 
 def test_a_host_directory_descriptor_is_closed_by_the_runner(host_tree: HostTree) -> None:

@@ -38,7 +38,7 @@ def test_host_packages_and_injected_site():
     import hypothesis  # installed in the host's environment, as a CI job installs deps
     import pytest_isolate
     print("pytest_isolate from", os.path.dirname(pytest_isolate.__file__))
-    print("checkout visible:", os.path.exists({checkout!r}))
+    print("checkout visible:", os.path.exists({checkout!r} + "/pytest_isolate"))
     print("uid", os.getuid(), "python", sys.executable)
 
 def test_tmp_path_is_writable(tmp_path):

@@ -115,7 +115,8 @@ def test_host_secret_under_root_is_invisible(
 
 
 def test_only_the_python_prefix_of_the_home_dir_is_shared(guest_session: GuestSession) -> None:
-    prefix = os.path.realpath(sys.prefix)
+    # the interpreter's own prefix (pyenv's, under /root): a venv's base
+    prefix = os.path.realpath(sys.base_prefix)
     parent = os.path.dirname(prefix)
     answer = guest_session.run(f"import os\nresult = os.listdir({parent!r})")
     assert answer == [os.path.basename(prefix)]
