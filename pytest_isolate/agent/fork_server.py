@@ -36,10 +36,10 @@ from pytest_isolate.agent.protocol import (
 )
 from pytest_isolate.agent.seccomp_watch import SANDBOXED_FRAME, AgentSeccompWatch, loadable_policy
 from pytest_isolate.agent.sweep import kill_leftovers
-from pytest_isolate.backends.forked import capture_fds, output_tail
 from pytest_isolate.policy.compiler import LoadablePolicy
 from pytest_isolate.policy.handover import install_in_child
 from pytest_isolate.target import steps
+from pytest_isolate.target.capture import capture_fds, output_tail, saved_terminal_fds
 from pytest_isolate.target.item_runner import FrameSender, run_in_target
 from pytest_isolate.wire.frames import FrameDecoder, FrameLimits
 
@@ -72,6 +72,9 @@ class ForkPlan:
     devnull: int
     #: pytest's own capture descriptors, which the child keeps
     capture_fds: Tuple[int, ...]
+    #: pytest's saved copies of the agent's real stdio (its channel or the
+    #: engine's log): blanked in each child
+    terminal_fds: Tuple[int, ...]
     #: the uid/gid a root agent's children drop to; None for an unprivileged agent
     drop_to: Tuple[int, int] | None
 
@@ -94,6 +97,7 @@ def plan_forks(config: pytest.Config) -> ForkPlan:
         agent_pid=os.getpid(),
         devnull=os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC),
         capture_fds=tuple(capture_fds(config)),
+        terminal_fds=tuple(saved_terminal_fds(config)),
         drop_to=steps.unprivileged_ids() if root else None,
     )
 
@@ -194,6 +198,7 @@ def _child(
         os.dup2(plan.devnull, 0)
         keep = [0, 1, 2, channel.fileno(), crash_log, *plan.capture_fds]
         steps.close_inherited_fds(keep)
+        steps.blank_descriptors(plan.terminal_fds)
         os.set_inheritable(crash_log, False)
         faulthandler.enable(file=crash_log, all_threads=True)
         tempfile.tempdir = scratch

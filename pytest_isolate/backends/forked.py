@@ -31,11 +31,11 @@ from pytest_isolate.broker.outcome import EndState, classify_end, phase_after
 from pytest_isolate.broker.supervisor import Handler, Supervision, TargetSupervisor
 from pytest_isolate.spec import IsolateSpec
 from pytest_isolate.target import steps
+from pytest_isolate.target.capture import capture_fds, output_tail, saved_terminal_fds
 from pytest_isolate.target.item_runner import FrameSender, prepare_forwarder, run_in_target
 from pytest_isolate.wire.shm import ShmRing
 
 CRASH_LOG_TAIL = 16 * 1024
-OUTPUT_TAIL = 8 * 1024
 
 
 @dataclass
@@ -58,46 +58,6 @@ class TargetWatch:
 
     def finish(self, result: TargetResult, state: Supervision) -> None:
         """Add sections or a failure to the result once the target has ended."""
-
-
-def capture_fds(config: pytest.Config) -> list[int]:
-    """Descriptors of pytest's own output capture, which the child must keep."""
-    fds: list[int] = []
-    capman = config.pluginmanager.get_plugin("capturemanager")
-    multi = getattr(capman, "_global_capturing", None)
-    for name in ("in_", "out", "err"):
-        capture = getattr(multi, name, None)
-        for attr in ("targetfd_save", "targetfd_invalid"):
-            value = getattr(capture, attr, None)
-            if isinstance(value, int):
-                fds.append(value)
-        tmpfile = getattr(capture, "tmpfile", None)
-        with contextlib.suppress(Exception):
-            fds.append(tmpfile.fileno())  # type: ignore[union-attr]
-    return fds
-
-
-def output_tail(config: pytest.Config) -> list[tuple[str, str]]:
-    """After a crash: what the target wrote to the shared capture files, then reset them."""
-    sections = []
-    capman = config.pluginmanager.get_plugin("capturemanager")
-    multi = getattr(capman, "_global_capturing", None)
-    for name, title in (("out", "stdout"), ("err", "stderr")):
-        tmpfile = getattr(getattr(multi, name, None), "tmpfile", None)
-        try:
-            fd = tmpfile.fileno()  # type: ignore[union-attr]
-        except Exception:
-            continue
-        size = os.fstat(fd).st_size
-        if size:
-            start = max(0, size - OUTPUT_TAIL)
-            text = os.pread(fd, size - start, start).decode("utf-8", "replace")
-            note = f"[... {start} bytes before]\n" if start else ""
-            sections.append((f"Captured {title} (tail, target crashed)", note + text))
-        with contextlib.suppress(OSError):
-            os.ftruncate(fd, 0)
-            os.lseek(fd, 0, os.SEEK_SET)
-    return sections
 
 
 def _read_crash_log(fd: int) -> str:
@@ -184,6 +144,7 @@ class ForkedBackend:
         context.tree.before_fork(spec.pids_limit or self.default_pids_limit, spec.mem_limit)
         oom_kills_before = context.tree.oom_kills() if spec.mem_limit else 0
         keep = [0, 1, 2, target_end.fileno(), crash_log, *capture_fds(item.config)]
+        terminal = saved_terminal_fds(item.config)
         if ring is not None:
             keep += ring.child_fds()
         prepare_forwarder(item.config)
@@ -206,6 +167,7 @@ class ForkedBackend:
                 context,
                 broker_pid,
                 keep,
+                terminal,
                 ring,
             )
         target_end.close()
@@ -247,6 +209,7 @@ class ForkedBackend:
         context: BrokerContext,
         broker_pid: int,
         keep: list[int],
+        terminal: list[int],
         ring: ShmRing | None = None,
     ) -> None:
         """Common steps in their fixed order, then the backend's, then the test.
@@ -260,6 +223,7 @@ class ForkedBackend:
             steps.new_session()
             context.tree.join()
             steps.close_inherited_fds([*keep, *self.restriction_fds()])
+            steps.blank_descriptors(terminal)
             os.set_inheritable(crash_log, False)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the broker's handler is not ours
             _arm_faulthandler(crash_log)

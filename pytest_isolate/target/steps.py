@@ -91,6 +91,21 @@ def new_session() -> None:
     os.setsid()
 
 
+def blank_descriptors(fds: Iterable[int]) -> None:
+    """Point each of ``fds`` at /dev/null: kept open for whoever restores from it, empty."""
+    targets = [fd for fd in fds if fd >= 0]
+    if not targets:
+        return
+    devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        for fd in targets:
+            if fd != devnull:
+                os.dup2(devnull, fd)
+    finally:
+        if devnull not in targets:
+            os.close(devnull)
+
+
 def close_inherited_fds(keep: Iterable[int]) -> None:
     """Close every descriptor but ``keep``: a leaked fd is a path out of any jail."""
     keep_sorted = sorted({fd for fd in keep if fd >= 0})
