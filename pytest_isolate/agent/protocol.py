@@ -311,6 +311,8 @@ class StartRequest:
     invocation_dir: str
     args: Tuple[str, ...]
     limits: FrameLimits = field(default_factory=FrameLimits)
+    #: the broker's option values (``config.option``), set on the agent's after parsing
+    options: Tuple[Tuple[str, Any], ...] = ()
 
     def to_message(self) -> Dict[str, Any]:
         limits = self.limits
@@ -319,6 +321,7 @@ class StartRequest:
             "rootdir": self.rootdir,
             "invocation_dir": self.invocation_dir,
             "args": list(self.args),
+            "options": dict(self.options),
             "limits": {
                 "max_frame_bytes": limits.max_frame_bytes,
                 "max_total_bytes": limits.max_total_bytes,
@@ -400,7 +403,7 @@ class RunRequest:
 
 
 def _parse_start(message: Dict[str, Any]) -> StartRequest:
-    _only_keys(message, ("rootdir", "invocation_dir", "args", "limits"))
+    _only_keys(message, ("rootdir", "invocation_dir", "args", "limits", "options"))
     limits = message.get("limits")
     if not isinstance(limits, dict) or set(limits) != {
         "max_frame_bytes",
@@ -413,6 +416,7 @@ def _parse_start(message: Dict[str, Any]) -> StartRequest:
         rootdir=_text(message, "rootdir", MAX_PATH),
         invocation_dir=_text(message, "invocation_dir", MAX_PATH),
         args=_text_list(message, "args", MAX_ARGS, MAX_PATH),
+        options=_options(message.get("options", {})),
         limits=FrameLimits(
             max_frame_bytes=_int(limits, "max_frame_bytes", 1024, 1 << 31),
             max_total_bytes=_int(limits, "max_total_bytes", 1024, 1 << 40),
@@ -420,6 +424,30 @@ def _parse_start(message: Dict[str, Any]) -> StartRequest:
             max_depth=_int(limits, "max_depth", 4, 1000),
         ),
     )
+
+
+def _option_value(value: Any) -> bool:
+    if value is None or isinstance(value, (bool, int, float)):
+        return True
+    if isinstance(value, str):
+        return len(value) <= MAX_TEXT
+    return (
+        isinstance(value, list)
+        and len(value) <= MAX_ARGS
+        and all(not isinstance(item, list) and _option_value(item) for item in value)
+    )
+
+
+def _options(value: Any) -> Tuple[Tuple[str, Any], ...]:
+    """Option values: names of at most 200 characters, JSON scalars or flat lists of them."""
+    if not isinstance(value, dict) or len(value) > MAX_ARGS:
+        raise ProtocolViolation("start: options is not an object of option values")
+    for name, item in value.items():
+        if not (isinstance(name, str) and 0 < len(name) <= 200 and name.isidentifier()):
+            raise ProtocolViolation(f"start: option name {name!r} is not an identifier")
+        if not _option_value(item):
+            raise ProtocolViolation(f"start: option {name} is not a JSON scalar or list of them")
+    return tuple(sorted(value.items()))
 
 
 def _parse_run(message: Dict[str, Any]) -> RunRequest:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import pytest
 
@@ -33,11 +33,29 @@ MAX_ERROR_TEXT = 16 * 1024
 class AgentWorker:
     """Collect once; then, per request, fork and run one item."""
 
-    def __init__(self, channel: AgentChannel, limits: FrameLimits) -> None:
+    def __init__(
+        self,
+        channel: AgentChannel,
+        limits: FrameLimits,
+        options: Tuple[Tuple[str, Any], ...] = (),
+    ) -> None:
         self.channel = channel
         self.limits = limits
+        self.options = options
         self.errors: List[str] = []
         self.collected_sent = False
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_configure(self, config: pytest.Config) -> None:
+        """The broker's option values, where this pytest knows the option too.
+
+        An option that no plugin here defines (a plugin the target lacks) is
+        left out: setting it would only mislead.
+        """
+        known = vars(config.option)
+        for name, value in self.options:
+            if name in known:
+                setattr(config.option, name, value)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:

@@ -31,6 +31,7 @@ import pytest
 from pytest_isolate.agent.client import AgentClient, AgentDead
 from pytest_isolate.agent.protocol import StartRequest
 from pytest_isolate.agent.target import AgentTarget
+from pytest_isolate.backends.agent_args import agent_base_args, forwarded_options
 from pytest_isolate.backends.base import TargetResult
 from pytest_isolate.backends.target_pool import TargetPool
 from pytest_isolate.broker.context import BrokerContext
@@ -348,14 +349,9 @@ def _start_request(
                         and config_from_spec(other_spec, config.rootdir) == config
                     ):
                         files.add(str(other.path))
-    args = ["-p", "no:cacheprovider", "--rootdir", config.rootdir, "-p", "pytest_isolate.plugin"]
-    if pytest_config.inipath is not None:
-        args += ["-c", str(pytest_config.inipath)]
-    import_mode = getattr(pytest_config.option, "importmode", None)
-    if isinstance(import_mode, str):
-        args.append(f"--import-mode={import_mode}")
-    args += sorted(files)
-    return StartRequest(config.rootdir, invocation, tuple(args), limits)
+    args = agent_base_args(pytest_config, config.rootdir) + sorted(files)
+    options = tuple(forwarded_options(pytest_config).items())
+    return StartRequest(config.rootdir, invocation, tuple(args), limits, options)
 
 
 def _progress(config: pytest.Config, line: str) -> None:

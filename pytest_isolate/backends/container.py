@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_isolate.backends.agent_args import agent_base_args, forwarded_options
 from pytest_isolate.backends.base import Availability, TargetResult
 from pytest_isolate.backends.container_config import (
     KEYWORDS,
@@ -182,18 +183,14 @@ def _project_view(item: pytest.Item, config: ContainerConfig, spec: IsolateSpec)
             and other_spec.backend == "container"
             and _same_config(other_spec, config)
         } or {str(item.path)}
-    args = ["-p", "no:cacheprovider", "--rootdir", rootdir, "-p", "pytest_isolate.plugin"]
-    if pytest_config.inipath is not None:
-        args += ["-c", str(pytest_config.inipath)]
-    import_mode = getattr(pytest_config.option, "importmode", None)
-    if isinstance(import_mode, str):
-        args.append(f"--import-mode={import_mode}")
+    args = agent_base_args(pytest_config, rootdir)
     for option, flag in (("isolate", "--isolate"), ("isolate_matrix", "--isolate-matrix")):
         value = pytest_config.getoption(option, None)
         if isinstance(value, str):
             args.append(f"{flag}={value}")
     args += sorted(files)
-    return ProjectView(rootdir, invocation, tuple(args))
+    options = tuple(forwarded_options(pytest_config).items())
+    return ProjectView(rootdir, invocation, tuple(args), options)
 
 
 def _same_config(spec: IsolateSpec, config: ContainerConfig) -> bool:

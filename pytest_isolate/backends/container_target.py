@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pytest_isolate.agent.client import AgentClient, AgentDead
 from pytest_isolate.agent.protocol import StartRequest
@@ -64,6 +65,7 @@ class ProjectView:
     rootdir: str
     invocation_dir: str
     args: tuple[str, ...]
+    options: tuple[tuple[str, Any], ...] = ()  # the broker's option values (agent_args)
 
 
 class _AttachedByteStream:
@@ -139,7 +141,7 @@ class ContainerTarget(AgentTarget):
                 ) from None
             try:
                 request = StartRequest(
-                    project.rootdir, project.invocation_dir, project.args, limits
+                    project.rootdir, project.invocation_dir, project.args, limits, project.options
                 )
                 target.handshake(request, HELLO_TIMEOUT, COLLECT_TIMEOUT)
             except AgentDead as exc:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_isolate.backends.agent_args import forwarded_options, parse_time_args
 from pytest_isolate.backends.base import Availability, TargetResult
 from pytest_isolate.backends.spawned_policy import (
     SpawnedPolicy,
@@ -167,7 +168,9 @@ def agent_config(
     )
 
 
-def collection_args(nodeids: Sequence[str], rootdir: str, inifile: str | None) -> list[str]:
+def collection_args(
+    nodeids: Sequence[str], rootdir: str, inifile: str | None, parse_time: Sequence[str] = ()
+) -> list[str]:
     """pytest arguments for the agent: our plugin explicitly, then what to collect.
 
     The agent disables plugin autoloading, so ``-p pytest_isolate.plugin``
@@ -178,6 +181,7 @@ def collection_args(nodeids: Sequence[str], rootdir: str, inifile: str | None) -
     args += ["--rootdir", rootdir]
     if inifile:
         args += ["-c", inifile]
+    args += parse_time
     wanted = list(dict.fromkeys(nodeids))
     if len(wanted) > MAX_NODEID_ARGS:
         wanted = list(dict.fromkeys(nodeid.split("::", 1)[0] for nodeid in wanted))
@@ -353,7 +357,8 @@ class VMBackend:
             start = StartRequest(
                 rootdir=rootdir,
                 invocation_dir=rootdir,
-                args=tuple(collection_args(nodeids, rootdir, inifile)),
+                args=tuple(collection_args(nodeids, rootdir, inifile, parse_time_args(config))),
+                options=tuple(forwarded_options(config).items()),
             )
             collected = client.start(start, timeout=COLLECT_TIMEOUT)
         except VMError as exc:

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from pytest_isolate.backends.agent_args import agent_base_args
 from pytest_isolate.backends.container_config import ContainerConfig, config_from_spec
 from pytest_isolate.backends.registry import BackendRegistry
 from pytest_isolate.broker.resolve import parse_matrix
@@ -57,13 +58,7 @@ def container_config(spec: IsolateSpec, mem_limit: int | None) -> ContainerConfi
 def agent_args(config: pytest.Config, paths: Sequence[str]) -> list[str]:
     """The agent's pytest command line: the project's ini (it is inside the target now)."""
     rootdir = str(config.rootpath)
-    args = ["-p", "no:cacheprovider", "--rootdir", rootdir, "-p", "pytest_isolate.plugin"]
-    args.append("--no-isolate")
-    if config.inipath is not None:
-        args += ["-c", str(config.inipath)]
-    import_mode = getattr(config.option, "importmode", None)
-    if isinstance(import_mode, str):
-        args.append(f"--import-mode={import_mode}")
+    args = [*agent_base_args(config, rootdir), "--no-isolate"]
     invocation = str(config.invocation_params.dir)
     args += collection_options(config, invocation)
     for path in paths:

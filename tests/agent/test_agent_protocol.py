@@ -31,6 +31,12 @@ def test_broker_messages_round_trip() -> None:
     assert protocol.parse_broker_message({"type": "shutdown"}) == "shutdown"
 
 
+def test_option_values_travel_with_the_start_request() -> None:
+    options = (("target_env", "prod"), ("tbstyle", "short"), ("verbosity", 2), ("w", ["a", None]))
+    start = StartRequest("/p", "/p", (), options=options)
+    assert protocol.parse_broker_message(start.to_message()) == start
+
+
 @pytest.mark.parametrize(
     "message",
     [
@@ -47,6 +53,11 @@ def test_broker_messages_round_trip() -> None:
         {**GOOD_START, "args": [1]},
         {**GOOD_START, "limits": {}},
         {**GOOD_START, "rootdir": "x" * 5000},
+        {**GOOD_START, "options": ["tbstyle"]},
+        {**GOOD_START, "options": {"not a name": 1}},
+        {**GOOD_START, "options": {"tbstyle": {"nested": 1}}},
+        {**GOOD_START, "options": {"plugins": [["nested"]]}},
+        {**GOOD_START, "options": {"tbstyle": "x" * 100_000}},
     ],
     ids=lambda m: str(m)[:50],
 )
