@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from pytest_isolate.broker.context import BrokerContext
     from pytest_isolate.spec import IsolateSpec
+    from pytest_isolate.wire.coverage import CoverageFrame
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class TargetResult:
 
     reports: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[dict[str, Any]] = field(default_factory=list)
+    coverage: list[CoverageFrame] = field(default_factory=list)  # checked, not yet recorded
     failure: str | None = None
     failure_kind: str | None = None  # crash | timeout | protocol | violation | engine
     sections: list[tuple[str, str]] = field(default_factory=list)

@@ -184,6 +184,7 @@ class ForkedBackend:
                 kill_grace=context.kill_grace,
                 extra_handlers=watch.handlers,
                 ring=ring.reader() if ring is not None else None,
+                project_root=str(item.config.rootpath),
             )
             fds_box.append(supervisor)
             state = supervisor.run()
@@ -243,6 +244,7 @@ class ForkedBackend:
         result = TargetResult(
             reports=state.reports,
             warnings=state.warnings,
+            coverage=state.coverage,
             duration=state.ended - state.started,
         )
         end = EndState(

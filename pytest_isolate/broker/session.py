@@ -21,6 +21,7 @@ from pytest_isolate.backends.registry import BackendRegistry
 from pytest_isolate.broker import resolve
 from pytest_isolate.broker.context import BrokerContext
 from pytest_isolate.broker.summary import RunStats
+from pytest_isolate.integrations import coverage
 from pytest_isolate.integrations.rerunfailures import DRIVEN_ELSEWHERE
 from pytest_isolate.integrations.timeout import apply_plugin_timeout
 from pytest_isolate.pytest_compat import set_failed_subtests
@@ -185,6 +186,7 @@ class IsolateSession:
         result.duration = result.duration or time.monotonic() - started
         if timeout_note and result.failure_kind == "timeout" and result.failure:
             result.failure = f"{result.failure} ({timeout_note})"
+        coverage.record(result.coverage)
         self.stats.record(spec.label, result)
         return result
 

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_isolate.wire.coverage import COVERAGE_FRAME, CoverageFrame, parse_coverage_frame
 from pytest_isolate.wire.frames import FrameDecoder, FrameLimits, ProtocolViolation
 from pytest_isolate.wire.reports import sanitize_report
 from pytest_isolate.wire.shm import RingReader
@@ -41,6 +42,7 @@ class Supervision:
 
     reports: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[dict[str, Any]] = field(default_factory=list)
+    coverage: list[CoverageFrame] = field(default_factory=list)
     finished: bool = False
     wait_status: int | None = None
     timed_out: bool = False
@@ -81,8 +83,10 @@ class TargetSupervisor:
         kill_grace: float = 1.0,
         extra_handlers: dict[str, Handler] | None = None,
         ring: RingReader | None = None,
+        project_root: str = "/nonexistent",
     ) -> None:
         self.pid = pid
+        self.project_root = project_root  # the only files a target may report coverage for
         self.channel = channel
         self.nodeid = nodeid
         self.timeout = timeout
@@ -109,6 +113,10 @@ class TargetSupervisor:
             self.state.reports.append(sanitize_report(message.get("report"), self.nodeid))
         elif kind == "warning":
             self.state.warnings.append(_validate_warning(message))
+        elif kind == COVERAGE_FRAME:
+            self.state.coverage.append(
+                parse_coverage_frame(message).check_within(self.project_root)
+            )
         elif kind == "done":
             self.state.finished = True
         elif kind == "setup-error" and not self.state.reports:

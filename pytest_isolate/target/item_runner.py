@@ -24,6 +24,7 @@ from _pytest._io.saferepr import saferepr
 from _pytest.runner import runtestprotocol
 
 from pytest_isolate.pytest_compat import failed_subtests_of
+from pytest_isolate.target.coverage_probe import TargetCoverage
 from pytest_isolate.wire.frames import encode_frame
 from pytest_isolate.wire.reports import FAILED_SUBTESTS
 
@@ -172,11 +173,15 @@ def run_item(item: pytest.Item, sender: FrameSender) -> None:
     silence_broker_reporting(config)
     forget_broker_finalizers(item.session)
     prepare_forwarder(config).sender = sender
+    coverage = TargetCoverage.begin()
     with catch_warnings_for_item(config=config, ihook=item.ihook, when="runtest", item=item):
         runtestprotocol(item, log=True, nextitem=None)
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
+    if coverage is not None:
+        for frame in coverage.frames(str(config.rootpath)):
+            sender.send(frame)
     sender.send({"type": "done", "pid": os.getpid()})
 
 
