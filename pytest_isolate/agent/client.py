@@ -30,6 +30,7 @@ from pytest_isolate.spec import IsolateSpec
 
 if TYPE_CHECKING:
     from pytest_isolate.backends.spawned_policy import SpawnedPolicy
+from pytest_isolate.wire.coverage import COVERAGE_FRAME, CoverageFrame, parse_coverage_frame
 from pytest_isolate.wire.frames import FrameDecoder, FrameLimits, ProtocolViolation, encode_frame
 from pytest_isolate.wire.reports import sanitize_report
 
@@ -54,6 +55,7 @@ class _TestState:
     def __init__(self) -> None:
         self.reports: list[dict[str, Any]] = []
         self.warnings: list[dict[str, Any]] = []
+        self.coverage: list[CoverageFrame] = []
         self.finished = False
         self.setup_error: str | None = None
         self.exited: protocol.Exited | None = None
@@ -91,6 +93,7 @@ class AgentClient:
         self.kill_grace = kill_grace
         self.describe_stream_end = describe_stream_end or (lambda: "")
         self.dead: str | None = None
+        self.project_root: str | None = None  # set by start()
         self.collected: Collected | None = None
         self._pending: list[dict[str, Any]] = []
         self._handshake = FrameDecoder(HANDSHAKE_LIMITS)
@@ -148,6 +151,9 @@ class AgentClient:
             raise self._die(f"the agent's hello is malformed: {exc}") from None
 
     def start(self, request: StartRequest, timeout: float | None = 600.0) -> Collected:
+        # The agent sees the project at the broker's path (bind mount, 9p share or
+        # a copy made there): its coverage may name files below it and nowhere else.
+        self.project_root = request.rootdir
         self.send(request.to_message())
         try:
             self.collected = protocol.parse_collected(self._expect("collected", timeout))
@@ -222,6 +228,9 @@ class AgentClient:
             state.reports.append(sanitize_report(message.get("report"), nodeid))
         elif kind == "warning":
             state.warnings.append(_validate_warning(message))
+        elif kind == COVERAGE_FRAME:
+            frame = parse_coverage_frame(message)
+            state.coverage.append(frame.check_within(self.project_root or "/nonexistent"))
         elif kind == "done":
             state.finished = True
         elif kind == "setup-error" and not state.reports:
@@ -235,7 +244,10 @@ class AgentClient:
         self, state: _TestState, spec: IsolateSpec, timed_out: bool, started: float
     ) -> TargetResult:
         result = TargetResult(
-            reports=state.reports, warnings=state.warnings, duration=time.monotonic() - started
+            reports=state.reports,
+            warnings=state.warnings,
+            coverage=state.coverage,
+            duration=time.monotonic() - started,
         )
         if state.refused is not None:
             result.failure = f"the target could not run this test: {state.refused}"
@@ -275,6 +287,7 @@ class AgentClient:
         return TargetResult(
             reports=state.reports,
             warnings=state.warnings,
+            coverage=state.coverage,
             failure=failure,
             failure_kind=kind,
             duration=time.monotonic() - started,

@@ -22,7 +22,7 @@ import socket
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import Any, List, Tuple
 
 import pytest
 
@@ -40,6 +40,7 @@ from pytest_isolate.policy.compiler import LoadablePolicy
 from pytest_isolate.policy.handover import install_in_child
 from pytest_isolate.target import steps
 from pytest_isolate.target.capture import capture_fds, output_tail, saved_terminal_fds
+from pytest_isolate.target.coverage_probe import TargetCoverage
 from pytest_isolate.target.item_runner import FrameSender, run_in_target
 from pytest_isolate.wire.frames import FrameDecoder, FrameLimits
 
@@ -77,6 +78,8 @@ class ForkPlan:
     terminal_fds: Tuple[int, ...]
     #: the uid/gid a root agent's children drop to; None for an unprivileged agent
     drop_to: Tuple[int, int] | None
+    #: what the broker's coverage measures, when it runs: each child measures its test
+    coverage: Tuple[Tuple[str, Any], ...] | None = None
 
 
 def plan_forks(config: pytest.Config) -> ForkPlan:
@@ -211,7 +214,9 @@ def _child(
         if policy is not None:  # last: the filter also forbids what the steps above used
             install_in_child(policy, channel)
 
-    run_in_target(item, FrameSender(channel), restrict)
+    settings = plan.coverage
+    measure = (lambda: None) if settings is None else (lambda: TargetCoverage.start(dict(settings)))
+    run_in_target(item, FrameSender(channel), restrict, measure)
 
 
 # -- the agent's side ------------------------------------------------------

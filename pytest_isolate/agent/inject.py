@@ -46,8 +46,12 @@ INJECTED_DISTRIBUTIONS = (
     "tomli",
     "pytest-isolate-sandbox",
 )
-#: Never copied: caches and compiled code for the broker's Python.
+#: Never copied: caches and compiled code for the broker's Python, except
+#: extension modules tagged with their ABI (``tracer.cpython-311-x86_64-linux-gnu.so``,
+#: coverage's tracer): only a matching Python loads those, any other falls back
+#: to the pure-Python code beside them.
 SKIPPED_SUFFIXES = (".pyc", ".so", ".pyd")
+ABI_TAGGED = ".cpython-"
 SKIPPED_DIRS = ("__pycache__",)
 #: A cached copy unused for this long is removed when a new one is made.
 STALE_AFTER = 7 * 24 * 3600.0
@@ -83,7 +87,9 @@ def _files(source: Path) -> Iterator[Path]:
     for directory, dirnames, filenames in os.walk(source):
         dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS)
         for filename in sorted(filenames):
-            if not filename.endswith(SKIPPED_SUFFIXES):
+            if not filename.endswith(SKIPPED_SUFFIXES) or (
+                ABI_TAGGED in filename and filename.endswith(".so")
+            ):
                 yield Path(directory, filename)
 
 
@@ -113,6 +119,13 @@ def prune_stale(root: Path, max_age: float = STALE_AFTER) -> None:
                     shutil.rmtree(entry)
 
 
+def _coverage_runs() -> bool:
+    """Whether this broker measures coverage: its targets then need coverage too."""
+    from pytest_isolate.target.coverage_probe import running_coverage
+
+    return running_coverage() is not None
+
+
 def injected_site(cache_root: Path | None = None) -> Path:
     """The directory to put first on the target's ``PYTHONPATH`` (made once, then reused).
 
@@ -120,7 +133,8 @@ def injected_site(cache_root: Path | None = None) -> Path:
     target reads them as an unprivileged uid.
     """
     root = cache_root or default_cache_root()
-    sources = {name: path for name in INJECTED_MODULES if (path := module_source(name))}
+    modules = INJECTED_MODULES + (("coverage",) if _coverage_runs() else ())
+    sources = {name: path for name in modules if (path := module_source(name))}
     for distribution in INJECTED_DISTRIBUTIONS:
         if (metadata := metadata_source(distribution)) is not None:
             sources[f"dist:{distribution}"] = metadata

@@ -29,6 +29,7 @@ import binascii
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Tuple
 
+from pytest_isolate.wire.coverage import COVERAGE_SETTINGS
 from pytest_isolate.wire.frames import FrameLimits, ProtocolViolation
 
 MAX_TEXT = 64 * 1024
@@ -45,7 +46,7 @@ MAX_RAW_VIOLATIONS = 256
 MAX_TEXT_ERROR = 2000
 
 #: Frames a test's child may send; anything else is the child breaking the protocol.
-TEST_FRAME_TYPES = frozenset({"report", "warning", "setup-error", "done"})
+TEST_FRAME_TYPES = frozenset({"report", "warning", "coverage", "setup-error", "done"})
 
 __all__ = [
     "TEST_FRAME_TYPES",
@@ -313,6 +314,8 @@ class StartRequest:
     limits: FrameLimits = field(default_factory=FrameLimits)
     #: the broker's option values (``config.option``), set on the agent's after parsing
     options: Tuple[Tuple[str, Any], ...] = ()
+    #: what the broker's coverage measures (``wire.coverage.COVERAGE_SETTINGS``), if it runs
+    coverage: Tuple[Tuple[str, Any], ...] | None = None
 
     def to_message(self) -> Dict[str, Any]:
         limits = self.limits
@@ -322,6 +325,7 @@ class StartRequest:
             "invocation_dir": self.invocation_dir,
             "args": list(self.args),
             "options": dict(self.options),
+            "coverage": None if self.coverage is None else dict(self.coverage),
             "limits": {
                 "max_frame_bytes": limits.max_frame_bytes,
                 "max_total_bytes": limits.max_total_bytes,
@@ -403,7 +407,7 @@ class RunRequest:
 
 
 def _parse_start(message: Dict[str, Any]) -> StartRequest:
-    _only_keys(message, ("rootdir", "invocation_dir", "args", "limits", "options"))
+    _only_keys(message, ("rootdir", "invocation_dir", "args", "limits", "options", "coverage"))
     limits = message.get("limits")
     if not isinstance(limits, dict) or set(limits) != {
         "max_frame_bytes",
@@ -417,6 +421,7 @@ def _parse_start(message: Dict[str, Any]) -> StartRequest:
         invocation_dir=_text(message, "invocation_dir", MAX_PATH),
         args=_text_list(message, "args", MAX_ARGS, MAX_PATH),
         options=_options(message.get("options", {})),
+        coverage=_coverage_settings(message.get("coverage")),
         limits=FrameLimits(
             max_frame_bytes=_int(limits, "max_frame_bytes", 1024, 1 << 31),
             max_total_bytes=_int(limits, "max_total_bytes", 1024, 1 << 40),
@@ -447,6 +452,28 @@ def _options(value: Any) -> Tuple[Tuple[str, Any], ...]:
             raise ProtocolViolation(f"start: option name {name!r} is not an identifier")
         if not _option_value(item):
             raise ProtocolViolation(f"start: option {name} is not a JSON scalar or list of them")
+    return tuple(sorted(value.items()))
+
+
+def _coverage_settings(value: Any) -> Tuple[Tuple[str, Any], ...] | None:
+    """branch (a bool) and source, source_pkgs, include, omit (None or lists of text)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not set(value) <= set(COVERAGE_SETTINGS):
+        raise ProtocolViolation(
+            "start: coverage names settings other than " + ", ".join(COVERAGE_SETTINGS)
+        )
+    for name, item in value.items():
+        if name == "branch":
+            ok = isinstance(item, bool)
+        else:
+            ok = item is None or (
+                isinstance(item, list)
+                and len(item) <= MAX_ARGS
+                and all(isinstance(text, str) and len(text) <= MAX_PATH for text in item)
+            )
+        if not ok:
+            raise ProtocolViolation(f"start: coverage setting {name} has the wrong type")
     return tuple(sorted(value.items()))
 
 

@@ -91,7 +91,12 @@ def run_session(channel: AgentChannel, start: StartRequest) -> int:
     # plugins may not match the broker's, and pytest and this package are
     # injected by PYTHONPATH, without entry points.
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    worker = AgentWorker(channel, start.limits, start.options)
+    worker = AgentWorker(channel, start.limits, start.options, start.coverage)
+    if start.coverage is not None:
+        # Collection imports the project: a plain run measures those lines in its
+        # own process, an untrusted broker never imports it. Measured here, sent
+        # with the first test.
+        worker.measure_collection(start.rootdir)
     code = pytest.main(pytest_args(start), plugins=[worker])
     if not worker.collected_sent:
         channel.send(collected_message_for_failure(int(code)))

@@ -9,7 +9,9 @@ in a fresh fork (``fork_server``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
+import importlib
 import os
 from typing import Any, Dict, List, Tuple
 
@@ -38,10 +40,15 @@ class AgentWorker:
         channel: AgentChannel,
         limits: FrameLimits,
         options: Tuple[Tuple[str, Any], ...] = (),
+        coverage: Tuple[Tuple[str, Any], ...] | None = None,
     ) -> None:
         self.channel = channel
         self.limits = limits
         self.options = options
+        self.coverage = coverage
+        self._collection_coverage: Any = None
+        self._collection_frames: List[Dict[str, Any]] = []
+        self._rootdir = ""
         self.errors: List[str] = []
         self.collected_sent = False
 
@@ -62,10 +69,21 @@ class AgentWorker:
             text = str(report.longreprtext)[-MAX_ERROR_TEXT:]
             self.errors.append(f"{report.nodeid or '<rootdir>'}: {text}")
 
+    def measure_collection(self, rootdir: str) -> None:
+        """Measure coverage from now until collection ends (``coverage`` must be set)."""
+        from pytest_isolate.target.coverage_probe import TargetCoverage
+
+        assert self.coverage is not None
+        self._rootdir = rootdir
+        self._collection_coverage = TargetCoverage.start(dict(self.coverage))
+
     def send_collected(self, items: List[pytest.Item]) -> None:
         if self.collected_sent:
             return
         self.collected_sent = True
+        if self._collection_coverage is not None:
+            self._collection_frames = list(self._collection_coverage.frames(self._rootdir))
+            self._collection_coverage = None
         from pytest_isolate.untrusted.item_data import describe_item
 
         message = Collected(
@@ -79,7 +97,7 @@ class AgentWorker:
     def pytest_runtestloop(self, session: pytest.Session) -> bool:
         self.send_collected(session.items)
         items: Dict[str, pytest.Item] = {item.nodeid: item for item in session.items}
-        plan = prepare_for_forks(session.config)
+        plan = prepare_for_forks(session.config, self.coverage)
         with contextlib.suppress(BrokerGone):
             self.serve(items, plan)
         return True
@@ -99,10 +117,15 @@ class AgentWorker:
                     {"type": "refused", "message": f"{request.nodeid!r} was not collected here"}
                 )
                 continue
+            for frame in self._collection_frames:  # once, with the first test
+                self.channel.send(frame)
+            self._collection_frames = []
             run_in_fork(item, request, self.channel, self.limits, plan)
 
 
-def prepare_for_forks(config: pytest.Config) -> ForkPlan:
+def prepare_for_forks(
+    config: pytest.Config, coverage: Tuple[Tuple[str, Any], ...] | None = None
+) -> ForkPlan:
     """Do once, in the agent, what every test's child would otherwise repeat.
 
     In a TCG guest Python runs ~11x slower and every context switch and
@@ -122,6 +145,9 @@ def prepare_for_forks(config: pytest.Config) -> ForkPlan:
     silence_broker_reporting(config)
     prepare_forwarder(config)
     plan = plan_forks(config)
+    if coverage is not None:
+        importlib.import_module("coverage")  # once here, not in every child
+        plan = dataclasses.replace(plan, coverage=coverage)
     gc.collect()
     gc.freeze()
     with contextlib.suppress(AttributeError, OSError):

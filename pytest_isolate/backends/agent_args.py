@@ -124,3 +124,19 @@ def forwarded_options(config: pytest.Config) -> dict[str, Any]:
         for name, value in sorted(vars(config.option).items())
         if name not in BROKER_ONLY and not name.startswith("isolate") and _json_value(value)
     }
+
+
+def coverage_for_target() -> tuple[tuple[str, Any], ...] | None:
+    """What the broker's running coverage measures, for a target to measure the same."""
+    from pytest_isolate.target.coverage_probe import coverage_settings, running_coverage
+
+    running = running_coverage()
+    if running is None:
+        return None
+    settings = coverage_settings(running)
+    return tuple(
+        sorted(
+            (name, list(value) if isinstance(value, (list, tuple)) else value)
+            for name, value in settings.items()
+        )
+    )

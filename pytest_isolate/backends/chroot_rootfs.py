@@ -31,7 +31,11 @@ import pytest
 from pytest_isolate.agent.client import AgentClient, AgentDead
 from pytest_isolate.agent.protocol import StartRequest
 from pytest_isolate.agent.target import AgentTarget
-from pytest_isolate.backends.agent_args import agent_base_args, forwarded_options
+from pytest_isolate.backends.agent_args import (
+    agent_base_args,
+    coverage_for_target,
+    forwarded_options,
+)
 from pytest_isolate.backends.base import TargetResult
 from pytest_isolate.backends.target_pool import TargetPool
 from pytest_isolate.broker.context import BrokerContext
@@ -351,7 +355,8 @@ def _start_request(
                         files.add(str(other.path))
     args = agent_base_args(pytest_config, config.rootdir) + sorted(files)
     options = tuple(forwarded_options(pytest_config).items())
-    return StartRequest(config.rootdir, invocation, tuple(args), limits, options)
+    coverage = coverage_for_target()
+    return StartRequest(config.rootdir, invocation, tuple(args), limits, options, coverage)
 
 
 def _progress(config: pytest.Config, line: str) -> None:

@@ -28,7 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_isolate.backends.agent_args import agent_base_args, forwarded_options
+from pytest_isolate.backends.agent_args import (
+    agent_base_args,
+    coverage_for_target,
+    forwarded_options,
+)
 from pytest_isolate.backends.base import Availability, TargetResult
 from pytest_isolate.backends.container_config import (
     KEYWORDS,
@@ -190,7 +194,7 @@ def _project_view(item: pytest.Item, config: ContainerConfig, spec: IsolateSpec)
             args.append(f"{flag}={value}")
     args += sorted(files)
     options = tuple(forwarded_options(pytest_config).items())
-    return ProjectView(rootdir, invocation, tuple(args), options)
+    return ProjectView(rootdir, invocation, tuple(args), options, coverage_for_target())
 
 
 def _same_config(spec: IsolateSpec, config: ContainerConfig) -> bool:

@@ -66,6 +66,7 @@ class ProjectView:
     invocation_dir: str
     args: tuple[str, ...]
     options: tuple[tuple[str, Any], ...] = ()  # the broker's option values (agent_args)
+    coverage: tuple[tuple[str, Any], ...] | None = None  # what to measure, if coverage runs
 
 
 class _AttachedByteStream:
@@ -141,7 +142,12 @@ class ContainerTarget(AgentTarget):
                 ) from None
             try:
                 request = StartRequest(
-                    project.rootdir, project.invocation_dir, project.args, limits, project.options
+                    project.rootdir,
+                    project.invocation_dir,
+                    project.args,
+                    limits,
+                    project.options,
+                    project.coverage,
                 )
                 target.handshake(request, HELLO_TIMEOUT, COLLECT_TIMEOUT)
             except AgentDead as exc:

@@ -31,7 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_isolate.backends.agent_args import forwarded_options, parse_time_args
+from pytest_isolate.backends.agent_args import (
+    coverage_for_target,
+    forwarded_options,
+    parse_time_args,
+)
 from pytest_isolate.backends.base import Availability, TargetResult
 from pytest_isolate.backends.spawned_policy import (
     SpawnedPolicy,
@@ -359,6 +363,7 @@ class VMBackend:
                 invocation_dir=rootdir,
                 args=tuple(collection_args(nodeids, rootdir, inifile, parse_time_args(config))),
                 options=tuple(forwarded_options(config).items()),
+                coverage=coverage_for_target(),
             )
             collected = client.start(start, timeout=COLLECT_TIMEOUT)
         except VMError as exc:

@@ -12,15 +12,27 @@ Costs nothing when coverage is not running: coverage is never imported here.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pytest_isolate.wire.coverage import coverage_frames
+from pytest_isolate.wire.coverage import COVERAGE_SETTINGS, coverage_frames
 
-#: The settings that decide what is measured, read from the broker's coverage.
-SETTINGS = ("branch", "source", "source_pkgs", "include", "omit")
+
+def running_coverage() -> Any:
+    """The coverage started in this process (pytest-cov's, ``coverage run``'s), or None.
+
+    Never imports coverage: when nobody imported it, nothing measures.
+    """
+    module = sys.modules.get("coverage")
+    return getattr(getattr(module, "Coverage", None), "current", lambda: None)()
+
+
+def coverage_settings(coverage: Any) -> dict[str, Any]:
+    """What ``coverage`` measures, through its public ``get_option``."""
+    return {name: coverage.get_option(f"run:{name}") for name in COVERAGE_SETTINGS}
 
 
 class TargetCoverage:
@@ -31,13 +43,19 @@ class TargetCoverage:
 
     @classmethod
     def begin(cls) -> TargetCoverage | None:
-        module = sys.modules.get("coverage")
-        current = getattr(getattr(module, "Coverage", None), "current", lambda: None)()
-        if module is None or current is None:
+        """In a forked child: replace the inherited running coverage, if there is one."""
+        current = running_coverage()
+        if current is None:
             return None
-        settings = {name: current.get_option(f"run:{name}") for name in SETTINGS}
+        settings = coverage_settings(current)
         current.stop()
-        own = module.Coverage(data_file=None, **settings)
+        return cls.start(settings)
+
+    @classmethod
+    def start(cls, settings: Mapping[str, Any]) -> TargetCoverage:
+        """Measure with the broker's ``settings`` (in a spawned target's child)."""
+        module = importlib.import_module("coverage")
+        own = module.Coverage(data_file=None, **dict(settings))
         own.start()
         return cls(own)
 

@@ -165,7 +165,11 @@ def silence_broker_reporting(config: pytest.Config) -> None:
             config.pluginmanager.unregister(plugin)
 
 
-def run_item(item: pytest.Item, sender: FrameSender) -> None:
+def run_item(
+    item: pytest.Item,
+    sender: FrameSender,
+    measure: Callable[[], TargetCoverage | None] = TargetCoverage.begin,
+) -> None:
     """Run ``item``'s full protocol here and stream its reports, then say ``done``."""
     from _pytest.warnings import catch_warnings_for_item
 
@@ -173,7 +177,7 @@ def run_item(item: pytest.Item, sender: FrameSender) -> None:
     silence_broker_reporting(config)
     forget_broker_finalizers(item.session)
     prepare_forwarder(config).sender = sender
-    coverage = TargetCoverage.begin()
+    coverage = measure()
     with catch_warnings_for_item(config=config, ihook=item.ihook, when="runtest", item=item):
         runtestprotocol(item, log=True, nextitem=None)
     for stream in (sys.stdout, sys.stderr):
@@ -185,7 +189,12 @@ def run_item(item: pytest.Item, sender: FrameSender) -> None:
     sender.send({"type": "done", "pid": os.getpid()})
 
 
-def run_in_target(item: pytest.Item, sender: FrameSender, restrict: Callable[[], None]) -> NoReturn:
+def run_in_target(
+    item: pytest.Item,
+    sender: FrameSender,
+    restrict: Callable[[], None],
+    measure: Callable[[], TargetCoverage | None] = TargetCoverage.begin,
+) -> NoReturn:
     """In a freshly forked child: apply ``restrict``, run the item, and always exit.
 
     A failing restriction step is reported as ``setup-error`` (exit 3) and the
@@ -200,7 +209,7 @@ def run_in_target(item: pytest.Item, sender: FrameSender, restrict: Callable[[],
         os._exit(3)
     code = 0
     try:
-        run_item(item, sender)
+        run_item(item, sender, measure)
     except BaseException:
         with contextlib.suppress(Exception):
             sys.stderr.write(traceback.format_exc())

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 from pytest_isolate.agent.protocol import Collected, StartRequest
+from pytest_isolate.backends.agent_args import coverage_for_target
 from pytest_isolate.backends.base import TargetResult
 from pytest_isolate.backends.chroot_rootfs import (
     HOST_ROOT,
@@ -119,7 +120,7 @@ def launch_chroot(
     plan = make_plan(config, injected_site(), sys.executable, nproc=NPROC_LIMIT)
     plan = replace(plan, interpreter_dirs=without_checkout(plan.interpreter_dirs, *_own_source()))
     install = _filter_installer(config, "--isolate-untrusted=chroot")
-    start = StartRequest(rootdir, invocation, tuple(args), limits)
+    start = StartRequest(rootdir, invocation, tuple(args), limits, coverage=coverage_for_target())
     return JailedAgent(ForeignRootTarget.launch(plan, install, HOST_ROOT, start))
 
 

@@ -23,6 +23,7 @@ from typing import Any, Literal
 import pytest
 
 from pytest_isolate.backends.base import TargetResult
+from pytest_isolate.integrations import coverage
 from pytest_isolate.untrusted.item_data import CollectedItem, parse_item_data
 from pytest_isolate.untrusted.items import UntrustedItem, build_item, display_ids
 from pytest_isolate.untrusted.limits import Ceiling, options_for
@@ -175,6 +176,7 @@ class UntrustedSession:
             )
         result: TargetResult = target.run(item.agent_nodeid, spec, owner.limits)
         result.duration = result.duration or time.monotonic() - started
+        coverage.record(result.coverage)  # checked on arrival: the project's files only
         return result
 
     def _log(self, item: UntrustedItem, result: TargetResult) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from pytest_isolate.backends.agent_args import agent_base_args
+from pytest_isolate.backends.agent_args import agent_base_args, coverage_for_target
 from pytest_isolate.backends.container_config import ContainerConfig, config_from_spec
 from pytest_isolate.backends.registry import BackendRegistry
 from pytest_isolate.broker.resolve import parse_matrix
@@ -159,7 +159,7 @@ class UntrustedTarget:
         self._target = ContainerTarget.launch(
             self._engine,
             self.container,
-            ProjectView(rootdir, invocation, tuple(args)),
+            ProjectView(rootdir, invocation, tuple(args), coverage=coverage_for_target()),
             Path(injected_site()),
             run_labels(self.run_id),
             self.limits,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_isolate.agent.protocol import Collected, StartRequest
+from pytest_isolate.backends.agent_args import coverage_for_target
 from pytest_isolate.backends.base import TargetResult
 from pytest_isolate.spec import IsolateSpec
 from pytest_isolate.wire.frames import FrameLimits
@@ -84,7 +85,8 @@ def launch_vm(
         )
         client.hello(timeout=HELLO_TIMEOUT)
         collected = client.start(
-            StartRequest(rootdir, invocation, tuple(args), limits), timeout=COLLECT_TIMEOUT
+            StartRequest(rootdir, invocation, tuple(args), limits, coverage=coverage_for_target()),
+            timeout=COLLECT_TIMEOUT,
         )
     except BaseException:
         guest.kill()

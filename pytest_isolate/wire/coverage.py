@@ -18,6 +18,9 @@ from typing import Any, Union
 from pytest_isolate.wire.frames import ProtocolViolation
 
 COVERAGE_FRAME = "coverage"
+#: What a broker's coverage measures (coverage's ``run:`` options), as a spawned
+#: target is told it so that it measures the same.
+COVERAGE_SETTINGS = ("branch", "source", "source_pkgs", "include", "omit")
 #: Files and numbers per frame; a target splits what it measured to fit.
 MAX_FILES_PER_FRAME = 1000
 MAX_NUMBERS_PER_FRAME = 200_000

@@ -1,9 +1,10 @@
-"""Coverage measured in forked targets counts as in a plain run, and arrives as checked data.
+"""Coverage measured in any target counts as in a plain run, and arrives as checked data.
 
-Side by side: one sample project, the same percentage under ``--no-isolate``
-and isolated (process, seccomp, chroot), with ``--cov-branch``, under
-``-n 2`` and under ``coverage run``. Then hostile targets forge coverage
-frames: a file outside the project, a negative line, a huge set.
+Side by side: one sample project, the same report under ``--no-isolate`` and
+isolated (process, seccomp, chroot; container and vm; untrusted mode), with
+``--cov-branch``, under ``-n 2`` and under ``coverage run``. Then hostile
+targets forge coverage frames: a file outside the project, a negative line,
+a huge set.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from project_runner import ProjectRun, run_pytest, write_project
+from project_runner import FRONT_DOOR, ProjectRun, run_pytest, write_project
 
 SAMPLE = """
 def classify(n):
@@ -56,13 +57,43 @@ def test_plain_even():
 """
 
 
+SPAWNED = """
+import sample
+from pytest_isolate import isolate
+
+@isolate("container", image="pytest-isolate/debian:bookworm")
+def test_positive_in_a_container():
+    assert sample.classify(5) == "positive"
+
+@isolate("vm")
+def test_unused_in_a_guest():
+    assert sample.unused() == 1
+"""
+
+UNTRUSTED = """
+import sample
+
+def test_negative_and_even():
+    assert sample.classify(-3) == "negative"
+    assert sample.parity(4) == "even"
+"""
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = write_project(
         tmp_path_factory.mktemp("coverage"),
-        {"sample/__init__.py": SAMPLE, "test_sample.py": TESTS},
+        {
+            # the tests in subdirectories import `sample` from the root, whichever
+            # interpreter runs them (in a target, the project's root is not the cwd)
+            "pytest.ini": "[pytest]\npythonpath = .\n",
+            "sample/__init__.py": SAMPLE,
+            "test_sample.py": TESTS,
+            "spawned/test_spawned.py": SPAWNED,
+            "untrusted/test_untrusted.py": UNTRUSTED,
+        },
     )
-    for path in (root, root / "sample"):
+    for path in (root, root / "sample", root / "spawned", root / "untrusted"):
         path.chmod(0o755)  # the seccomp and chroot targets read it as an unprivileged user
     return root
 
@@ -80,18 +111,38 @@ def _report_line(run: ProjectRun) -> str:
 )
 def test_the_report_is_the_plain_runs(project: Path, options: tuple[str, ...]) -> None:
     cov = ("--cov=sample", "--cov-report=term-missing", *options)
-    plain = run_pytest(project, *cov, "--no-isolate")
-    isolated = run_pytest(project, *cov)
+    plain = run_pytest(project, "test_sample.py", *cov, "--no-isolate")
+    isolated = run_pytest(project, "test_sample.py", *cov)
     assert "4 passed" in isolated.output
     assert _report_line(isolated) == _report_line(plain)
     assert _report_line(isolated).endswith("6, 16")  # `positive` and `unused` never ran
+
+
+def test_container_and_guest_lines_count_as_in_a_plain_run(project: Path) -> None:
+    cov = ("spawned", "--cov=sample", "--cov-branch", "--cov-report=term-missing")
+    plain = run_pytest(project, *cov, "--no-isolate")
+    isolated = run_pytest(project, *cov, xdist=False)
+    assert "2 passed" in isolated.output, isolated.output[-3000:]
+    assert _report_line(isolated) == _report_line(plain)
+    assert _report_line(isolated).endswith("3, 5, 10-12")  # `positive` and `unused` ran
+
+
+def test_untrusted_mode_counts_collection_and_test_lines(project: Path) -> None:
+    """The untrusted broker imports nothing of the project: the target measures both."""
+    cov = ("untrusted", "--cov=sample", "--cov-report=term-missing")
+    plain = run_pytest(project, *cov, "--no-isolate")
+    isolated = run_pytest(
+        project, "--isolate-untrusted=chroot", *cov, command=FRONT_DOOR, xdist=False
+    )
+    assert "1 passed" in isolated.output, isolated.output[-3000:]
+    assert _report_line(isolated) == _report_line(plain)
 
 
 def test_coverage_run_counts_the_targets_lines_too(project: Path) -> None:
     for name in project.glob(".coverage*"):
         name.unlink()
     run = subprocess.run(
-        [sys.executable, "-m", "coverage", "run", "--source=sample", "-m", "pytest", "-q"],
+        [*COVERAGE_RUN, "-m", "pytest", "-q", "test_sample.py"],
         cwd=project,
         capture_output=True,
         text=True,
@@ -107,6 +158,8 @@ def test_coverage_run_counts_the_targets_lines_too(project: Path) -> None:
     ).stdout
     assert re.search(r"^sample/__init__\.py\s+12\s+2\s+83%\s+6, 16$", report, re.M), report
 
+
+COVERAGE_RUN = (sys.executable, "-m", "coverage", "run", "--source=sample")
 
 FORGERS = """
 import json, os, struct
