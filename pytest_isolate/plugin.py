@@ -145,6 +145,9 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     registry = build_registry(config)
     config.stash[REGISTRY_KEY] = registry
+    from pytest_isolate.integrations.coverage import CoverageFlush
+
+    config.pluginmanager.register(CoverageFlush(), "isolate-coverage-flush")
     if config.getoption("isolate_doctor"):
         return
     if config.getoption("isolate_untrusted", None):

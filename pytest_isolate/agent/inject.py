@@ -121,9 +121,9 @@ def prune_stale(root: Path, max_age: float = STALE_AFTER) -> None:
 
 def _coverage_runs() -> bool:
     """Whether this broker measures coverage: its targets then need coverage too."""
-    from pytest_isolate.target.coverage_probe import running_coverage
+    from pytest_isolate.target.coverage_probe import broker_coverage
 
-    return running_coverage() is not None
+    return broker_coverage() is not None
 
 
 def injected_site(cache_root: Path | None = None) -> Path:

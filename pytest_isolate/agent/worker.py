@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
-import importlib
 import os
 from typing import Any, Dict, List, Tuple
 
@@ -25,6 +24,7 @@ from pytest_isolate.agent.protocol import (
     RunRequest,
     parse_broker_message,
 )
+from pytest_isolate.target.coverage_probe import TargetCoverage
 from pytest_isolate.target.item_runner import prepare_forwarder, silence_broker_reporting
 from pytest_isolate.wire.frames import FrameLimits
 
@@ -71,7 +71,6 @@ class AgentWorker:
 
     def measure_collection(self, rootdir: str) -> None:
         """Measure coverage from now until collection ends (``coverage`` must be set)."""
-        from pytest_isolate.target.coverage_probe import TargetCoverage
 
         assert self.coverage is not None
         self._rootdir = rootdir
@@ -146,7 +145,7 @@ def prepare_for_forks(
     prepare_forwarder(config)
     plan = plan_forks(config)
     if coverage is not None:
-        importlib.import_module("coverage")  # once here, not in every child
+        TargetCoverage.prepare(dict(coverage))  # once here, not in every child
         plan = dataclasses.replace(plan, coverage=coverage)
     gc.collect()
     gc.freeze()

@@ -128,9 +128,9 @@ def forwarded_options(config: pytest.Config) -> dict[str, Any]:
 
 def coverage_for_target() -> tuple[tuple[str, Any], ...] | None:
     """What the broker's running coverage measures, for a target to measure the same."""
-    from pytest_isolate.target.coverage_probe import coverage_settings, running_coverage
+    from pytest_isolate.target.coverage_probe import broker_coverage, coverage_settings
 
-    running = running_coverage()
+    running = broker_coverage()
     if running is None:
         return None
     settings = coverage_settings(running)

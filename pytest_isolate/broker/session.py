@@ -177,7 +177,8 @@ class IsolateSession:
         spec, timeout_note = apply_plugin_timeout(item, spec)
         started = time.monotonic()
         try:
-            result = backend.run(item, spec, self.context)
+            with coverage.broker_paused():
+                result = backend.run(item, spec, self.context)
         except Exception as exc:  # a backend bug or a dead engine fails this test only
             result = TargetResult(
                 failure=f"backend {spec.backend!r} failed: {type(exc).__name__}: {exc}",
@@ -186,7 +187,7 @@ class IsolateSession:
         result.duration = result.duration or time.monotonic() - started
         if timeout_note and result.failure_kind == "timeout" and result.failure:
             result.failure = f"{result.failure} ({timeout_note})"
-        coverage.record(result.coverage)
+        coverage.add(result.coverage)
         self.stats.record(spec.label, result)
         return result
 

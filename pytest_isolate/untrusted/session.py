@@ -176,7 +176,7 @@ class UntrustedSession:
             )
         result: TargetResult = target.run(item.agent_nodeid, spec, owner.limits)
         result.duration = result.duration or time.monotonic() - started
-        coverage.record(result.coverage)  # checked on arrival: the project's files only
+        coverage.add(result.coverage)  # checked on arrival: the project's files only
         return result
 
     def _log(self, item: UntrustedItem, result: TargetResult) -> None:
