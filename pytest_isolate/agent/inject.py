@@ -126,16 +126,21 @@ def _coverage_runs() -> bool:
     return broker_coverage() is not None
 
 
-def injected_site(cache_root: Path | None = None) -> Path:
+def injected_site(
+    cache_root: Path | None = None,
+    modules: tuple[str, ...] = (),
+    distributions: tuple[str, ...] = (),
+) -> Path:
     """The directory to put first on the target's ``PYTHONPATH`` (made once, then reused).
 
     Files are world-readable and the directory world-traversable, since the
-    target reads them as an unprivileged uid.
+    target reads them as an unprivileged uid. ``modules`` and ``distributions``
+    add the broker's other plugins (``backends.target_plugins``).
     """
     root = cache_root or default_cache_root()
-    modules = INJECTED_MODULES + (("coverage",) if _coverage_runs() else ())
-    sources = {name: path for name in modules if (path := module_source(name))}
-    for distribution in INJECTED_DISTRIBUTIONS:
+    wanted = INJECTED_MODULES + modules + (("coverage",) if _coverage_runs() else ())
+    sources = {name: path for name in wanted if (path := module_source(name))}
+    for distribution in INJECTED_DISTRIBUTIONS + distributions:
         if (metadata := metadata_source(distribution)) is not None:
             sources[f"dist:{distribution}"] = metadata
     final = root / content_key(sources)

@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from pytest_isolate.backends.target_plugins import target_plugins
+
 #: ``config.option`` names that belong to the broker's run, not to a test's.
 BROKER_ONLY = frozenset(
     {
@@ -96,7 +98,7 @@ def agent_base_args(config: pytest.Config, rootdir: str) -> list[str]:
     import_mode = getattr(config.option, "importmode", None)
     if isinstance(import_mode, str):
         args.append(f"--import-mode={import_mode}")
-    return args + parse_time_args(config)
+    return args + target_plugins(config).args() + parse_time_args(config)
 
 
 def parse_time_args(config: pytest.Config) -> list[str]:

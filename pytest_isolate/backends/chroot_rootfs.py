@@ -37,6 +37,7 @@ from pytest_isolate.backends.agent_args import (
     forwarded_options,
 )
 from pytest_isolate.backends.base import TargetResult
+from pytest_isolate.backends.target_plugins import left_out_note, target_plugins
 from pytest_isolate.backends.target_pool import TargetPool
 from pytest_isolate.broker.context import BrokerContext
 from pytest_isolate.jail.config import JailConfig
@@ -312,13 +313,16 @@ class ForeignRootTargets:
 
             python = check_rootfs(config.rootfs)
             if self._site is None:
-                self._site = injected_site()
+                plugins = target_plugins(item.config)
+                self._site = injected_site(None, plugins.modules, plugins.distributions)
             plan = make_plan(config, self._site, python)
             install = _filter_installer(config, item.nodeid)
             request = _start_request(item, config, spec, limits)
             return ForeignRootTarget.launch(plan, install, config.rootfs, request)
 
         target, new = self._pool.acquire(config, spec.fresh, start)
+        if new and (note := left_out_note(item.config)):
+            _progress(item.config, note)
         if new and not spec.fresh:
             _progress(
                 item.config,

@@ -42,6 +42,7 @@ from pytest_isolate.backends.container_config import (
     split_images,
 )
 from pytest_isolate.backends.spawned_policy import check_spawned_policy, spawned_policy
+from pytest_isolate.backends.target_plugins import left_out_note, target_plugins
 from pytest_isolate.backends.target_pool import TargetPool
 from pytest_isolate.broker.context import BrokerContext
 from pytest_isolate.spec import IsolateSpec, SpecError
@@ -135,13 +136,16 @@ class ContainerBackend:
         def start() -> ContainerTarget:
             engine = self._connect()
             if self._site is None:
-                self._site = injected_site()
+                plugins = target_plugins(item.config)
+                self._site = injected_site(None, plugins.modules, plugins.distributions)
             project = _project_view(item, config, spec)
             return ContainerTarget.launch(
                 engine, config, project, self._site, run_labels(self._run_id), context.limits
             )
 
         target, new = self._pool.acquire(config, spec.fresh, start)
+        if new and (note := left_out_note(item.config)):
+            _progress(item.config, note)
         if new and not spec.fresh:
             _progress(
                 item.config,

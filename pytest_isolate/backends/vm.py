@@ -42,6 +42,7 @@ from pytest_isolate.backends.spawned_policy import (
     check_spawned_policy,
     spawned_policy,
 )
+from pytest_isolate.backends.target_plugins import target_plugins
 from pytest_isolate.backends.target_pool import TargetPool
 from pytest_isolate.spec import IsolateSpec, SpecError, parse_size
 from pytest_isolate.vm.config import ACCELS, MACHINES, VMConfig
@@ -361,7 +362,14 @@ class VMBackend:
             start = StartRequest(
                 rootdir=rootdir,
                 invocation_dir=rootdir,
-                args=tuple(collection_args(nodeids, rootdir, inifile, parse_time_args(config))),
+                args=tuple(
+                    collection_args(
+                        nodeids,
+                        rootdir,
+                        inifile,
+                        target_plugins(config).args() + parse_time_args(config),
+                    )
+                ),
                 options=tuple(forwarded_options(config).items()),
                 coverage=coverage_for_target(),
             )

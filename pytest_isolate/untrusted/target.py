@@ -24,6 +24,7 @@ import pytest
 from pytest_isolate.backends.agent_args import agent_base_args, coverage_for_target
 from pytest_isolate.backends.container_config import ContainerConfig, config_from_spec
 from pytest_isolate.backends.registry import BackendRegistry
+from pytest_isolate.backends.target_plugins import target_plugins
 from pytest_isolate.broker.resolve import parse_matrix
 from pytest_isolate.spec import Defaults, IsolateSpec, SpecError
 from pytest_isolate.wire.frames import FrameLimits
@@ -153,6 +154,7 @@ class UntrustedTarget:
         from pytest_isolate.container.engine import connect_engine
         from pytest_isolate.container.reaping import reap_leftovers, run_labels
 
+        plugins = target_plugins(self.config)
         if self._engine is None:
             self._engine = connect_engine()
             reap_leftovers(self._engine)
@@ -160,7 +162,7 @@ class UntrustedTarget:
             self._engine,
             self.container,
             ProjectView(rootdir, invocation, tuple(args), coverage=coverage_for_target()),
-            Path(injected_site()),
+            Path(injected_site(None, plugins.modules, plugins.distributions)),
             run_labels(self.run_id),
             self.limits,
         )

@@ -106,7 +106,7 @@ def test_malformed_agent_messages_are_rejected(parse: Any, message: dict[str, An
 
 
 def test_only_test_frames_may_come_from_a_tests_child() -> None:
-    assert {"report", "warning", "setup-error", "done"} == protocol.TEST_FRAME_TYPES
+    assert {"report", "warning", "coverage", "setup-error", "done"} == protocol.TEST_FRAME_TYPES
 
 
 # -- seccomp= in spawned targets ------------------------------------------------------

@@ -8,6 +8,7 @@ run uses plain pytest (``-p no:isolate``), as the project's own CI would.
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -132,7 +133,7 @@ def test_untrusted_names_the_project_settings_it_ignored(runs: Runs) -> None:
 
 def test_plain_pytest_entry_refuses_a_project_whose_ini_already_acted() -> None:
     with hostile_project() as project:
-        command = ["python", "-m", "pytest", "-p", "no:cacheprovider", UNTRUSTED]
+        command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", UNTRUSTED]
         result = subprocess.run(
             command, cwd=project.project, capture_output=True, timeout=120, check=False
         )
