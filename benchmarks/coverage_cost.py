@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import DOCS, TESTS, Config, machine, measure, replace_section, write_project  # noqa: E402
+from run import DOCS, TESTS, Config, machine, measure, replace_section, write_project
 
 COV = ("--cov=.", "--cov-report=")
 BACKENDS = ("plain", "process", "seccomp", "chroot")
