@@ -16,6 +16,11 @@ OLDEST_PYTHON="${OLDEST_PYTHON:-$HOME/.pyenv/versions/3.9.18/bin/python3.9}"
 DEV_EXTRAS="all,test,dev"
 MATRIX_EXTRAS="all"
 
+# Plugins that change every run they are installed in (pytest-randomly reorders
+# and reseeds everything): the suite checks them in a venv of their own,
+# made by the test from requirements/plugins.txt.
+OTHER_PLUGINS=(pytest-randomly)
+
 # Oldest and newest of each pytest major version we claim, but the newest 9.x,
 # which is the development venv's own.
 PYTEST_MATRIX=(8.0.0 8.4.2 9.0.0)
