@@ -13,16 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from every_backend import EVERY_BACKEND
 from project_runner import ProjectRun, run_pytest, write_project
 
-IMAGE = "pytest-isolate/debian:bookworm"
-BACKENDS = {
-    "process": '"process"',
-    "seccomp": '"seccomp"',
-    "chroot": '"chroot"',
-    "container": f'"container", image="{IMAGE}"',
-    "vm": '"vm"',
-}
+BACKENDS = EVERY_BACKEND
 
 LIST_FDS = """
 import os

@@ -15,20 +15,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from every_backend import EVERY_BACKEND
 from project_runner import ProjectRun, run_pytest, write_project
 
 REPO = Path(__file__).resolve().parents[2]
 PINS = REPO / "requirements" / "plugins.txt"
 CACHE = Path(os.environ.get("PYTEST_ISOLATE_CACHE", Path.home() / ".cache" / "pytest-isolate"))
-IMAGE = "pytest-isolate/debian:bookworm"
-BACKENDS = {
-    "plain": None,
-    "process": '"process"',
-    "seccomp": '"seccomp"',
-    "chroot": '"chroot"',
-    "container": f'"container", image="{IMAGE}"',
-    "vm": '"vm"',
-}
+BACKENDS: dict[str, str | None] = {"plain": None, **EVERY_BACKEND}
 
 
 def _tests() -> str:
