@@ -9,8 +9,9 @@ containers and VMs) on it.
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -87,6 +88,16 @@ def freeze(value: Any) -> Hashable:
     raise SpecError(f"{value!r} cannot be used as an isolate option value")
 
 
+def did_you_mean(unknown: Sequence[str], valid: Iterable[str]) -> str:
+    """`` (did you mean timeout?)`` for misspelt keywords close to valid ones."""
+    guesses = [
+        close[0]
+        for name in unknown
+        if (close := difflib.get_close_matches(name, sorted(valid), n=1, cutoff=0.7))
+    ]
+    return f" (did you mean {', '.join(guesses)}?)" if guesses else ""
+
+
 @dataclass(frozen=True)
 class IsolateSpec:
     """The resolved request for one test item: which backend and with which limits."""
@@ -157,8 +168,8 @@ def build_spec(
     unknown = sorted(set(kwargs) - valid)
     if unknown:
         raise SpecError(
-            f"{where}: unknown keyword {', '.join(unknown)} for backend {backend!r}; "
-            f"valid keywords: {', '.join(sorted(valid))}"
+            f"{where}: unknown keyword {', '.join(unknown)} for backend {backend!r}"
+            f"{did_you_mean(unknown, valid)}; valid keywords: {', '.join(sorted(valid))}"
         )
     try:
         timeout = parse_seconds(kwargs.get("timeout"), "timeout")

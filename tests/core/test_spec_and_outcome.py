@@ -87,6 +87,11 @@ def test_spec_is_hashable_with_dict_and_list_values() -> None:
     ("kwargs", "message"),
     [
         ({"colour": "blue"}, "unknown keyword colour for backend 'process'; valid keywords: "),
+        (
+            {"timout": 5},
+            "unknown keyword timout for backend 'process' (did you mean timeout?)",
+        ),
+        ({"memlimit": "1G"}, "(did you mean mem_limit?); valid keywords: "),
         ({"timeout": "soon"}, "test_x.py::test_x: timeout='soon' is not a number of seconds"),
         ({"mem_limit": "lots"}, "test_x.py::test_x: mem_limit='lots' is not a size"),
         ({"cpu_limit": -1}, "test_x.py::test_x: cpu_limit=-1 must be a positive number"),
