@@ -172,12 +172,15 @@ class AgentClient:
         spec: IsolateSpec,
         limits: FrameLimits,
         policy: SpawnedPolicy | None = None,
+        execution_count: int | None = None,
     ) -> TargetResult:
         """Run one collected test in a fresh fork inside the target (under ``policy``)."""
         if self.dead is not None:
             return TargetResult(failure=f"target is dead: {self.dead}", failure_kind="engine")
         seccomp = None if policy is None else policy.request()
-        request = RunRequest(nodeid, spec.mem_limit, spec.cpu_limit, spec.env, seccomp)
+        request = RunRequest(
+            nodeid, spec.mem_limit, spec.cpu_limit, spec.env, seccomp, execution_count
+        )
         state = _TestState()
         started = time.monotonic()
         timed_out = False

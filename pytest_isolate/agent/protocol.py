@@ -394,6 +394,8 @@ class RunRequest:
     cpu_limit: float | None = None
     env: Tuple[Tuple[str, str], ...] = ()
     seccomp: SeccompRequest | None = None
+    #: the broker item's ``execution_count`` (pytest-rerunfailures' attempt), if set
+    execution_count: int | None = None
 
     def to_message(self) -> Dict[str, Any]:
         return {
@@ -403,6 +405,7 @@ class RunRequest:
             "cpu_limit": self.cpu_limit,
             "env": dict(self.env),
             "seccomp": None if self.seccomp is None else self.seccomp.to_message(),
+            "execution_count": self.execution_count,
         }
 
 
@@ -477,8 +480,16 @@ def _coverage_settings(value: Any) -> Tuple[Tuple[str, Any], ...] | None:
     return tuple(sorted(value.items()))
 
 
+def _execution_count(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1_000_000:
+        raise ProtocolViolation("run: execution_count is not a count")
+    return value
+
+
 def _parse_run(message: Dict[str, Any]) -> RunRequest:
-    _only_keys(message, ("nodeid", "mem_limit", "cpu_limit", "env", "seccomp"))
+    _only_keys(message, ("nodeid", "mem_limit", "cpu_limit", "env", "seccomp", "execution_count"))
     env = message.get("env", {})
     if (
         not isinstance(env, dict)
@@ -498,6 +509,7 @@ def _parse_run(message: Dict[str, Any]) -> RunRequest:
         cpu_limit=_optional_positive(message, "cpu_limit"),
         env=tuple(sorted(env.items())),
         seccomp=_parse_seccomp_request(message.get("seccomp")),
+        execution_count=_execution_count(message.get("execution_count")),
     )
 
 

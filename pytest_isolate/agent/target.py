@@ -40,5 +40,6 @@ class AgentTarget:
         spec: IsolateSpec,
         limits: FrameLimits,
         policy: SpawnedPolicy | None = None,
+        execution_count: int | None = None,
     ) -> TargetResult:
-        return self.client.run(nodeid, spec, limits, policy)
+        return self.client.run(nodeid, spec, limits, policy, execution_count)

@@ -116,6 +116,8 @@ class AgentWorker:
                     {"type": "refused", "message": f"{request.nodeid!r} was not collected here"}
                 )
                 continue
+            if request.execution_count is not None:  # pytest-rerunfailures' attempt
+                item.execution_count = request.execution_count  # type: ignore[attr-defined]
             for frame in self._collection_frames:  # once, with the first test
                 self.channel.send(frame)
             self._collection_frames = []

@@ -142,3 +142,9 @@ def coverage_for_target() -> tuple[tuple[str, Any], ...] | None:
             for name, value in settings.items()
         )
     )
+
+
+def execution_count(item: pytest.Item) -> int | None:
+    """pytest-rerunfailures' attempt number on the broker's item, for the agent's copy."""
+    count = getattr(item, "execution_count", None)
+    return count if isinstance(count, int) and not isinstance(count, bool) else None

@@ -34,6 +34,7 @@ from pytest_isolate.agent.target import AgentTarget
 from pytest_isolate.backends.agent_args import (
     agent_base_args,
     coverage_for_target,
+    execution_count,
     forwarded_options,
 )
 from pytest_isolate.backends.base import TargetResult
@@ -301,7 +302,7 @@ class ForeignRootTargets:
                     failure_kind="engine",
                     sections=[("Collection errors in the jail", errors[-20000:])],
                 )
-            return target.run(item.nodeid, spec, context.limits)
+            return target.run(item.nodeid, spec, context.limits, None, execution_count(item))
         finally:
             self._pool.release(config, target, spec.fresh)
 

@@ -31,6 +31,7 @@ import pytest
 from pytest_isolate.backends.agent_args import (
     agent_base_args,
     coverage_for_target,
+    execution_count,
     forwarded_options,
 )
 from pytest_isolate.backends.base import Availability, TargetResult
@@ -112,7 +113,7 @@ class ContainerBackend:
         try:
             if item.nodeid not in target.collected.nodeids:
                 return self._not_collected(target, config)
-            return target.run(item.nodeid, spec, context.limits, policy)
+            return target.run(item.nodeid, spec, context.limits, policy, execution_count(item))
         finally:
             self._pool.release(config, target, spec.fresh)
 

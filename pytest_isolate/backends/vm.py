@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_isolate.backends.agent_args import (
     coverage_for_target,
+    execution_count,
     forwarded_options,
     parse_time_args,
 )
@@ -314,7 +315,9 @@ class VMBackend:
                 "it may need a module the guest cannot import (see the guest console)",
                 running.guest.console_tail(CONSOLE_TAIL),
             )
-        result = running.client.run(item.nodeid, spec, context.limits, policy)
+        result = running.client.run(
+            item.nodeid, spec, context.limits, policy, execution_count(item)
+        )
         if running.client.dead is not None:
             words = running.end_words()
             running.guest.kill()

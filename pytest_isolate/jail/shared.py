@@ -23,7 +23,7 @@ from collections.abc import Iterable
 
 from pytest_isolate.jail import rootfs, syscalls
 from pytest_isolate.jail.config import JailConfig
-from pytest_isolate.jail.hostpaths import default_system_dirs
+from pytest_isolate.jail.hostpaths import default_system_dirs, is_within
 from pytest_isolate.jail.plan import plan_mounts
 from pytest_isolate.target.ns_holder import JoinedNamespaces, NamespaceHolder
 
@@ -71,10 +71,23 @@ class SharedJail(JoinedNamespaces):
         """After a test: remove what it left in the jail's /tmp and /dev/shm.
 
         Never crosses a mount point: a writable bind under /tmp is the
-        user's host directory, and what the test wrote there must stay.
+        user's host directory, and what the test wrote there must stay. An
+        area that is itself (or lies inside) a host directory the user bound
+        (``writable=["/tmp"]``) is the host's, and is left alone entirely.
         """
-        for area in SCRATCH_AREAS:
+        for area in scratch_areas(self.config):
             _empty_directory(f"/proc/{self.holder_pid}/root{area}")
+
+
+def scratch_areas(config: JailConfig) -> tuple[str, ...]:
+    """The jail's own scratch areas: ``SCRATCH_AREAS`` not given over to a host directory."""
+    host_backed = [*config.writable, *(jail_path for _host, jail_path in config.binds)]
+    host_backed += [*config.extra_readonly, config.project_dir]
+    return tuple(
+        area
+        for area in SCRATCH_AREAS
+        if not any(is_within(area, os.path.normpath(path)) for path in host_backed if path)
+    )
 
 
 def _empty_directory(path: str) -> None:

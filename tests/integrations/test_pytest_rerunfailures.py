@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from every_backend import EVERY_BACKEND
 from project_runner import ProjectRun, run_pytest, write_project
 
 IMAGE = "pytest-isolate/debian:bookworm"
@@ -116,3 +117,26 @@ def test_the_summary_counts_reruns_as_a_plain_run_does(
 def test_each_attempt_is_a_new_target(isolated: ProjectRun) -> None:
     # flaky: fails, then passes on its rerun; always_fails: --reruns=1, two attempts
     assert "isolate process: 4 tests" in isolated.output
+
+
+COUNTED = """
+import pytest
+from pytest_isolate import isolate
+""" + "".join(
+    f"""
+@isolate({args})
+@pytest.mark.flaky(reruns=1)
+def test_{name}_sees_its_attempt(request):
+    assert request.node.execution_count == 2, "passes on its second attempt only"
+"""
+    for name, args in EVERY_BACKEND.items()
+)
+
+
+def test_each_attempt_sees_pytest_rerunfailures_execution_count(tmp_path: Path) -> None:
+    root = write_project(tmp_path / "counted", {"test_counted.py": COUNTED})
+    root.chmod(0o755)  # the container's agent runs as an unprivileged user
+    run = run_pytest(root, xdist=False)
+    for backend in _backends("/"):
+        assert run.outcome(f"test_{backend}_sees_its_attempt") == "PASSED", run.output[-3000:]
+    assert "5 passed, 5 rerun" in run.output
