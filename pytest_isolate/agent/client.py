@@ -233,7 +233,7 @@ class AgentClient:
             state.warnings.append(_validate_warning(message))
         elif kind == COVERAGE_FRAME:
             frame = parse_coverage_frame(message)
-            state.coverage.append(frame.check_within(self.project_root or "/nonexistent"))
+            state.coverage.append(frame.check_within(self.project_root))
         elif kind == "done":
             state.finished = True
         elif kind == "setup-error" and not state.reports:

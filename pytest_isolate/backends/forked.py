@@ -32,7 +32,6 @@ from pytest_isolate.broker.supervisor import Handler, Supervision, TargetSupervi
 from pytest_isolate.spec import IsolateSpec
 from pytest_isolate.target import steps
 from pytest_isolate.target.capture import capture_fds, output_tail, saved_terminal_fds
-from pytest_isolate.target.coverage_probe import TargetCoverage
 from pytest_isolate.target.item_runner import FrameSender, prepare_forwarder, run_in_target
 from pytest_isolate.wire.shm import ShmRing
 
@@ -149,7 +148,6 @@ class ForkedBackend:
         if ring is not None:
             keep += ring.child_fds()
         prepare_forwarder(item.config)
-        TargetCoverage.prepare()
         # Objects the broker already has are moved out of the collector's reach
         # for the fork: a collection in the child would otherwise touch every
         # page of the broker's heap and copy it (copy-on-write), per test.

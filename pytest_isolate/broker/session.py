@@ -122,12 +122,12 @@ class IsolateSession:
             adjusted = item.ihook.pytest_isolate_adjust_spec(item=item, spec=spec)
             item.stash[SPEC_KEY] = adjusted if adjusted is not None else spec
 
-    def is_isolated(self, item: pytest.Item) -> bool:
-        """Whether this session runs ``item`` in a target (its protocol is not the broker's)."""
-        return item.stash.get(SPEC_KEY, None) is not None
-
     def spec_of(self, item: pytest.Item) -> IsolateSpec | None:
+        """Where ``item`` runs, or None for a test the broker runs itself."""
         return item.stash.get(SPEC_KEY, None)
+
+    def is_isolated(self, item: pytest.Item) -> bool:
+        return self.spec_of(item) is not None
 
     def run_for_relay(self, item: pytest.Item, spec: IsolateSpec) -> list[pytest.TestReport]:
         """One attempt of a test whose protocol another plugin drives: a new target."""

@@ -83,7 +83,7 @@ class TargetSupervisor:
         kill_grace: float = 1.0,
         extra_handlers: dict[str, Handler] | None = None,
         ring: RingReader | None = None,
-        project_root: str = "/nonexistent",
+        project_root: str | None = None,
     ) -> None:
         self.pid = pid
         self.project_root = project_root  # the only files a target may report coverage for

@@ -38,13 +38,12 @@ def add(frames: Sequence[CoverageFrame]) -> None:
 
 def flush() -> None:
     """Record what targets measured into the running coverage (once, at the end)."""
-    frames = [
-        CoverageFrame(True, tuple((p, tuple(sorted(n))) for p, n in _pending_arcs.items())),
-        CoverageFrame(False, tuple((p, tuple(sorted(n))) for p, n in _pending_lines.items())),
-    ]
-    _pending_arcs.clear()
+    lines = {path: sorted(numbers) for path, numbers in _pending_lines.items()}
+    arcs = {path: sorted(numbers) for path, numbers in _pending_arcs.items()}
     _pending_lines.clear()
-    record([frame for frame in frames if frame.files])
+    _pending_arcs.clear()
+    if lines or arcs:
+        _record(lines, arcs)
 
 
 class CoverageFlush:
@@ -85,25 +84,17 @@ def broker_paused() -> Iterator[None]:
         running.start()
 
 
-def record(frames: Sequence[CoverageFrame]) -> None:
-    """Add the target's lines or arcs to the broker's running coverage, if any."""
-    if not frames:
-        return
+def _record(lines: dict[str, list[int]], arcs: dict[str, list[tuple[int, int]]]) -> None:
+    """Add lines and arcs to the broker's running coverage, in the form it measures."""
     current = running_coverage()
     if current is None:
         return
     data = current.get_data()
-    for frame in frames:
-        if not frame.files:
-            continue
-        if frame.arcs and (data.has_arcs() or not data.measured_files()):
-            data.add_arcs({path: list(arcs) for path, arcs in frame.files})  # type: ignore[misc]
-        elif frame.arcs:  # the broker measures lines: an arc's positive ends are its lines
-            data.add_lines(
-                {
-                    path: sorted({n for arc in arcs for n in arc if n > 0})  # type: ignore[union-attr]
-                    for path, arcs in frame.files
-                }
-            )
-        elif not data.has_arcs():
-            data.add_lines({path: list(lines) for path, lines in frame.files})  # type: ignore[misc]
+    if arcs and (data.has_arcs() or not data.measured_files()):
+        data.add_arcs(arcs)
+    elif arcs:  # the broker measures lines: an arc's positive ends are its lines
+        for path, pairs in arcs.items():
+            found = {n for pair in pairs for n in pair if n > 0}
+            lines[path] = sorted(found.union(lines.get(path, ())))
+    if lines and not data.has_arcs():
+        data.add_lines(lines)

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from pytest_isolate.pytest_compat import is_subtest_report
 from pytest_isolate.spec import IsolateSpec
 
 #: The phase reports of the item's latest target, by phase, until the next attempt.
@@ -61,9 +62,7 @@ class PhaseRelay:
             return (yield)
         phases: dict[str, pytest.TestReport] = {}
         for report in self._run(item, spec):
-            if getattr(report, "_report_type", None) == "SubTestReport" or not isinstance(
-                report, pytest.TestReport
-            ):
+            if is_subtest_report(report):
                 item.ihook.pytest_runtest_logreport(report=report)
             else:
                 phases.setdefault(report.when, report)  # type: ignore[arg-type]

@@ -13,7 +13,6 @@ Costs nothing when coverage is not running: coverage is never imported here.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import sys
 from collections.abc import Iterator, Mapping
@@ -68,6 +67,13 @@ def _share_trace_decisions(running: Any, prepared: Any) -> None:
         prepared._collector.should_trace_cache.update(running._collector.should_trace_cache)
 
 
+def _in_memory_coverage(settings: Mapping[str, Any]) -> Any:
+    """A coverage that measures as ``settings`` say and keeps its data in memory only."""
+    import coverage  # only ever reached when coverage runs, or was asked for
+
+    return coverage.Coverage(data_file=None, **dict(settings))
+
+
 def _key(settings: Mapping[str, Any]) -> str:
     return repr(sorted(settings.items()))
 
@@ -93,8 +99,7 @@ class TargetCoverage:
             settings = coverage_settings(running)
         prepared = _PREPARED.get(_key(settings))
         if prepared is None:
-            module = importlib.import_module("coverage")
-            prepared = module.Coverage(data_file=None, **dict(settings))
+            prepared = _in_memory_coverage(settings)
             prepared.start()
             prepared.stop()
             _PREPARED[_key(settings)] = prepared
@@ -120,10 +125,7 @@ class TargetCoverage:
     @classmethod
     def start(cls, settings: Mapping[str, Any]) -> TargetCoverage:
         """Measure with the broker's ``settings`` (prepared before the fork if possible)."""
-        own = _PREPARED.get(_key(settings))
-        if own is None:
-            module = importlib.import_module("coverage")
-            own = module.Coverage(data_file=None, **dict(settings))
+        own = _PREPARED.get(_key(settings)) or _in_memory_coverage(settings)
         own.start()
         return cls(own)
 

@@ -19,11 +19,14 @@ from collections.abc import Callable
 from typing import Any, NoReturn, Protocol
 
 import pytest
-from _pytest._io import TerminalWriter
-from _pytest._io.saferepr import saferepr
-from _pytest.runner import runtestprotocol
 
-from pytest_isolate.pytest_compat import failed_subtests_of
+from pytest_isolate.pytest_compat import (
+    TerminalWriter,
+    catch_warnings_for_item,
+    failed_subtests_of,
+    runtestprotocol,
+    saferepr,
+)
 from pytest_isolate.target.coverage_probe import TargetCoverage
 from pytest_isolate.wire.frames import encode_frame
 from pytest_isolate.wire.reports import FAILED_SUBTESTS
@@ -171,8 +174,6 @@ def run_item(
     measure: Callable[[], TargetCoverage | None] = TargetCoverage.begin,
 ) -> None:
     """Run ``item``'s full protocol here and stream its reports, then say ``done``."""
-    from _pytest.warnings import catch_warnings_for_item
-
     config = item.config
     silence_broker_reporting(config)
     forget_broker_finalizers(item.session)

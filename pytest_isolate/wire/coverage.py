@@ -37,8 +37,13 @@ class CoverageFrame:
     arcs: bool
     files: tuple[tuple[str, Measured], ...]
 
-    def check_within(self, root: str) -> CoverageFrame:
-        """Itself, if every path is a file of the project under ``root``; else refused."""
+    def check_within(self, root: str | None) -> CoverageFrame:
+        """Itself, if every path is a file of the project under ``root``; else refused.
+
+        With no ``root`` (a target whose project the broker never named) nothing is.
+        """
+        if root is None:
+            raise ProtocolViolation("sent coverage data before it was told its project")
         prefix = root.rstrip("/") + "/"
         outside = next((path for path, _ in self.files if not path.startswith(prefix)), None)
         if outside is not None:

@@ -65,3 +65,8 @@ def test_only_the_projects_files_are_accepted() -> None:
     assert frame.check_within("/p") is frame
     with pytest.raises(ProtocolViolation, match="not a file of the project"):
         CoverageFrame(False, (("/pother/a.py", (1,)),)).check_within("/p")
+
+
+def test_nothing_is_accepted_before_the_target_was_told_its_project() -> None:
+    with pytest.raises(ProtocolViolation, match="before it was told its project"):
+        CoverageFrame(False, (("/p/a.py", (1,)),)).check_within(None)
