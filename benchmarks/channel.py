@@ -40,7 +40,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-from pytest_isolate.broker.supervisor import TargetSupervisor  # noqa: E402
+from pytest_isolate.supervision.supervisor import TargetSupervisor  # noqa: E402
 from pytest_isolate.target import steps  # noqa: E402
 from pytest_isolate.target.item_runner import FrameSender  # noqa: E402
 from pytest_isolate.wire.frames import FrameLimits  # noqa: E402

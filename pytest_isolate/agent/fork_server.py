@@ -13,7 +13,6 @@ child is gone sweeps every leftover process before it says ``exited``.
 from __future__ import annotations
 
 import contextlib
-import faulthandler
 import os
 import select
 import shutil
@@ -27,22 +26,22 @@ from typing import Any, List, Tuple
 import pytest
 
 from pytest_isolate.agent.channel import AgentChannel, BrokerGone
-from pytest_isolate.agent.protocol import (
-    TEST_FRAME_TYPES,
+from pytest_isolate.agent.seccomp_watch import SANDBOXED_FRAME, AgentSeccompWatch, loadable_policy
+from pytest_isolate.agent.sweep import kill_leftovers
+from pytest_isolate.policy.compiler import LoadablePolicy
+from pytest_isolate.target import steps
+from pytest_isolate.target.capture import capture_fds, output_tail, saved_terminal_fds
+from pytest_isolate.target.coverage_probe import TargetCoverage
+from pytest_isolate.target.item_runner import FrameSender, run_in_target
+from pytest_isolate.target.sequence import Privileges, TargetPlan, restrict_target
+from pytest_isolate.wire.agent_protocol import (
     Exited,
     ProtocolViolation,
     RunRequest,
     parse_broker_message,
 )
-from pytest_isolate.agent.seccomp_watch import SANDBOXED_FRAME, AgentSeccompWatch, loadable_policy
-from pytest_isolate.agent.sweep import kill_leftovers
-from pytest_isolate.policy.compiler import LoadablePolicy
-from pytest_isolate.policy.handover import install_in_child
-from pytest_isolate.target import steps
-from pytest_isolate.target.capture import capture_fds, output_tail, saved_terminal_fds
-from pytest_isolate.target.coverage_probe import TargetCoverage
-from pytest_isolate.target.item_runner import FrameSender, run_in_target
 from pytest_isolate.wire.frames import FrameDecoder, FrameLimits
+from pytest_isolate.wire.test_frames import SETUP_ERROR_FRAME, TEST_FRAME_TYPES
 
 CRASH_LOG_TAIL = 16 * 1024
 DRAIN_AFTER_EXIT = 0.5
@@ -189,30 +188,32 @@ def _child(
 ) -> None:
     """The restriction steps in their fixed order, then the test. Never returns."""
 
+    target = TargetPlan(
+        # As init, the agent cannot die without its children: the kernel
+        # kills a PID namespace with its init, and a VM ends with it.
+        parent_pid=None if plan.agent_pid == 1 else plan.agent_pid,
+        channel=channel,
+        crash_log=crash_log,
+        scratch=scratch,
+        keep_fds=[0, 1, 2, channel.fileno(), crash_log, *plan.capture_fds],
+        terminal_fds=plan.terminal_fds,
+        default_signals=(signal.SIGINT, signal.SIGTERM, signal.SIGPIPE),
+        stdin=plan.devnull,
+        traceback_on_sigterm=False,
+    )
+    # The agent scrubbed the environment and emptied the bounding set for every child.
+    privileges = Privileges(
+        mem_limit=request.mem_limit,
+        cpu_limit=request.cpu_limit,
+        env=dict(request.env),
+        drop_to=plan.drop_to,
+        bounding_set_dropped=True,
+        no_new_privs=True,
+        seccomp=policy,
+    )
+
     def restrict() -> None:
-        if plan.agent_pid != 1:
-            # As init, the agent cannot die without its children: the kernel
-            # kills a PID namespace with its init, and a VM ends with it.
-            steps.set_parent_death_signal(plan.agent_pid)
-        steps.new_session()
-        for number in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
-            if signal.getsignal(number) is not signal.SIG_DFL:
-                signal.signal(number, signal.SIG_DFL)
-        os.dup2(plan.devnull, 0)
-        keep = [0, 1, 2, channel.fileno(), crash_log, *plan.capture_fds]
-        steps.close_inherited_fds(keep)
-        steps.blank_descriptors(plan.terminal_fds)
-        os.set_inheritable(crash_log, False)
-        faulthandler.enable(file=crash_log, all_threads=True)
-        tempfile.tempdir = scratch
-        steps.apply_rlimits(request.mem_limit, request.cpu_limit)
-        os.environ.update(request.env)
-        os.environ["TMPDIR"] = scratch
-        if plan.drop_to is not None:
-            steps.drop_privileges(*plan.drop_to, bounding_set_dropped=True)
-        steps.set_no_new_privs()
-        if policy is not None:  # last: the filter also forbids what the steps above used
-            install_in_child(policy, channel)
+        restrict_target(target, lambda: privileges)
 
     settings = plan.coverage
     measure = (lambda: None) if settings is None else (lambda: TargetCoverage.start(dict(settings)))
@@ -311,7 +312,11 @@ def _pass_on(
                     continue
                 if message["type"] not in TEST_FRAME_TYPES:
                     raise ProtocolViolation(f"sent a frame of type {message['type'][:40]!r}")
-                if watch is not None and not watch.sandboxed and message["type"] != "setup-error":
+                if (
+                    watch is not None
+                    and not watch.sandboxed
+                    and message["type"] != SETUP_ERROR_FRAME
+                ):
                     raise ProtocolViolation("sent test frames before its filter was loaded")
                 channel.send(message)
         except ProtocolViolation as exc:

@@ -16,11 +16,11 @@ import functools
 import os
 from typing import Any, Dict, List, Tuple
 
-from pytest_isolate.agent.protocol import ProtocolViolation, SeccompOutcome, SeccompRequest
 from pytest_isolate.policy.compiler import LoadablePolicy
 from pytest_isolate.policy.handover import SANDBOXED_FRAME
 from pytest_isolate.policy.kmsg import find_kernel_kill_record, first_kmsg_position
 from pytest_isolate.policy.notify import NotificationServicer
+from pytest_isolate.wire.agent_protocol import ProtocolViolation, SeccompOutcome, SeccompRequest
 
 __all__ = ["SANDBOXED_FRAME", "AgentSeccompWatch", "loadable_policy"]
 

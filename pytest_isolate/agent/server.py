@@ -23,9 +23,9 @@ import sys
 from typing import List
 
 from pytest_isolate.agent.channel import AgentChannel, BrokerGone
-from pytest_isolate.agent.protocol import Hello, StartRequest, parse_broker_message
 from pytest_isolate.agent.sweep import become_reaper, kill_leftovers
 from pytest_isolate.target import steps
+from pytest_isolate.wire.agent_protocol import Hello, StartRequest, parse_broker_message
 
 #: Broker link fds: high enough to stay clear of what pytest and tests open.
 LINK_IN_FD = 1021
@@ -55,7 +55,7 @@ def harden_agent() -> None:
 def hello() -> Hello:
     import pytest
 
-    from pytest_isolate import __version__
+    from pytest_isolate._version import __version__
 
     return Hello(
         python=sys.version.split()[0], pytest=pytest.__version__, pid=os.getpid(), agent=__version__

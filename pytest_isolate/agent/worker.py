@@ -18,14 +18,14 @@ import pytest
 
 from pytest_isolate.agent.channel import AgentChannel, BrokerGone
 from pytest_isolate.agent.fork_server import ForkPlan, plan_forks, run_in_fork
-from pytest_isolate.agent.protocol import (
+from pytest_isolate.target.coverage_probe import TargetCoverage
+from pytest_isolate.target.item_runner import prepare_forwarder, silence_broker_reporting
+from pytest_isolate.wire.agent_protocol import (
     Collected,
     ProtocolViolation,
     RunRequest,
     parse_broker_message,
 )
-from pytest_isolate.target.coverage_probe import TargetCoverage
-from pytest_isolate.target.item_runner import prepare_forwarder, silence_broker_reporting
 from pytest_isolate.wire.frames import FrameLimits
 
 WORKER_NAME = "isolate-agent-worker"
@@ -83,7 +83,7 @@ class AgentWorker:
         if self._collection_coverage is not None:
             self._collection_frames = list(self._collection_coverage.frames(self._rootdir))
             self._collection_coverage = None
-        from pytest_isolate.untrusted.item_data import describe_item
+        from pytest_isolate.wire.item_data import describe_item
 
         message = Collected(
             tuple(item.nodeid for item in items),

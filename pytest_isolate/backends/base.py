@@ -9,15 +9,18 @@ backend never touches the terminal or other tests.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from pytest_isolate.supervision.result import FailureKind, TargetResult
+
+__all__ = ["Availability", "Backend", "FailureKind", "TargetResult"]
 
 if TYPE_CHECKING:
     import pytest
 
-    from pytest_isolate.broker.context import BrokerContext
     from pytest_isolate.spec import IsolateSpec
-    from pytest_isolate.wire.coverage import CoverageFrame
+    from pytest_isolate.supervision.context import BrokerContext
 
 
 @dataclass(frozen=True)
@@ -31,25 +34,6 @@ class Availability:
 
     def __bool__(self) -> bool:
         return self.available
-
-
-@dataclass
-class TargetResult:
-    """What one target produced for one test, in the order it happened.
-
-    ``reports`` are sanitized report dicts (see ``wire.reports``), to be
-    turned into report objects by the broker. ``failure`` is set when the
-    target did not finish normally, in words ("killed by signal 11 (SIGSEGV)
-    during call"); the broker then completes the missing phases.
-    """
-
-    reports: list[dict[str, Any]] = field(default_factory=list)
-    warnings: list[dict[str, Any]] = field(default_factory=list)
-    coverage: list[CoverageFrame] = field(default_factory=list)  # checked, not yet recorded
-    failure: str | None = None
-    failure_kind: str | None = None  # crash | timeout | protocol | violation | engine
-    sections: list[tuple[str, str]] = field(default_factory=list)
-    duration: float = 0.0
 
 
 @runtime_checkable

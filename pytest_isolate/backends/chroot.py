@@ -22,13 +22,14 @@ from pytest_isolate.backends.forked import ChildSetup, ForkedBackend, TargetWatc
 from pytest_isolate.backends.seccomp_layer import (
     SeccompWatch,
     build_policy,
-    drop_and_sandbox,
     sandbox_availability,
+    sandboxed,
 )
-from pytest_isolate.broker.context import BrokerContext
 from pytest_isolate.jail.shared import SharedJail
 from pytest_isolate.spec import IsolateSpec, SpecError
+from pytest_isolate.supervision.context import BrokerContext
 from pytest_isolate.target import steps
+from pytest_isolate.target.sequence import Privileges
 
 if TYPE_CHECKING:
     from pytest_isolate.backends.chroot_rootfs import ForeignRootTargets
@@ -173,8 +174,7 @@ class ChrootBackend(ForkedBackend):
 
         from pytest_isolate.jail import enter_jail
 
-        spec = setup.spec
-        jail, pythons, compiled, _fail = setup.prepared
+        jail, pythons, _compiled, _fail = setup.prepared
         config = setup.item.config
         if self._joining is not None:
             self._joining.enter()  # the scratch directory lives in the jail's own /tmp
@@ -185,19 +185,24 @@ class ChrootBackend(ForkedBackend):
         os.chdir(
             config.invocation_params.dir if os.path.isdir(config.invocation_params.dir) else "/"
         )
-        steps.apply_rlimits(spec.mem_limit, spec.cpu_limit)
-        steps.scrub_environment(dict(spec.env))
-        uid, gid = steps.unprivileged_ids()
-        user = spec.option("user")
-        uid = uid if user is None else int(user)
-        _make_basetemp(setup, uid, gid)
-        drop_and_sandbox(uid, gid, compiled, setup.channel)
+        _make_basetemp(setup, *_target_user(setup.spec))
+
+    def privileges(self, setup: ChildSetup) -> Privileges:
+        """A scrubbed environment, the jail's user (``user=``, or nobody), and the filter."""
+        _jail, _pythons, compiled, _fail = setup.prepared
+        return sandboxed(setup.spec, _target_user(setup.spec), compiled)
 
     def watch(
         self, spec: IsolateSpec, prepared: Any, pid: int, take_fds: Callable[[], list[int]]
     ) -> TargetWatch:
         _jail, _pythons, compiled, fail = prepared
         return SeccompWatch(compiled.spec, pid, fail, take_fds)
+
+
+def _target_user(spec: IsolateSpec) -> tuple[int, int]:
+    uid, gid = steps.unprivileged_ids()
+    user = spec.option("user")
+    return (uid if user is None else int(user)), gid
 
 
 def _make_basetemp(setup: ChildSetup, uid: int, gid: int) -> None:

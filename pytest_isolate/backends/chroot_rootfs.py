@@ -28,9 +28,6 @@ from typing import Any
 
 import pytest
 
-from pytest_isolate.agent.client import AgentClient, AgentDead
-from pytest_isolate.agent.protocol import StartRequest
-from pytest_isolate.agent.target import AgentTarget
 from pytest_isolate.backends.agent_args import (
     agent_base_args,
     coverage_for_target,
@@ -40,7 +37,6 @@ from pytest_isolate.backends.agent_args import (
 from pytest_isolate.backends.base import TargetResult
 from pytest_isolate.backends.target_plugins import left_out_note, target_plugins
 from pytest_isolate.backends.target_pool import TargetPool
-from pytest_isolate.broker.context import BrokerContext
 from pytest_isolate.jail.config import JailConfig
 from pytest_isolate.jail.foreign import (
     EXIT_JAIL_FAILED,
@@ -55,8 +51,11 @@ from pytest_isolate.jail.foreign import (
     list_root_dir,
 )
 from pytest_isolate.spec import IsolateSpec, SpecError
+from pytest_isolate.supervision.agent_client import AgentClient, AgentDead
+from pytest_isolate.supervision.agent_target import AgentTarget
+from pytest_isolate.supervision.context import BrokerContext
 from pytest_isolate.target import steps
-from pytest_isolate.wire.frames import FrameLimits
+from pytest_isolate.wire.agent_protocol import StartRequest
 
 HELLO_TIMEOUT = 60.0
 COLLECT_TIMEOUT = 600.0
@@ -289,7 +288,7 @@ class ForeignRootTargets:
         if failure is not None:
             return TargetResult(failure=failure, failure_kind="engine")
         try:
-            target = self._target_for(item, config, spec, context.limits)
+            target = self._target_for(item, config, spec, context)
         except (ForeignRootError, SpecError) as exc:
             message = f"chroot backend, rootfs={config.rootfs!r}: {exc}"
             self._pool.remember_failure(config, spec.fresh, message)
@@ -307,10 +306,14 @@ class ForeignRootTargets:
             self._pool.release(config, target, spec.fresh)
 
     def _target_for(
-        self, item: pytest.Item, config: ForeignRootConfig, spec: IsolateSpec, limits: FrameLimits
+        self,
+        item: pytest.Item,
+        config: ForeignRootConfig,
+        spec: IsolateSpec,
+        context: BrokerContext,
     ) -> ForeignRootTarget:
         def start() -> ForeignRootTarget:
-            from pytest_isolate.agent.inject import injected_site
+            from pytest_isolate.backends.inject import injected_site
 
             python = check_rootfs(config.rootfs)
             if self._site is None:
@@ -318,7 +321,7 @@ class ForeignRootTargets:
                 self._site = injected_site(None, plugins.modules, plugins.distributions)
             plan = make_plan(config, self._site, python)
             install = _filter_installer(config, item.nodeid)
-            request = _start_request(item, config, spec, limits)
+            request = _start_request(item, config, spec, context)
             return ForeignRootTarget.launch(plan, install, config.rootfs, request)
 
         target, new = self._pool.acquire(config, spec.fresh, start)
@@ -338,10 +341,9 @@ class ForeignRootTargets:
 
 
 def _start_request(
-    item: pytest.Item, config: ForeignRootConfig, spec: IsolateSpec, limits: FrameLimits
+    item: pytest.Item, config: ForeignRootConfig, spec: IsolateSpec, context: BrokerContext
 ) -> StartRequest:
     """Arguments that make the agent collect the same node ids as the broker."""
-    from pytest_isolate.broker.session import SPEC_KEY
 
     pytest_config = item.config
     invocation = str(pytest_config.invocation_params.dir)
@@ -349,19 +351,17 @@ def _start_request(
         invocation = config.rootdir
     files = {str(item.path)}
     if not spec.fresh:
-        for other in item.session.items:
-            other_spec = other.stash.get(SPEC_KEY, None)
-            if other_spec is not None and other_spec.backend == "chroot":
-                with contextlib.suppress(SpecError, TypeError, ValueError):
-                    if (
-                        other_spec.option("rootfs")
-                        and config_from_spec(other_spec, config.rootdir) == config
-                    ):
-                        files.add(str(other.path))
+        for other, other_spec in context.siblings(item, "chroot"):
+            with contextlib.suppress(SpecError, TypeError, ValueError):
+                if (
+                    other_spec.option("rootfs")
+                    and config_from_spec(other_spec, config.rootdir) == config
+                ):
+                    files.add(str(other.path))
     args = agent_base_args(pytest_config, config.rootdir) + sorted(files)
     options = tuple(forwarded_options(pytest_config).items())
     coverage = coverage_for_target()
-    return StartRequest(config.rootdir, invocation, tuple(args), limits, options, coverage)
+    return StartRequest(config.rootdir, invocation, tuple(args), context.limits, options, coverage)
 
 
 def _progress(config: pytest.Config, line: str) -> None:

@@ -45,8 +45,8 @@ from pytest_isolate.backends.container_config import (
 from pytest_isolate.backends.spawned_policy import check_spawned_policy, spawned_policy
 from pytest_isolate.backends.target_plugins import left_out_note, target_plugins
 from pytest_isolate.backends.target_pool import TargetPool
-from pytest_isolate.broker.context import BrokerContext
 from pytest_isolate.spec import IsolateSpec, SpecError
+from pytest_isolate.supervision.context import BrokerContext
 
 if TYPE_CHECKING:
     from pytest_isolate.backends.container_target import ContainerTarget
@@ -130,8 +130,8 @@ class ContainerBackend:
     def _target_for(
         self, item: pytest.Item, config: ContainerConfig, spec: IsolateSpec, context: BrokerContext
     ) -> ContainerTarget:
-        from pytest_isolate.agent.inject import injected_site
         from pytest_isolate.backends.container_target import ContainerTarget
+        from pytest_isolate.backends.inject import injected_site
         from pytest_isolate.container.reaping import run_labels
 
         def start() -> ContainerTarget:
@@ -139,7 +139,7 @@ class ContainerBackend:
             if self._site is None:
                 plugins = target_plugins(item.config)
                 self._site = injected_site(None, plugins.modules, plugins.distributions)
-            project = _project_view(item, config, spec)
+            project = _project_view(item, config, spec, context)
             return ContainerTarget.launch(
                 engine, config, project, self._site, run_labels(self._run_id), context.limits
             )
@@ -172,10 +172,11 @@ class ContainerBackend:
             self._engine = None
 
 
-def _project_view(item: pytest.Item, config: ContainerConfig, spec: IsolateSpec) -> Any:
+def _project_view(
+    item: pytest.Item, config: ContainerConfig, spec: IsolateSpec, context: BrokerContext
+) -> Any:
     """Rootdir, invocation dir and the pytest arguments that reproduce the broker's node ids."""
     from pytest_isolate.backends.container_target import ProjectView
-    from pytest_isolate.broker.session import SPEC_KEY
 
     pytest_config = item.config
     rootdir = str(pytest_config.rootpath)
@@ -187,10 +188,8 @@ def _project_view(item: pytest.Item, config: ContainerConfig, spec: IsolateSpec)
     else:
         files = {
             str(other.path)
-            for other in item.session.items
-            if (other_spec := other.stash.get(SPEC_KEY, None)) is not None
-            and other_spec.backend == "container"
-            and _same_config(other_spec, config)
+            for other, other_spec in context.siblings(item, "container")
+            if _same_config(other_spec, config)
         } or {str(item.path)}
     args = agent_base_args(pytest_config, rootdir)
     for option, flag in (("isolate", "--isolate"), ("isolate_matrix", "--isolate-matrix")):

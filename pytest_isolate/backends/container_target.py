@@ -20,9 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_isolate.agent.client import AgentClient, AgentDead
-from pytest_isolate.agent.protocol import StartRequest
-from pytest_isolate.agent.target import AgentTarget
 from pytest_isolate.backends.container_config import (
     SITE_PATH,
     ContainerConfig,
@@ -33,6 +30,9 @@ from pytest_isolate.backends.container_config import (
 from pytest_isolate.container.attached_stream import AttachedStream
 from pytest_isolate.container.engine import Engine
 from pytest_isolate.container.hardening import BindMount
+from pytest_isolate.supervision.agent_client import AgentClient, AgentDead
+from pytest_isolate.supervision.agent_target import AgentTarget
+from pytest_isolate.wire.agent_protocol import StartRequest
 from pytest_isolate.wire.frames import FrameLimits
 
 AGENT_COMMAND = ("python3", "-m", "pytest_isolate.agent")

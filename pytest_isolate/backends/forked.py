@@ -9,14 +9,10 @@ steps their child applies (``restrict``) and what the broker does around it
 
 from __future__ import annotations
 
-import contextlib
-import faulthandler
 import gc
 import os
-import signal
 import socket
 import sys
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -26,14 +22,15 @@ from typing import Any
 import pytest
 
 from pytest_isolate.backends.base import Availability, TargetResult
-from pytest_isolate.broker.context import BrokerContext
-from pytest_isolate.broker.outcome import EndState, classify_end, phase_after
-from pytest_isolate.broker.supervisor import Handler, Supervision, TargetSupervisor
 from pytest_isolate.spec import IsolateSpec
-from pytest_isolate.target import steps
+from pytest_isolate.supervision.context import BrokerContext
+from pytest_isolate.supervision.outcome import result_of
+from pytest_isolate.supervision.supervisor import Supervision, TargetSupervisor
 from pytest_isolate.target.capture import capture_fds, output_tail, saved_terminal_fds
 from pytest_isolate.target.item_runner import FrameSender, prepare_forwarder, run_in_target
+from pytest_isolate.target.sequence import Privileges, TargetPlan, restrict_target
 from pytest_isolate.wire.shm import ShmRing
+from pytest_isolate.wire.test_frames import Handler
 
 CRASH_LOG_TAIL = 16 * 1024
 
@@ -101,10 +98,20 @@ class ForkedBackend:
         return None
 
     def restrict(self, setup: ChildSetup) -> None:
-        """Child-side restriction steps after the common ones; process applies rlimits."""
+        """The backend's own steps in the child (step 7 of ``target.sequence``): none here.
+
+        A backend enters its namespaces and root here, and makes its
+        ``basetemp``; what it keeps of its privileges it says in ``privileges``.
+        """
+
+    def privileges(self, setup: ChildSetup) -> Privileges:
+        """The last steps for this target (limits, environment, drops, filter), in the child.
+
+        ``process`` only bounds resources and adds the test's ``env=``: it is no
+        security boundary, and a plain run's environment is what a test expects.
+        """
         spec = setup.spec
-        steps.apply_rlimits(spec.mem_limit, spec.cpu_limit)
-        os.environ.update(dict(spec.env))
+        return Privileges(spec.mem_limit, spec.cpu_limit, dict(spec.env))
 
     def watch(
         self, spec: IsolateSpec, prepared: Any, pid: int, take_fds: Callable[[], list[int]]
@@ -219,17 +226,23 @@ class ForkedBackend:
         in the broker: anything the child computes costs copy-on-write faults.
         """
 
+        plan = TargetPlan(
+            parent_pid=broker_pid,
+            channel=channel,
+            crash_log=crash_log,
+            scratch=str(scratch),
+            keep_fds=[*keep, *self.restriction_fds()],
+            terminal_fds=terminal,
+            join_tree=context.tree.join,
+        )
+        setup = ChildSetup(item, spec, prepared, channel, scratch, keep)
+
+        def backend_steps() -> Privileges:
+            self.restrict(setup)
+            return self.privileges(setup)
+
         def restrict() -> None:
-            steps.set_parent_death_signal(broker_pid)
-            steps.new_session()
-            context.tree.join()
-            steps.close_inherited_fds([*keep, *self.restriction_fds()])
-            steps.blank_descriptors(terminal)
-            os.set_inheritable(crash_log, False)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the broker's handler is not ours
-            _arm_faulthandler(crash_log)
-            _use_scratch(scratch)
-            self.restrict(ChildSetup(item, spec, prepared, channel, scratch, keep))
+            restrict_target(plan, backend_steps)
 
         run_in_target(item, FrameSender(channel if ring is None else ring.writer()), restrict)
 
@@ -241,43 +254,21 @@ class ForkedBackend:
         crash_log: int,
         oom_killed: bool = False,
     ) -> TargetResult:
-        result = TargetResult(
-            reports=state.reports,
-            warnings=state.warnings,
-            coverage=state.coverage,
+        result = result_of(
+            state.record,
+            spec,
+            wait_status=state.wait_status,
+            timed_out=state.timed_out,
+            protocol_error=state.protocol_error,
+            oom_killed=oom_killed,
             duration=state.ended - state.started,
         )
-        end = EndState(
-            wait_status=state.wait_status,
-            phase=phase_after(state.phases),
-            timed_out=spec.timeout if state.timed_out else None,
-            protocol_error=state.protocol_error,
-            mem_limit=spec.mem_limit,
-            cpu_limit=spec.cpu_limit,
-            oom_killed=oom_killed,
-            finished=state.finished,
-        )
-        failure, kind = classify_end(end, state.setup_error)
-        if failure is not None:
-            result.failure, result.failure_kind = failure, kind
+        if result.failure is not None:
             result.sections.extend(output_tail(item.config))
             log = _read_crash_log(crash_log)
             if log.strip():
                 result.sections.append(("Traceback of the target (faulthandler)", log))
         return result
-
-
-def _arm_faulthandler(fd: int) -> None:
-    """Native crashes and the broker's SIGTERM leave a Python traceback in the crash log."""
-    faulthandler.enable(file=fd, all_threads=True)
-    with contextlib.suppress(RuntimeError, ValueError):
-        faulthandler.register(signal.SIGTERM, file=fd, all_threads=True, chain=True)
-
-
-def _use_scratch(scratch: Path) -> None:
-    """A private temporary directory for the test, removed by the broker afterwards."""
-    os.environ["TMPDIR"] = str(scratch)
-    tempfile.tempdir = str(scratch)
 
 
 def _remove_tree(path: Path) -> None:

@@ -10,17 +10,17 @@ filter alone, after no_new_privs).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from pytest_isolate.backends.forked import ChildSetup, ForkedBackend, TargetWatch
 from pytest_isolate.backends.seccomp_layer import (
     SeccompWatch,
     build_policy,
-    install_in_child,
     policy_options,
 )
 from pytest_isolate.spec import IsolateSpec
-from pytest_isolate.target import steps
+from pytest_isolate.target.sequence import Privileges
 
 
 class ProcessBackend(ForkedBackend):
@@ -42,12 +42,13 @@ class ProcessBackend(ForkedBackend):
             "fail_on_violation", True
         )
 
-    def restrict(self, setup: ChildSetup) -> None:
-        super().restrict(setup)
-        if setup.prepared is not None:
-            compiled, _fail = setup.prepared
-            steps.set_no_new_privs()
-            install_in_child(compiled, setup.channel)
+    def privileges(self, setup: ChildSetup) -> Privileges:
+        """As a plain process; with ``seccomp=``, ``no_new_privs`` and the filter last."""
+        privileges = super().privileges(setup)
+        if setup.prepared is None:
+            return privileges
+        compiled, _fail = setup.prepared
+        return replace(privileges, no_new_privs=True, seccomp=compiled)
 
     def watch(
         self, spec: IsolateSpec, prepared: Any, pid: int, take_fds: Callable[[], list[int]]

@@ -28,13 +28,14 @@ from pytest_isolate.backends.seccomp_layer import (
     POLICY_KEYWORDS,
     SeccompWatch,
     build_policy,
-    drop_and_sandbox,
     policy_options,
     sandbox_availability,
+    sandboxed,
 )
 from pytest_isolate.spec import IsolateSpec
 from pytest_isolate.target import steps
 from pytest_isolate.target.reachable import make_reachable
+from pytest_isolate.target.sequence import Privileges
 from pytest_isolate.target.shared_ns import SharedNamespace
 
 
@@ -124,11 +125,10 @@ class SeccompBackend(ForkedBackend):
         hand_scratch_to_target_user(scratch)
 
     def restrict(self, setup: ChildSetup) -> None:
-        """The visible order of the privilege drops; seccomp is always last."""
+        """Step 7 for seccomp: a PID namespace (in a user namespace when not root), the paths
+        the test needs kept reachable, ``tmp_path`` in the scratch space."""
         from pytest_isolate.target.pidns import enter_pid_namespace
 
-        spec = setup.spec
-        compiled, _fail = setup.prepared
         if self._shared is not None:  # forked into the shared PID namespace already
             self._shared.enter_mounts()
         else:
@@ -138,10 +138,12 @@ class SeccompBackend(ForkedBackend):
                 enter_user_namespace()
             make_reachable(self._needed_paths(setup.item.config))
             enter_pid_namespace(setup.keep_fds, fresh_proc=True)
-        steps.apply_rlimits(spec.mem_limit, spec.cpu_limit)
-        steps.scrub_environment(dict(spec.env))
         redirect_basetemp(setup)
-        drop_and_sandbox(*steps.unprivileged_ids(), compiled, setup.channel)
+
+    def privileges(self, setup: ChildSetup) -> Privileges:
+        """A scrubbed environment, an unprivileged user, and the filter."""
+        compiled, _fail = setup.prepared
+        return sandboxed(setup.spec, steps.unprivileged_ids(), compiled)
 
     def watch(
         self, spec: IsolateSpec, prepared: Any, pid: int, take_fds: Callable[[], list[int]]

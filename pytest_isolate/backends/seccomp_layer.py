@@ -17,19 +17,19 @@ from typing import Any
 
 from pytest_isolate.backends.base import Availability, TargetResult
 from pytest_isolate.backends.forked import TargetWatch
-from pytest_isolate.broker.supervisor import Supervision
 from pytest_isolate.policy.handover import SANDBOXED_FRAME, install_in_child
 from pytest_isolate.policy.kmsg import first_kmsg_position
 from pytest_isolate.spec import IsolateSpec, SpecError
-from pytest_isolate.target import steps
+from pytest_isolate.supervision.supervisor import Supervision
+from pytest_isolate.target.sequence import Privileges
 
 __all__ = [
     "SANDBOXED_FRAME",
     "SeccompWatch",
     "build_policy",
-    "drop_and_sandbox",
     "install_in_child",
     "policy_options",
+    "sandboxed",
 ]
 
 
@@ -111,16 +111,22 @@ def build_policy(options: Mapping[str, Any], where: str) -> Any:
         raise SpecError(f"{where}: {exc}") from None
 
 
-def drop_and_sandbox(uid: int, gid: int, compiled: Any, channel: Any) -> None:
-    """The last steps of a sandboxed child, in their fixed order.
+def sandboxed(spec: IsolateSpec, user: tuple[int, int], compiled: Any) -> Privileges:
+    """What a sandboxed forked target keeps: limits, a scrubbed environment, ``user``, the filter.
 
-    The privilege drop before ``no_new_privs`` (setuid must still work), the
-    filter last (it forbids what the steps before it use).
+    ``target.sequence`` applies them in its order: the drop before
+    ``no_new_privs`` (setuid must still work), the filter last.
     """
-    steps.drop_privileges(uid, gid)
-    steps.set_non_dumpable()
-    steps.set_no_new_privs()
-    install_in_child(compiled, channel)
+    return Privileges(
+        mem_limit=spec.mem_limit,
+        cpu_limit=spec.cpu_limit,
+        env=dict(spec.env),
+        scrub_environment=True,
+        drop_to=user,
+        non_dumpable=True,
+        no_new_privs=True,
+        seccomp=compiled,
+    )
 
 
 def _children(pid: int) -> set[int]:

@@ -14,7 +14,6 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_isolate.agent.protocol import SeccompOutcome, SeccompRequest
 from pytest_isolate.backends.base import TargetResult
 from pytest_isolate.backends.seccomp_layer import (
     build_policy,
@@ -23,6 +22,7 @@ from pytest_isolate.backends.seccomp_layer import (
     report_violations,
 )
 from pytest_isolate.spec import IsolateSpec, SpecError
+from pytest_isolate.wire.agent_protocol import SeccompOutcome, SeccompRequest
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from pytest_isolate.agent.inject import INJECTED_DISTRIBUTIONS
+from pytest_isolate.backends.inject import INJECTED_DISTRIBUTIONS
 
 #: Distributions whose plugin acts in the broker only.
 BROKER_SIDE = frozenset(

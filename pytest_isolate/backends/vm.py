@@ -28,9 +28,9 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_isolate._package import PACKAGE_DIR
 from pytest_isolate.backends.agent_args import (
     coverage_for_target,
     execution_count,
@@ -51,8 +51,8 @@ from pytest_isolate.vm.config import ACCELS, MACHINES, VMConfig
 if TYPE_CHECKING:
     import pytest
 
-    from pytest_isolate.agent.client import AgentClient
-    from pytest_isolate.broker.context import BrokerContext
+    from pytest_isolate.supervision.agent_client import AgentClient
+    from pytest_isolate.supervision.context import BrokerContext
     from pytest_isolate.vm.guest import Guest
 
 logger = logging.getLogger("pytest_isolate.vm")
@@ -284,7 +284,7 @@ class VMBackend:
             return _engine_failure(f"{failure} (earlier in this run)")
         try:
             running, _new = self._guests.acquire(
-                shape, spec.fresh, lambda: self._boot(item, shape, fresh=spec.fresh)
+                shape, spec.fresh, lambda: self._boot(item, shape, context, fresh=spec.fresh)
             )
         except VMBootError as exc:
             self._guests.remember_failure(shape, spec.fresh, str(exc))
@@ -330,19 +330,21 @@ class VMBackend:
             result.sections.append(("guest console (tail)", tail))
         return result
 
-    def _boot(self, item: pytest.Item, shape: GuestShape, fresh: bool) -> _RunningGuest:
+    def _boot(
+        self, item: pytest.Item, shape: GuestShape, context: BrokerContext, fresh: bool
+    ) -> _RunningGuest:
         """Start QEMU, wait for the agent, collect; every failure becomes ``VMBootError``."""
-        from pytest_isolate.agent.client import AgentClient, AgentDead
-        from pytest_isolate.agent.protocol import StartRequest
+        from pytest_isolate.supervision.agent_client import AgentClient, AgentDead
         from pytest_isolate.vm import Guest, VMError
+        from pytest_isolate.wire.agent_protocol import StartRequest
 
         config = item.config
         say = _Announcer(config)
         rootdir = str(config.rootpath)
-        nodeids = [item.nodeid] if fresh else _same_shape_nodeids(item, shape)
+        nodeids = [item.nodeid] if fresh else _same_shape_nodeids(item, shape, context)
         inifile = str(config.inipath) if config.inipath else None
         try:
-            vm_config = agent_config(shape, sys.executable, _package_dir(), [rootdir], rootdir)
+            vm_config = agent_config(shape, sys.executable, PACKAGE_DIR, [rootdir], rootdir)
             guest = Guest.start(vm_config, progress=say.progress, snapshots=True)
         except (VMError, ValueError, OSError) as exc:
             raise VMBootError(f"the VM could not be started: {exc}") from None
@@ -433,20 +435,11 @@ def _engine_failure(message: str, console_tail: str = "") -> TargetResult:
     return result
 
 
-def _package_dir() -> str:
-    import pytest_isolate
-
-    return str(Path(pytest_isolate.__file__).resolve().parent)
-
-
-def _same_shape_nodeids(item: pytest.Item, shape: GuestShape) -> list[str]:
+def _same_shape_nodeids(item: pytest.Item, shape: GuestShape, context: BrokerContext) -> list[str]:
     """Node ids of every vm test of this run with ``shape``: one collection serves them all."""
-    from pytest_isolate.broker.session import SPEC_KEY
-
     found = [item.nodeid]
-    for other in item.session.items:
-        spec = other.stash.get(SPEC_KEY, None)
-        if spec is None or spec.backend != "vm" or spec.fresh:
+    for other, spec in context.siblings(item, "vm"):
+        if spec.fresh:
             continue
         with contextlib.suppress(SpecError):
             if guest_shape(spec, other.nodeid) == shape:

@@ -16,16 +16,16 @@ from typing import Any
 
 import pytest
 
-from pytest_isolate.backends.base import TargetResult
+from pytest_isolate.backends.base import FailureKind, TargetResult
 from pytest_isolate.backends.registry import BackendRegistry
 from pytest_isolate.broker import resolve
-from pytest_isolate.broker.context import BrokerContext
 from pytest_isolate.broker.summary import RunStats
 from pytest_isolate.integrations import coverage
 from pytest_isolate.integrations.rerunfailures import DRIVEN_ELSEWHERE
 from pytest_isolate.integrations.timeout import apply_plugin_timeout
 from pytest_isolate.pytest_compat import set_failed_subtests
 from pytest_isolate.spec import Defaults, IsolateSpec, SpecError
+from pytest_isolate.supervision.context import BrokerContext
 from pytest_isolate.wire.reports import FAILED_SUBTESTS
 
 SPEC_KEY = pytest.StashKey[IsolateSpec]()
@@ -79,7 +79,7 @@ class IsolateSession:
         self.matrix = list(matrix)
         self.honour_forked = honour_forked
         self.unavailable = unavailable
-        self.context = BrokerContext(config)
+        self.context = BrokerContext(config, spec_of=self.spec_of)
         self.stats = RunStats()
         self._previous_sigterm = _interrupt_on_sigterm()
         #: Plugins that drive some items' protocol themselves (``runtestprotocol``
@@ -172,7 +172,7 @@ class IsolateSession:
                 + (f"; fix: {availability.fix}" if availability.fix else "")
                 + " (run pytest --isolate-doctor for details)"
             )
-            kind = "skip" if self.unavailable == "skip" else "unavailable"
+            kind: FailureKind = "skip" if self.unavailable == "skip" else "unavailable"
             return TargetResult(failure=message, failure_kind=kind)
         spec, timeout_note = apply_plugin_timeout(item, spec)
         started = time.monotonic()

@@ -6,15 +6,28 @@ installed, so an absent plugin costs nothing.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 
 import pytest
 
-if TYPE_CHECKING:
-    from pytest_isolate.broker.session import IsolateSession
+from pytest_isolate.spec import IsolateSpec
 
 
-def register_integrations(config: pytest.Config, session: IsolateSession) -> None:
+class IsolatingSession(Protocol):
+    """What an integration needs of the session that isolates tests (``broker.session``)."""
+
+    #: Plugins that drive some items' protocol themselves; the session steps aside for those.
+    protocol_drivers: list[Callable[[pytest.Item], bool]]
+
+    def spec_of(self, item: pytest.Item) -> IsolateSpec | None: ...
+
+    def is_isolated(self, item: pytest.Item) -> bool: ...
+
+    def run_for_relay(self, item: pytest.Item, spec: IsolateSpec) -> list[pytest.TestReport]: ...
+
+
+def register_integrations(config: pytest.Config, session: IsolatingSession) -> None:
     """Register the integration of each installed plugin that needs one."""
     manager = config.pluginmanager
     if manager.has_plugin("timeout"):

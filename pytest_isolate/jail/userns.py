@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import os
 
-from pytest_isolate.jail import syscalls
-from pytest_isolate.target import steps
+from pytest_isolate.target import steps, syscalls
 
 PR_GET_DUMPABLE = 3
 

@@ -30,6 +30,13 @@ from pytest_isolate.pytest_compat import (
 from pytest_isolate.target.coverage_probe import TargetCoverage
 from pytest_isolate.wire.frames import encode_frame
 from pytest_isolate.wire.reports import FAILED_SUBTESTS
+from pytest_isolate.wire.test_frames import (
+    MAX_WARNING_TEXT,
+    done_frame,
+    report_frame,
+    setup_error_frame,
+    warning_frame,
+)
 
 MAX_SECTION_CHARS = 1024 * 1024
 FORWARDER_NAME = "isolate-report-forwarder"
@@ -85,7 +92,7 @@ class ReportForwarder:
             data[FAILED_SUBTESTS] = failed_subtests
         if isinstance(data.get("longrepr"), str):
             data["longrepr"] = truncate_tail(data["longrepr"])
-        self.sender.send({"type": "report", "report": data})
+        self.sender.send(report_frame(data))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_warning_recorded(
@@ -94,14 +101,13 @@ class ReportForwarder:
         if self.sender is None:  # the broker, or a historic replay at registration
             return
         self.sender.send(
-            {
-                "type": "warning",
-                "message": truncate_tail(str(warning_message.message), 64 * 1024),
-                "category": warning_message.category.__name__,
-                "filename": str(warning_message.filename),
-                "lineno": int(warning_message.lineno or 0),
-                "when": when,
-            }
+            warning_frame(
+                truncate_tail(str(warning_message.message), MAX_WARNING_TEXT),
+                warning_message.category.__name__,
+                str(warning_message.filename),
+                int(warning_message.lineno or 0),
+                when,
+            )
         )
 
 
@@ -187,7 +193,7 @@ def run_item(
     if coverage is not None:
         for frame in coverage.frames(str(config.rootpath)):
             sender.send(frame)
-    sender.send({"type": "done", "pid": os.getpid()})
+    sender.send(done_frame(os.getpid()))
 
 
 def run_in_target(
@@ -206,7 +212,7 @@ def run_in_target(
         restrict()
     except BaseException as exc:
         with contextlib.suppress(Exception):
-            sender.send({"type": "setup-error", "message": f"{type(exc).__name__}: {exc}"[:2000]})
+            sender.send(setup_error_frame(f"{type(exc).__name__}: {exc}"))
         os._exit(3)
     code = 0
     try:

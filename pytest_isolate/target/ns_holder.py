@@ -22,8 +22,7 @@ import select
 import signal
 from collections.abc import Callable, Iterable
 
-from pytest_isolate.jail import syscalls
-from pytest_isolate.target import steps
+from pytest_isolate.target import steps, syscalls
 
 CLONE_NEWPID = 0x20000000
 NS_FLAGS = {

@@ -37,8 +37,7 @@ import struct
 from collections.abc import Iterable
 from typing import NoReturn
 
-from pytest_isolate.jail import syscalls
-from pytest_isolate.target import steps
+from pytest_isolate.target import steps, syscalls
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWPID = 0x20000000

@@ -15,7 +15,7 @@ import os
 import stat
 from collections.abc import Iterable
 
-from pytest_isolate.jail import syscalls
+from pytest_isolate.target import syscalls
 
 
 def blocking_ancestor(path: str) -> str | None:

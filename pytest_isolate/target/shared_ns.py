@@ -26,7 +26,7 @@ import contextlib
 import os
 from collections.abc import Iterable
 
-from pytest_isolate.jail import syscalls
+from pytest_isolate.target import syscalls
 from pytest_isolate.target.ns_holder import JoinedNamespaces, NamespaceHolder
 from pytest_isolate.target.pidns import mount_proc
 from pytest_isolate.target.reachable import bind_reachable

@@ -26,7 +26,6 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
-from pytest_isolate.agent.protocol import Collected, StartRequest
 from pytest_isolate.backends.agent_args import coverage_for_target
 from pytest_isolate.backends.base import TargetResult
 from pytest_isolate.backends.chroot_rootfs import (
@@ -38,6 +37,7 @@ from pytest_isolate.backends.chroot_rootfs import (
 )
 from pytest_isolate.jail.hostpaths import collapse_nested, is_within
 from pytest_isolate.spec import IsolateSpec
+from pytest_isolate.wire.agent_protocol import Collected, StartRequest
 from pytest_isolate.wire.frames import FrameLimits
 
 #: Processes uid nobody may have at once while the jail runs: stops a fork bomb.
@@ -113,7 +113,7 @@ def launch_chroot(
     network: bool = False,
 ) -> JailedAgent:
     """Jail, exec the agent, say hello, collect; the jail is killed on any failure."""
-    from pytest_isolate.agent.inject import injected_site
+    from pytest_isolate.backends.inject import injected_site
 
     config = jail_config(rootdir, network)
     # As is, not resolved: a venv's python finds its pyvenv.cfg next to this path.
@@ -125,8 +125,7 @@ def launch_chroot(
 
 
 def _own_source() -> tuple[str, tuple[str, ...]]:
-    import pytest_isolate
+    from pytest_isolate._package import PACKAGE_DIR as package
 
-    package = os.path.dirname(os.path.realpath(pytest_isolate.__file__))
     prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
     return package, tuple(os.path.realpath(p) for p in prefixes)

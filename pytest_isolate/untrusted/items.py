@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from _pytest.mark.structures import Mark, MarkDecorator
 
-from pytest_isolate.untrusted.item_data import CollectedItem
 from pytest_isolate.untrusted.text import neutralise_name
+from pytest_isolate.wire.item_data import CollectedItem
 
 #: Marks whose arguments the broker must not hand to pytest (eval of strings, imports).
 NAME_ONLY_MARKS = frozenset({"skipif", "xfail", "filterwarnings", "skip", "usefixtures"})

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pytest_isolate.spec import IsolateSpec, SpecError, parse_seconds, parse_size
-from pytest_isolate.untrusted.item_data import MarkData
+from pytest_isolate.wire.item_data import MarkData
 
 #: A test of a stranger's project that runs longer than this is stopped.
 DEFAULT_TIMEOUT = 300.0

@@ -64,7 +64,7 @@ def make_session(config: pytest.Config, verdict: SettingsVerdict | None) -> Untr
             raise SpecError("--isolate-untrusted-allow=network: a vm target has no network device")
     except SpecError as exc:
         raise pytest.UsageError(f"pytest-isolate: {exc}") from None
-    from pytest_isolate.broker.context import BrokerContext
+    from pytest_isolate.supervision.context import BrokerContext
 
     limits = BrokerContext(config).limits
     target = UntrustedTarget(config, spec, ceiling.mem_limit, limits)

@@ -149,8 +149,8 @@ class UntrustedTarget:
 
             self._target = launch_vm(self.spec, rootdir, invocation, args, self.limits)
             return self._target
-        from pytest_isolate.agent.inject import injected_site
         from pytest_isolate.backends.container_target import ContainerTarget, ProjectView
+        from pytest_isolate.backends.inject import injected_site
         from pytest_isolate.container.engine import connect_engine
         from pytest_isolate.container.reaping import reap_leftovers, run_labels
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from pytest_isolate.agent.protocol import Collected, StartRequest
 from pytest_isolate.backends.agent_args import coverage_for_target
 from pytest_isolate.backends.base import TargetResult
 from pytest_isolate.spec import IsolateSpec
+from pytest_isolate.wire.agent_protocol import Collected, StartRequest
 from pytest_isolate.wire.frames import FrameLimits
 
 
@@ -61,8 +60,7 @@ def launch_vm(
     limits: FrameLimits,
 ) -> VmAgent:
     """Boot, say hello, collect; the guest is killed on any failure."""
-    import pytest_isolate
-    from pytest_isolate.agent.client import AgentClient
+    from pytest_isolate._package import PACKAGE_DIR
     from pytest_isolate.backends.vm import (
         COLLECT_TIMEOUT,
         HELLO_TIMEOUT,
@@ -71,10 +69,11 @@ def launch_vm(
         guest_end_words,
         guest_shape,
     )
+    from pytest_isolate.supervision.agent_client import AgentClient
     from pytest_isolate.vm import Guest
 
     shape = guest_shape(spec, "--isolate-untrusted")
-    package_dir = str(Path(pytest_isolate.__file__).resolve().parent)
+    package_dir = PACKAGE_DIR
     guest = Guest.start(agent_config(shape, sys.executable, package_dir, [rootdir], rootdir))
     try:
         guest.wait_ready()

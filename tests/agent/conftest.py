@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_isolate.agent.client import AgentClient
-from pytest_isolate.agent.protocol import StartRequest
+from pytest_isolate.supervision.agent_client import AgentClient
+from pytest_isolate.wire.agent_protocol import StartRequest
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from pytest_isolate.agent.client import AgentClient, AgentDead
-from pytest_isolate.agent.protocol import Hello
 from pytest_isolate.spec import IsolateSpec
+from pytest_isolate.supervision.agent_client import AgentClient, AgentDead
+from pytest_isolate.wire.agent_protocol import Hello
 from pytest_isolate.wire.frames import FrameLimits, encode_frame
 
 HELLO = Hello("3.11", "9.2", 7, "0.1").to_message()

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from pytest_isolate.agent import protocol
-from pytest_isolate.agent.protocol import (
+from pytest_isolate.wire import agent_protocol as protocol
+from pytest_isolate.wire.agent_protocol import (
     Collected,
     Exited,
     Hello,
@@ -106,7 +106,9 @@ def test_malformed_agent_messages_are_rejected(parse: Any, message: dict[str, An
 
 
 def test_only_test_frames_may_come_from_a_tests_child() -> None:
-    assert {"report", "warning", "coverage", "setup-error", "done"} == protocol.TEST_FRAME_TYPES
+    from pytest_isolate.wire.test_frames import TEST_FRAME_TYPES
+
+    assert {"report", "warning", "coverage", "setup-error", "done"} == TEST_FRAME_TYPES
 
 
 # -- seccomp= in spawned targets ------------------------------------------------------

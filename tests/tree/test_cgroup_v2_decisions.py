@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from pytest_isolate.broker.cgroup_v2 import (
+from pytest_isolate.supervision.cgroup_v2 import (
     choose_kill_method,
     controllers_to_enable,
     find_unified_mount,
     layout_for,
     stale_groups,
 )
-from pytest_isolate.broker.cgroupfs import cgroup2_mounts, parse_keyed
+from pytest_isolate.supervision.cgroupfs import cgroup2_mounts, parse_keyed
 
 UNIFIED = """\
 22 28 0:21 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw

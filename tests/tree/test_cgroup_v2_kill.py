@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from pytest_isolate.broker.cgroup_v2 import (
+from pytest_isolate.supervision.cgroup_v2 import (
     KillMethod,
     empty_group,
     reap_stale_groups,
     remove_group,
 )
-from pytest_isolate.broker.cgroupfs import cgroup2_mounts, read_keyed, write
+from pytest_isolate.supervision.cgroupfs import cgroup2_mounts, read_keyed, write
 
 _names = itertools.count()
 
@@ -152,9 +152,10 @@ def test_processes_hidden_in_a_subgroup_are_killed_and_the_subgroup_removed(
 
 
 def test_an_empty_group_is_left_at_once(group: Path) -> None:
+    """Nothing to kill: no wait for ``populated 0`` (which, with members, polls for seconds)."""
     started = time.monotonic()
     assert empty_group(group, "kill") is True
-    assert time.monotonic() - started < 0.05
+    assert time.monotonic() - started < 1.0
 
 
 def test_leaves_of_dead_brokers_are_reaped_and_live_ones_kept(group: Path) -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_isolate.broker.cgroup_v2 import CgroupV2Tree, find_unified_mount
-from pytest_isolate.broker.cgroupfs import cgroup2_mounts, read_words
-from pytest_isolate.broker.tree import CgroupV1Tree, make_process_tree
+from pytest_isolate.supervision.cgroup_v2 import CgroupV2Tree, find_unified_mount
+from pytest_isolate.supervision.cgroupfs import cgroup2_mounts, read_words
+from pytest_isolate.supervision.tree import CgroupV1Tree, make_process_tree
 
 
 def _cgroup2_mounts_without_pids() -> list[Path]:

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from pytest_isolate.untrusted.item_data import MarkData, parse_item_data
 from pytest_isolate.wire.frames import ProtocolViolation
+from pytest_isolate.wire.item_data import MarkData, parse_item_data
 
 
 def item(**changes: Any) -> dict[str, Any]:
@@ -62,7 +62,7 @@ def test_a_malformed_item_is_rejected_with_the_reason(changes: dict[str, Any], w
 
 
 def test_describe_turns_objects_in_mark_arguments_into_text() -> None:
-    from pytest_isolate.untrusted.item_data import _plain
+    from pytest_isolate.wire.item_data import _plain
 
     class Weird:
         def __repr__(self) -> str:

@@ -7,8 +7,8 @@ from collections.abc import Hashable
 import pytest
 
 from pytest_isolate.spec import SpecError
-from pytest_isolate.untrusted.item_data import MarkData
 from pytest_isolate.untrusted.limits import Ceiling, options_for, parse_allow, parse_passed_env
+from pytest_isolate.wire.item_data import MarkData
 
 CEILING = Ceiling(backend="container", timeout=60.0, mem_limit=1 << 30, cpu_limit=None)
 

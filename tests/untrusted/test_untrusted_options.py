@@ -126,7 +126,7 @@ def _alive_broker(container: str) -> bool:
 
 
 FORGING_CONFTEST = """
-import pytest_isolate.untrusted.item_data as item_data
+import pytest_isolate.wire.item_data as item_data
 
 real = item_data.describe_item
 

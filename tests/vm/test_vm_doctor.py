@@ -27,7 +27,7 @@ def test_auto_accel_verdict_is_cached_and_explained() -> None:
     started = time.monotonic()
     again = choose_accel("auto")
     assert again == first
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 2.0  # a cached file, not a probe (which boots a guest)
     assert again[0] in ("kvm", "tcg") and again[1]
 
 

@@ -8,6 +8,13 @@ from __future__ import annotations
 import os
 import signal
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pytest_isolate.supervision.result import FailureKind, TargetResult
+
+if TYPE_CHECKING:
+    from pytest_isolate.spec import IsolateSpec
+    from pytest_isolate.wire.test_frames import TestRecord
 
 
 def signal_name(number: int) -> str:
@@ -74,7 +81,7 @@ def describe_end(state: EndState) -> str | None:
     return f"ended with wait status {status} {during}"
 
 
-def classify_end(state: EndState, setup_error: str | None) -> tuple[str | None, str | None]:
+def classify_end(state: EndState, setup_error: str | None) -> tuple[str | None, FailureKind | None]:
     """The failure sentence and its kind (crash, timeout, protocol), or (None, None)."""
     failure = describe_end(state)
     if setup_error is not None:
@@ -92,3 +99,38 @@ def phase_after(reports_seen: list[str]) -> str:
         if phase not in reports_seen:
             return phase
     return "teardown"
+
+
+def result_of(
+    record: TestRecord,
+    spec: IsolateSpec,
+    *,
+    wait_status: int | None,
+    timed_out: bool = False,
+    protocol_error: str | None = None,
+    oom_killed: bool = False,
+    duration: float = 0.0,
+) -> TargetResult:
+    """What a target that ended produced: its record, and its end in words when not normal.
+
+    Every kind of target ends here (forked, or a test's child in a spawned
+    target), so a crash reads the same whichever backend ran it.
+    """
+    result = TargetResult(
+        reports=record.reports,
+        warnings=record.warnings,
+        coverage=record.coverage,
+        duration=duration,
+    )
+    end = EndState(
+        wait_status=wait_status,
+        phase=phase_after(record.phases),
+        timed_out=spec.timeout if timed_out else None,
+        protocol_error=protocol_error,
+        mem_limit=spec.mem_limit,
+        cpu_limit=spec.cpu_limit,
+        oom_killed=oom_killed,
+        finished=record.finished,
+    )
+    result.failure, result.failure_kind = classify_end(end, record.setup_error)
+    return result

@@ -6,16 +6,11 @@ one test at a time. Subclasses know how to start and stop their engine.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from pytest_isolate.agent.client import AgentClient
-from pytest_isolate.agent.protocol import Collected, StartRequest
-from pytest_isolate.backends.base import TargetResult
 from pytest_isolate.spec import IsolateSpec
+from pytest_isolate.supervision.agent_client import AgentClient, RunPolicy
+from pytest_isolate.supervision.result import TargetResult
+from pytest_isolate.wire.agent_protocol import Collected, StartRequest
 from pytest_isolate.wire.frames import FrameLimits
-
-if TYPE_CHECKING:
-    from pytest_isolate.backends.spawned_policy import SpawnedPolicy
 
 
 class AgentTarget:
@@ -39,7 +34,7 @@ class AgentTarget:
         nodeid: str,
         spec: IsolateSpec,
         limits: FrameLimits,
-        policy: SpawnedPolicy | None = None,
+        policy: RunPolicy | None = None,
         execution_count: int | None = None,
     ) -> TargetResult:
         return self.client.run(nodeid, spec, limits, policy, execution_count)

@@ -45,11 +45,7 @@ MAX_BPF_TEXT = 4096 * 8 * 4 // 3 + 4
 MAX_RAW_VIOLATIONS = 256
 MAX_TEXT_ERROR = 2000
 
-#: Frames a test's child may send; anything else is the child breaking the protocol.
-TEST_FRAME_TYPES = frozenset({"report", "warning", "coverage", "setup-error", "done"})
-
 __all__ = [
-    "TEST_FRAME_TYPES",
     "Collected",
     "Exited",
     "Hello",
@@ -151,7 +147,7 @@ class Collected:
     nodeids: Tuple[str, ...]
     errors: Tuple[str, ...] = ()
     #: One description per node id (location, keywords, marks), still unchecked:
-    #: untrusted mode validates each through ``untrusted.item_data`` before use.
+    #: untrusted mode validates each through ``wire.item_data`` before use.
     items: Tuple[Dict[str, Any], ...] = ()
 
     def to_message(self) -> Dict[str, Any]:

@@ -4,7 +4,7 @@ A process group is not enough (``setsid`` leaves it), so the broker uses the
 strongest mechanism it has, in this order (``make_process_tree``):
 
 * ``CgroupV2Tree`` (root, the unified hierarchy with the pids controller;
-  ``broker/cgroup_v2.py``): the target joins its broker's leaf before
+  ``supervision/cgroup_v2.py``): the target joins its broker's leaf before
   untrusted code runs; afterwards ``cgroup.kill`` kills every member, forks
   racing it included (or, before Linux 5.14, freeze, kill, thaw).
 * ``CgroupV1Tree`` (root, v1 freezer+pids): the same with one group per
@@ -29,9 +29,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
-from pytest_isolate.broker.cgroup_v2 import CgroupV2Tree
-from pytest_isolate.broker.cgroupfs import DEFAULT_PIDS_LIMIT, GROUP_NAME, pids_in, write
 from pytest_isolate.liveness import pid_is_alive
+from pytest_isolate.supervision.cgroup_v2 import CgroupV2Tree
+from pytest_isolate.supervision.cgroupfs import DEFAULT_PIDS_LIMIT, GROUP_NAME, pids_in, write
 from pytest_isolate.target import steps
 
 #: Where the v1 controllers are mounted, one directory each.

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pytest_isolate.broker.cgroupfs import (
+from pytest_isolate.liveness import pid_is_alive
+from pytest_isolate.supervision.cgroupfs import (
     DEFAULT_PIDS_LIMIT,
     GROUP_NAME,
     cgroup2_mounts,
@@ -34,7 +35,6 @@ from pytest_isolate.broker.cgroupfs import (
     read_words,
     write,
 )
-from pytest_isolate.liveness import pid_is_alive
 
 #: Enabled for the leaves when the hierarchy offers them; ``pids`` is required.
 WANTED_CONTROLLERS = ("pids", "memory")

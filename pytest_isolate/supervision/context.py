@@ -6,13 +6,15 @@ import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from pytest_isolate.broker.tree import ProcessTree, make_process_tree
 from pytest_isolate.liveness import pid_is_alive
+from pytest_isolate.spec import IsolateSpec
+from pytest_isolate.supervision.tree import ProcessTree, make_process_tree
 from pytest_isolate.wire.frames import FrameLimits
 
 SCRATCH_PREFIX = "pytest-isolate-"
@@ -25,6 +27,9 @@ class BrokerContext:
     config: pytest.Config
     limits: FrameLimits = field(default_factory=FrameLimits)
     kill_grace: float = 1.0
+    #: Where each test of the run goes (None: the broker runs it itself), as the
+    #: session layer decided; backends ask through :meth:`siblings`.
+    spec_of: Callable[[pytest.Item], IsolateSpec | None] = lambda item: None
     _tree: ProcessTree | None = None
     _scratch_root: Path | None = None
 
@@ -44,6 +49,19 @@ class BrokerContext:
             # can reach the subdirectory it was given, and no other.
             self._scratch_root.chmod(0o711)
         return self._scratch_root
+
+    def siblings(
+        self, item: pytest.Item, backend: str
+    ) -> Iterator[tuple[pytest.Item, IsolateSpec]]:
+        """The run's tests (``item`` among them) that go to ``backend``, with their specs.
+
+        A spawned target collects once for every test that can share it, so a
+        backend looks here for the tests whose configuration matches.
+        """
+        for other in item.session.items:
+            spec = self.spec_of(other)
+            if spec is not None and spec.backend == backend:
+                yield other, spec
 
     def new_scratch(self, name: str) -> Path:
         path = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.scratch_root))

@@ -19,20 +19,15 @@ import contextlib
 import select
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from pytest_isolate.agent import protocol
-from pytest_isolate.agent.protocol import Collected, Hello, RunRequest, StartRequest
-from pytest_isolate.backends.base import TargetResult
-from pytest_isolate.broker.outcome import EndState, classify_end, phase_after
-from pytest_isolate.broker.supervisor import _validate_warning
 from pytest_isolate.spec import IsolateSpec
-
-if TYPE_CHECKING:
-    from pytest_isolate.backends.spawned_policy import SpawnedPolicy
-from pytest_isolate.wire.coverage import COVERAGE_FRAME, CoverageFrame, parse_coverage_frame
+from pytest_isolate.supervision.outcome import phase_after, result_of
+from pytest_isolate.supervision.result import FailureKind, TargetResult
+from pytest_isolate.wire import agent_protocol as protocol
+from pytest_isolate.wire.agent_protocol import Collected, Hello, RunRequest, StartRequest
 from pytest_isolate.wire.frames import FrameDecoder, FrameLimits, ProtocolViolation, encode_frame
-from pytest_isolate.wire.reports import sanitize_report
+from pytest_isolate.wire.test_frames import TestFrameRecorder
 
 READ_CHUNK = 256 * 1024
 DEFAULT_KILL_GRACE = 5.0
@@ -52,18 +47,23 @@ class AgentDead(Exception):
 
 
 class _TestState:
-    def __init__(self) -> None:
-        self.reports: list[dict[str, Any]] = []
-        self.warnings: list[dict[str, Any]] = []
-        self.coverage: list[CoverageFrame] = []
-        self.finished = False
-        self.setup_error: str | None = None
+    """One test's conversation: its frames' record, and how the agent said it ended."""
+
+    def __init__(self, recorder: TestFrameRecorder) -> None:
+        self.recorder = recorder
+        self.record = recorder.record
         self.exited: protocol.Exited | None = None
         self.refused: str | None = None
 
-    @property
-    def phases(self) -> list[str]:
-        return [r["when"] for r in self.reports if r.get("_report_type") != "SubTestReport"]
+
+class RunPolicy(Protocol):
+    """A seccomp policy loaded by the agent in the test's child (``backends.spawned_policy``)."""
+
+    def request(self) -> protocol.SeccompRequest | None: ...
+
+    def apply(
+        self, result: TargetResult, status: int, seccomp: protocol.SeccompOutcome | None
+    ) -> None: ...
 
 
 #: Seconds without a frame (the agent sends ``alive`` each second) before a
@@ -171,7 +171,7 @@ class AgentClient:
         nodeid: str,
         spec: IsolateSpec,
         limits: FrameLimits,
-        policy: SpawnedPolicy | None = None,
+        policy: RunPolicy | None = None,
         execution_count: int | None = None,
     ) -> TargetResult:
         """Run one collected test in a fresh fork inside the target (under ``policy``)."""
@@ -181,7 +181,7 @@ class AgentClient:
         request = RunRequest(
             nodeid, spec.mem_limit, spec.cpu_limit, spec.env, seccomp, execution_count
         )
-        state = _TestState()
+        state = _TestState(TestFrameRecorder(nodeid, self.project_root))
         started = time.monotonic()
         timed_out = False
         try:
@@ -206,7 +206,7 @@ class AgentClient:
                     continue
                 if message["type"] == "alive":  # the agent's heartbeat while the test runs
                     continue
-                self._handle(message, state, nodeid)
+                self._handle(message, state)
         except AgentDead as exc:
             return self._dead_result(state, spec, timed_out, str(exc), started)
         except ProtocolViolation as exc:
@@ -217,67 +217,50 @@ class AgentClient:
             policy.apply(result, state.exited.status, state.exited.seccomp)
         return result
 
-    def _handle(self, message: dict[str, Any], state: _TestState, nodeid: str) -> None:
+    def _handle(self, message: dict[str, Any], state: _TestState) -> None:
         kind = message["type"]
         if kind == "exited":
             state.exited = protocol.parse_exited(message)
-            return
-        if kind == "refused":
+        elif kind == "refused":
             state.refused = protocol.parse_refused(message)
-            return
-        if state.finished:
-            raise ProtocolViolation(f"sent a {kind[:40]!r} frame after 'done'")
-        if kind == "report":
-            state.reports.append(sanitize_report(message.get("report"), nodeid))
-        elif kind == "warning":
-            state.warnings.append(_validate_warning(message))
-        elif kind == COVERAGE_FRAME:
-            frame = parse_coverage_frame(message)
-            state.coverage.append(frame.check_within(self.project_root))
-        elif kind == "done":
-            state.finished = True
-        elif kind == "setup-error" and not state.reports:
-            text = message.get("message")
-            state.setup_error = text[:2000] if isinstance(text, str) else "unknown error"
         else:
-            raise ProtocolViolation(f"sent an unknown frame type {kind[:40]!r}")
+            state.recorder.handle(message)
 
     # -- results ---------------------------------------------------------
     def _result(
         self, state: _TestState, spec: IsolateSpec, timed_out: bool, started: float
     ) -> TargetResult:
-        result = TargetResult(
-            reports=state.reports,
-            warnings=state.warnings,
-            coverage=state.coverage,
-            duration=time.monotonic() - started,
-        )
+        duration = time.monotonic() - started
         if state.refused is not None:
-            result.failure = f"the target could not run this test: {state.refused}"
-            result.failure_kind = "engine"
-            return result
+            record = state.record
+            return TargetResult(
+                reports=record.reports,
+                warnings=record.warnings,
+                coverage=record.coverage,
+                duration=duration,
+                failure=f"the target could not run this test: {state.refused}",
+                failure_kind="engine",
+            )
         exited = state.exited
         assert exited is not None
-        end = EndState(
+        result = result_of(
+            state.record,
+            spec,
             wait_status=exited.status,
-            phase=phase_after(state.phases),
-            timed_out=spec.timeout if timed_out else None,
+            timed_out=timed_out,
             protocol_error=exited.violation,
-            mem_limit=spec.mem_limit,
-            cpu_limit=spec.cpu_limit,
             oom_killed=exited.oom_killed,
-            finished=state.finished,
+            duration=duration,
         )
-        failure, kind = classify_end(end, state.setup_error)
-        if failure is not None:
-            result.failure, result.failure_kind = failure, kind
+        if result.failure is not None:
             result.sections.extend(exited.sections)
         return result
 
     def _dead_result(
         self, state: _TestState, spec: IsolateSpec, timed_out: bool, reason: str, started: float
     ) -> TargetResult:
-        phase = phase_after(state.phases)
+        phase = phase_after(state.record.phases)
+        kind: FailureKind
         if timed_out:
             failure = (
                 f"timed out after {spec.timeout:g} s during {phase}; "
@@ -288,9 +271,9 @@ class AgentClient:
             failure = f"{reason} during {phase}"
             kind = "protocol" if "protocol" in reason else "engine"
         return TargetResult(
-            reports=state.reports,
-            warnings=state.warnings,
-            coverage=state.coverage,
+            reports=state.record.reports,
+            warnings=state.record.warnings,
+            coverage=state.record.coverage,
             failure=failure,
             failure_kind=kind,
             duration=time.monotonic() - started,

@@ -21,52 +21,27 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from pytest_isolate.wire.coverage import COVERAGE_FRAME, CoverageFrame, parse_coverage_frame
 from pytest_isolate.wire.frames import FrameDecoder, FrameLimits, ProtocolViolation
-from pytest_isolate.wire.reports import sanitize_report
 from pytest_isolate.wire.shm import RingReader
+from pytest_isolate.wire.test_frames import Handler, TestFrameRecorder, TestRecord
 
 READ_CHUNK = 256 * 1024
 MAX_PASSED_FDS = 4
 MSG_CMSG_CLOEXEC = getattr(socket, "MSG_CMSG_CLOEXEC", 0x40000000)
 DRAIN_AFTER_EXIT = 0.5
 
-Handler = Callable[[dict[str, Any]], None]
-
 
 @dataclass
 class Supervision:
-    """What the broker saw of one target."""
+    """What the broker saw of one target: its test's record, and how it ended."""
 
-    reports: list[dict[str, Any]] = field(default_factory=list)
-    warnings: list[dict[str, Any]] = field(default_factory=list)
-    coverage: list[CoverageFrame] = field(default_factory=list)
-    finished: bool = False
+    record: TestRecord = field(default_factory=TestRecord)
     wait_status: int | None = None
     timed_out: bool = False
     protocol_error: str | None = None
-    setup_error: str | None = None
     started: float = field(default_factory=time.monotonic)
     ended: float = 0.0
-
-    @property
-    def phases(self) -> list[str]:
-        return [r["when"] for r in self.reports if r.get("_report_type") != "SubTestReport"]
-
-
-def _validate_warning(message: dict[str, Any]) -> dict[str, Any]:
-    fields = {"message": str, "category": str, "filename": str, "lineno": int, "when": str}
-    clean: dict[str, Any] = {}
-    for name, kind in fields.items():
-        value = message.get(name)
-        if not isinstance(value, kind) or isinstance(value, bool):
-            raise ProtocolViolation(f"warning field {name} is not {kind.__name__}")
-        if isinstance(value, str) and len(value) > 65536 + 64:
-            raise ProtocolViolation(f"warning field {name} is too long")
-        clean[name] = value
-    return clean
 
 
 class TargetSupervisor:
@@ -86,7 +61,6 @@ class TargetSupervisor:
         project_root: str | None = None,
     ) -> None:
         self.pid = pid
-        self.project_root = project_root  # the only files a target may report coverage for
         self.channel = channel
         self.nodeid = nodeid
         self.timeout = timeout
@@ -95,8 +69,8 @@ class TargetSupervisor:
         self.ring_decoder = FrameDecoder(limits)
         self.kill_tree = kill_tree
         self.kill_grace = kill_grace
-        self.handlers = extra_handlers or {}
-        self.state = Supervision()
+        self.recorder = TestFrameRecorder(nodeid, project_root, extra_handlers)
+        self.state = Supervision(self.recorder.record)
         self.received_fds: list[int] = []
 
     def take_fds(self) -> list[int]:
@@ -105,28 +79,6 @@ class TargetSupervisor:
         return fds
 
     # -- frames ---------------------------------------------------------
-    def _handle(self, message: dict[str, Any]) -> None:
-        kind = message["type"]
-        if self.state.finished:
-            raise ProtocolViolation(f"sent a {kind!r} frame after 'done'")
-        if kind == "report":
-            self.state.reports.append(sanitize_report(message.get("report"), self.nodeid))
-        elif kind == "warning":
-            self.state.warnings.append(_validate_warning(message))
-        elif kind == COVERAGE_FRAME:
-            self.state.coverage.append(
-                parse_coverage_frame(message).check_within(self.project_root)
-            )
-        elif kind == "done":
-            self.state.finished = True
-        elif kind == "setup-error" and not self.state.reports:
-            text = message.get("message")
-            self.state.setup_error = text[:2000] if isinstance(text, str) else "unknown error"
-        elif kind in self.handlers:
-            self.handlers[kind](message)
-        else:
-            raise ProtocolViolation(f"sent an unknown frame type {kind[:40]!r}")
-
     def _read(self) -> bool:
         """Read what is there; False at end of stream."""
         try:
@@ -150,7 +102,7 @@ class TargetSupervisor:
                 raise ProtocolViolation("closed the channel in the middle of a frame")
             return False
         for message in self.decoder.feed(data):
-            self._handle(message)
+            self.recorder.handle(message)
         return True
 
     def _read_ring(self) -> None:
@@ -169,7 +121,7 @@ class TargetSupervisor:
         for message in self.ring_decoder.feed(data):
             if self.decoder.frames + self.ring_decoder.frames > limits.max_frames:
                 raise ProtocolViolation(f"sent more than {limits.max_frames} frames")
-            self._handle(message)
+            self.recorder.handle(message)
 
     def _drain_ring(self) -> None:
         """After the end: what the target published without signalling, or after its EOF."""

@@ -1,0 +1,53 @@
+"""What one target produced for one test: the value every backend hands the broker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from pytest_isolate.wire.coverage import CoverageFrame
+
+#: Why a target did not finish normally; the broker words the report and the
+#: summary after it.
+#:
+#: - ``crash``: it died (a signal, an exit, a memory or CPU limit) before ``done``;
+#: - ``timeout``: the broker's clock ran out and it was killed;
+#: - ``protocol``: it broke the frame protocol (hostile or corrupt output);
+#: - ``violation``: a seccomp filter stopped a forbidden system call;
+#: - ``violation-reported``: a violation already shown in the test's own report;
+#: - ``engine``: the engine under it failed (a container, a guest, an agent gone);
+#: - ``usage``: the test's isolation options are wrong (named in the failure);
+#: - ``unavailable``: the backend cannot run on this machine (the run asked to fail);
+#: - ``skip``: the backend cannot run here and the run asked to skip such tests.
+FailureKind = Literal[
+    "crash",
+    "timeout",
+    "protocol",
+    "violation",
+    "violation-reported",
+    "engine",
+    "usage",
+    "unavailable",
+    "skip",
+]
+
+
+@dataclass
+class TargetResult:
+    """What one target produced for one test, in the order it happened.
+
+    ``reports`` are sanitized report dicts (see ``wire.reports``), to be
+    turned into report objects by the broker. ``failure`` is set when the
+    target did not finish normally, in words ("killed by signal 11 (SIGSEGV)
+    during call"), and ``failure_kind`` says which way; the broker then
+    completes the missing phases.
+    """
+
+    reports: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    coverage: list[CoverageFrame] = field(default_factory=list)  # checked, not yet recorded
+    failure: str | None = None
+    failure_kind: FailureKind | None = None
+    sections: list[tuple[str, str]] = field(default_factory=list)
+    duration: float = 0.0

@@ -1,0 +1,127 @@
+"""The one order in which a freshly forked target is restricted, for every kind of target.
+
+A forked target of the broker (process, seccomp, chroot) and each test's
+child of an agent inside a container, a guest or a foreign-root jail go
+through :func:`restrict_target`: what differs between them is data (a
+:class:`TargetPlan` the caller fills in, a :class:`Privileges` the backend
+returns from its own steps), never the order. A step out of order weakens
+the ones after it (a filter loaded before the privilege drop forbids the
+drop; an environment scrubbed before the jail is entered leaks into it), so
+the order is this function's body, top to bottom, and docs/internals.md
+lists the same steps.
+
+Runs in the child after ``fork()`` and before any of the test's code:
+Python 3.9 syntax, nothing imported lazily after the privilege drop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import faulthandler
+import os
+import signal
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence, Tuple
+
+from pytest_isolate.policy.handover import install_in_child
+from pytest_isolate.target import steps
+
+
+@dataclass(frozen=True)
+class Privileges:
+    """What a target may keep: the last steps of the sequence, declared by its backend.
+
+    ``scrub_environment`` empties the environment to the allow-list before
+    ``env`` is added (a spawned target's agent scrubbed once for all its
+    children, and the ``process`` backend is no security boundary: both only
+    add). ``drop_to`` is the uid and gid to become (None: stay), and
+    ``seccomp`` the compiled filter loaded last, its listener handed to the
+    broker over the target's channel.
+    """
+
+    mem_limit: int | None = None
+    cpu_limit: float | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    scrub_environment: bool = False
+    drop_to: Tuple[int, int] | None = None
+    bounding_set_dropped: bool = False  # the agent emptied it for every child already
+    non_dumpable: bool = False
+    no_new_privs: bool = False
+    seccomp: Any = None
+
+
+@dataclass(frozen=True)
+class TargetPlan:
+    """Where a target stands right after the fork: what it keeps, whom it belongs to."""
+
+    #: The process whose death kills the target (None: it is PID 1 of the
+    #: target's namespace, whose death the kernel turns into the target's).
+    parent_pid: int | None
+    channel: Any  # the socket to the broker (or the agent): kept, and the listener's way out
+    crash_log: int
+    scratch: str
+    #: Descriptors the test keeps: the channel, the crash log, pytest's
+    #: capture files, the shared ring; every other one is closed.
+    keep_fds: Sequence[int]
+    #: pytest's saved copies of the real terminal: pointed at /dev/null.
+    terminal_fds: Sequence[int] = ()
+    #: Signal handlers of the broker or agent that the test must not inherit.
+    default_signals: Sequence[int] = (signal.SIGTERM,)
+    #: A descriptor of /dev/null for stdin (the agent's stdin is its channel).
+    stdin: int | None = None
+    #: Join the run's process tree (the broker's cgroup, with the test's limits).
+    join_tree: Callable[[], None] | None = None
+    #: Also dump the traceback on SIGTERM: the broker's first way to end a hung test.
+    traceback_on_sigterm: bool = True
+
+
+def restrict_target(plan: TargetPlan, backend_steps: Callable[[], Privileges]) -> None:
+    """Restrict this freshly forked process, step by step; ``backend_steps`` is step 7."""
+    # 1. fork: done by the caller, which compiled any filter before it.
+    # 2. The target dies with the process that supervises it.
+    if plan.parent_pid is not None:
+        steps.set_parent_death_signal(plan.parent_pid)
+    # 3. A session of its own: no terminal, no job-control signals from the broker's.
+    steps.new_session()
+    for number in plan.default_signals:
+        if signal.getsignal(number) is not signal.SIG_DFL:
+            signal.signal(number, signal.SIG_DFL)
+    # 4. Into the process tree that bounds and kills it.
+    if plan.join_tree is not None:
+        plan.join_tree()
+    # 5. Nothing inherited but what the test needs; no way to the real terminal.
+    if plan.stdin is not None:
+        os.dup2(plan.stdin, 0)
+    steps.close_inherited_fds(plan.keep_fds)
+    steps.blank_descriptors(plan.terminal_fds)
+    # 6. A crash leaves a traceback; temporary files go to private scratch space.
+    os.set_inheritable(plan.crash_log, False)
+    faulthandler.enable(file=plan.crash_log, all_threads=True)
+    if plan.traceback_on_sigterm:
+        with contextlib.suppress(RuntimeError, ValueError):
+            faulthandler.register(signal.SIGTERM, file=plan.crash_log, all_threads=True, chain=True)
+    os.environ["TMPDIR"] = plan.scratch
+    tempfile.tempdir = plan.scratch
+    # 7. The backend's own steps: namespaces, a root of its own, its basetemp.
+    privileges = backend_steps()
+    # 8. Resource limits.
+    steps.apply_rlimits(privileges.mem_limit, privileges.cpu_limit)
+    # 9. The environment: the allow-list, then the test's env=.
+    if privileges.scrub_environment:
+        steps.scrub_environment(dict(privileges.env))
+    else:
+        os.environ.update(privileges.env)
+    # 10. An unprivileged user, no capabilities (bounding and ambient sets too).
+    if privileges.drop_to is not None:
+        uid, gid = privileges.drop_to
+        steps.drop_privileges(uid, gid, bounding_set_dropped=privileges.bounding_set_dropped)
+    # 11. Not dumpable (no ptrace, no /proc peeking by others); no new privileges.
+    if privileges.non_dumpable:
+        steps.set_non_dumpable()
+    if privileges.no_new_privs or privileges.seccomp is not None:
+        steps.set_no_new_privs()
+    # 12. The seccomp filter, last: it forbids what the steps above used.
+    if privileges.seccomp is not None:
+        install_in_child(privileges.seccomp, plan.channel)
+    # 13. The test runs: the caller's next step.
