@@ -13,6 +13,7 @@ import pytest
 
 from pytest_isolate import hookspecs
 from pytest_isolate.backends.registry import BackendRegistry
+from pytest_isolate.pytest_compat import configure_for_command, unconfigure_after_command
 from pytest_isolate.spec import COMMON_KEYWORDS, Defaults, SpecError, parse_seconds, parse_size
 
 SESSION_PLUGIN = "isolate-session"
@@ -196,11 +197,11 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         return None
     from pytest_isolate.doctor import print_doctor
 
-    config._do_configure()
+    configure_for_command(config)
     try:
         return print_doctor(config.stash[REGISTRY_KEY])
     finally:
-        config._ensure_unconfigure()
+        unconfigure_after_command(config)
 
 
 def pytest_isolate_register_backends(register: object) -> None:

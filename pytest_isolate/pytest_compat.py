@@ -58,3 +58,71 @@ def is_subtest_report(report: Any) -> bool:
     except ImportError:  # pytest 8: subtests are not reported apart
         return False
     return isinstance(report, SubtestReport)
+
+
+# -- the broker's configuration and capture: checked on pytest 8.0 to 9.2 --------------
+def configure_for_command(config: pytest.Config) -> None:
+    """Run ``pytest_configure`` for a command that ends the run early (``--isolate-doctor``)."""
+    config._do_configure()
+
+
+def unconfigure_after_command(config: pytest.Config) -> None:
+    config._ensure_unconfigure()
+
+
+def global_captures(config: pytest.Config) -> list[Any]:
+    """pytest's fd capture of stdin, stdout and stderr (None for each one not captured)."""
+    capman = config.pluginmanager.get_plugin("capturemanager")
+    multi = getattr(capman, "_global_capturing", None)
+    return [getattr(multi, name, None) for name in ("in_", "out", "err")]
+
+
+def use_basetemp(config: pytest.Config, base: Any) -> bool:
+    """Make ``tmp_path`` and ``tmp_path_factory`` create under ``base`` in this process.
+
+    False when the tmpdir plugin is not active (``-p no:tmpdir``).
+    """
+    factory = getattr(config, "_tmp_path_factory", None)
+    if factory is None:
+        return False
+    factory._basetemp = base
+    factory._given_basetemp = base
+    return True
+
+
+# -- a target that runs one item of the broker's session: checked on pytest 8.0 to 9.2 --
+def forget_session_finalizers(session: pytest.Session) -> None:
+    """Drop the finalizers of fixtures set up so far in this process's session."""
+    stack = getattr(getattr(session, "_setupstate", None), "stack", None)
+    if isinstance(stack, dict):
+        for finalizers, _exc in stack.values():
+            finalizers.clear()
+
+
+def mute_terminal_reporter(reporter: Any, writer: Any) -> None:
+    """Send the terminal reporter's output to ``writer`` (a ``TerminalWriter``)."""
+    reporter._tw = writer
+
+
+def xfail_of(item: pytest.Item) -> Any:
+    """The item's evaluated ``xfail`` mark (``run``, ``raises``, ``reason``), or None."""
+    from _pytest.skipping import evaluate_xfail_marks
+
+    return evaluate_xfail_marks(item)
+
+
+# -- untrusted mode: checked on pytest 8.0 to 9.2 ---------------------------------------
+def read_ini_file(inipath: Any) -> dict[str, Any]:
+    """A configuration file's pytest settings as written (no overrides applied)."""
+    from _pytest.config.findpaths import load_config_dict_from_file
+
+    return dict(load_config_dict_from_file(inipath) or {})
+
+
+def make_mark(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> pytest.MarkDecorator:
+    """A mark built from validated data, whatever its name (``--strict-markers`` applies later).
+
+    ``pytest.mark.NAME(*args)`` would treat a lone callable argument as the
+    decorated function, and refuse an unregistered name at once.
+    """
+    return pytest.MarkDecorator(pytest.Mark(name, args, kwargs, _ispytest=True), _ispytest=True)

@@ -2,7 +2,7 @@
 
 The broker compiled the policy and sent finished BPF (``SeccompRequest``);
 the child loads it as its last restriction step and hands the listener to
-the agent over its private socket (``policy.handover``). The agent answers
+the agent over its private socket (``policy.listener_handover``). The agent answers
 each denied call with EPERM (or kills the test) from its own poll loop, and
 reports raw numbers in ``exited``: the broker names them. Threads are
 avoided on purpose: the agent forks for every test, and a fork taken while
@@ -17,8 +17,8 @@ import os
 from typing import Any, Dict, List, Tuple
 
 from pytest_isolate.policy.compiler import LoadablePolicy
-from pytest_isolate.policy.handover import SANDBOXED_FRAME
 from pytest_isolate.policy.kmsg import find_kernel_kill_record, first_kmsg_position
+from pytest_isolate.policy.listener_handover import SANDBOXED_FRAME
 from pytest_isolate.policy.notify import NotificationServicer
 from pytest_isolate.wire.agent_protocol import ProtocolViolation, SeccompOutcome, SeccompRequest
 

@@ -26,6 +26,7 @@ from pytest_isolate.backends.seccomp_layer import (
     sandboxed,
 )
 from pytest_isolate.jail.shared import SharedJail
+from pytest_isolate.pytest_compat import use_basetemp
 from pytest_isolate.spec import IsolateSpec, SpecError
 from pytest_isolate.supervision.context import BrokerContext
 from pytest_isolate.target import steps
@@ -212,7 +213,4 @@ def _make_basetemp(setup: ChildSetup, uid: int, gid: int) -> None:
     if os.geteuid() == 0:
         os.chown(setup.scratch, uid, gid)
         os.chown(base, uid, gid)
-    factory = getattr(setup.item.config, "_tmp_path_factory", None)
-    if factory is not None:
-        factory._basetemp = base
-        factory._given_basetemp = base
+    use_basetemp(setup.item.config, base)

@@ -37,7 +37,6 @@ from pytest_isolate.backends.agent_args import (
 from pytest_isolate.backends.base import TargetResult
 from pytest_isolate.backends.target_plugins import left_out_note, target_plugins
 from pytest_isolate.backends.target_pool import TargetPool
-from pytest_isolate.jail.config import JailConfig
 from pytest_isolate.jail.foreign import (
     EXIT_JAIL_FAILED,
     PYTHON_CANDIDATES,
@@ -50,6 +49,7 @@ from pytest_isolate.jail.foreign import (
     find_python,
     list_root_dir,
 )
+from pytest_isolate.jail.jail_config import JailConfig
 from pytest_isolate.spec import IsolateSpec, SpecError
 from pytest_isolate.supervision.agent_client import AgentClient, AgentDead
 from pytest_isolate.supervision.agent_target import AgentTarget

@@ -32,6 +32,7 @@ from pytest_isolate.backends.seccomp_layer import (
     sandbox_availability,
     sandboxed,
 )
+from pytest_isolate.pytest_compat import use_basetemp
 from pytest_isolate.spec import IsolateSpec
 from pytest_isolate.target import steps
 from pytest_isolate.target.reachable import make_reachable
@@ -41,12 +42,7 @@ from pytest_isolate.target.shared_ns import SharedNamespace
 
 def redirect_basetemp(setup: ChildSetup) -> None:
     """tmp_path under the target's own scratch space, which its unprivileged user owns."""
-    factory = getattr(setup.item.config, "_tmp_path_factory", None)
-    if factory is None:
-        return
-    base = setup.scratch / "basetemp"
-    factory._basetemp = base
-    factory._given_basetemp = base
+    use_basetemp(setup.item.config, setup.scratch / "basetemp")
 
 
 def hand_scratch_to_target_user(scratch: Path) -> None:

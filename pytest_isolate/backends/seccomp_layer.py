@@ -17,8 +17,8 @@ from typing import Any
 
 from pytest_isolate.backends.base import Availability, TargetResult
 from pytest_isolate.backends.forked import TargetWatch
-from pytest_isolate.policy.handover import SANDBOXED_FRAME, install_in_child
 from pytest_isolate.policy.kmsg import first_kmsg_position
+from pytest_isolate.policy.listener_handover import SANDBOXED_FRAME, install_in_child
 from pytest_isolate.spec import IsolateSpec, SpecError
 from pytest_isolate.supervision.supervisor import Supervision
 from pytest_isolate.target.sequence import Privileges

@@ -46,7 +46,7 @@ from pytest_isolate.backends.spawned_policy import (
 from pytest_isolate.backends.target_plugins import target_plugins
 from pytest_isolate.backends.target_pool import TargetPool
 from pytest_isolate.spec import IsolateSpec, SpecError, parse_size
-from pytest_isolate.vm.config import ACCELS, MACHINES, VMConfig
+from pytest_isolate.vm.guest_config import ACCELS, MACHINES, VMConfig
 
 if TYPE_CHECKING:
     import pytest

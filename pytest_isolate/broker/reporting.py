@@ -8,16 +8,15 @@ from typing import Literal
 import pytest
 
 from pytest_isolate.backends.base import TargetResult
+from pytest_isolate.pytest_compat import xfail_of
 
 
 def xfail_reason(item: pytest.Item, phase: str) -> str | None:
     """A crash in the call of a test marked xfail(run=True, raises=None) counts as xfailed."""
     if phase != "call":
         return None
-    from _pytest.skipping import evaluate_xfail_marks
-
     try:
-        xfailed = evaluate_xfail_marks(item)
+        xfailed = xfail_of(item)
     except Exception:
         return None
     if xfailed is None or not xfailed.run or xfailed.raises is not None:

@@ -1,6 +1,6 @@
 """coverage.py (alone or through pytest-cov): lines run in a target count as in a plain run.
 
-The target sends what it measured as data (``wire.coverage``); the broker
+The target sends what it measured as data (``wire.coverage_frames``); the broker
 merges it in memory (``add``) and, once the tests have run, adds it to the
 coverage running in the broker, found through coverage's public
 ``Coverage.current()``, with coverage's data API (``CoverageData.add_lines``
@@ -9,7 +9,7 @@ database: ``CoverageFlush`` does it after the test loop and before
 pytest-cov's own wrapper stops and saves its data (or at the session's end
 under ``coverage run``). Whoever started that coverage (pytest-cov's
 controller, ``coverage run``, an xdist worker's) saves and combines it as
-usual. The frames were checked on arrival (``wire.coverage``):
+usual. The frames were checked on arrival (``wire.coverage_frames``):
 only the project's files, within the caps.
 """
 
@@ -21,7 +21,7 @@ from collections.abc import Generator, Iterator, Sequence
 import pytest
 
 from pytest_isolate.target.coverage_probe import PAUSED, TargetCoverage, running_coverage
-from pytest_isolate.wire.coverage import CoverageFrame
+from pytest_isolate.wire.coverage_frames import CoverageFrame
 
 #: What targets measured and the broker has not recorded yet: path -> numbers.
 _pending_lines: dict[str, set[int]] = {}

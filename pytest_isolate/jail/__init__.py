@@ -31,11 +31,11 @@ environment: the runner's job).
 
 from __future__ import annotations
 
-from pytest_isolate.jail.config import JailConfig, JailError
-from pytest_isolate.jail.doctor import jail_available
 from pytest_isolate.jail.enter import enter_jail
 from pytest_isolate.jail.hostpaths import default_system_dirs, python_dirs
-from pytest_isolate.jail.plan import Bind, Directory, MountStep, Symlink, Tmpfs, plan_mounts
+from pytest_isolate.jail.jail_config import JailConfig, JailError
+from pytest_isolate.jail.jail_probe import jail_available
+from pytest_isolate.jail.mount_plan import Bind, Directory, MountStep, Symlink, Tmpfs, plan_mounts
 
 __all__ = [
     "Bind",

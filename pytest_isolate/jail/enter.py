@@ -15,9 +15,9 @@ import socket
 from collections.abc import Callable, Iterable
 
 from pytest_isolate.jail import rootfs
-from pytest_isolate.jail.config import JailConfig, JailError
 from pytest_isolate.jail.hostpaths import default_system_dirs, python_dirs
-from pytest_isolate.jail.plan import plan_mounts
+from pytest_isolate.jail.jail_config import JailConfig, JailError
+from pytest_isolate.jail.mount_plan import plan_mounts
 from pytest_isolate.jail.userns import enter_user_namespace, forbid_nested_user_namespaces
 from pytest_isolate.target import syscalls
 from pytest_isolate.target.pidns import enter_pid_namespace

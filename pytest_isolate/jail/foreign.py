@@ -32,9 +32,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import NoReturn
 
-from pytest_isolate.jail.config import JailConfig, JailError
 from pytest_isolate.jail.enter import enter_jail
 from pytest_isolate.jail.hostpaths import is_within
+from pytest_isolate.jail.jail_config import JailConfig, JailError
 from pytest_isolate.target import steps
 
 #: Where the injected packages appear in the jail (as in a container).

@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
-from pytest_isolate.jail.config import JailError
-from pytest_isolate.jail.plan import Bind, Directory, MountStep, Symlink, Tmpfs
+from pytest_isolate.jail.jail_config import JailError
+from pytest_isolate.jail.mount_plan import Bind, Directory, MountStep, Symlink, Tmpfs
 from pytest_isolate.target import syscalls
 from pytest_isolate.target.pidns import mount_proc
 

@@ -22,9 +22,9 @@ import socket
 from collections.abc import Iterable
 
 from pytest_isolate.jail import rootfs
-from pytest_isolate.jail.config import JailConfig
 from pytest_isolate.jail.hostpaths import default_system_dirs, is_within
-from pytest_isolate.jail.plan import plan_mounts
+from pytest_isolate.jail.jail_config import JailConfig
+from pytest_isolate.jail.mount_plan import plan_mounts
 from pytest_isolate.target import syscalls
 from pytest_isolate.target.ns_holder import JoinedNamespaces, NamespaceHolder
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 from pytest_isolate.policy.availability import seccomp_available
 from pytest_isolate.policy.compiler import CompiledPolicy, compile_policy
 from pytest_isolate.policy.decode import Violation
+from pytest_isolate.policy.filter_plan import preset_contents
 from pytest_isolate.policy.groups import syscall_groups
 from pytest_isolate.policy.kmsg import find_kernel_kill, kmsg_position
 from pytest_isolate.policy.notify import ViolationMonitor
-from pytest_isolate.policy.plan import preset_contents
-from pytest_isolate.policy.spec import PolicyError, PolicySpec
+from pytest_isolate.policy.policy_spec import PolicyError, PolicySpec
 
 __all__ = [
     "CompiledPolicy",

@@ -16,7 +16,7 @@ import ctypes
 import functools
 import os
 
-from pytest_isolate.policy.plan import (
+from pytest_isolate.policy.filter_plan import (
     ALLOW,
     ENOSYS,
     KILL,
@@ -25,7 +25,7 @@ from pytest_isolate.policy.plan import (
     baseline_plan,
     policy_plan,
 )
-from pytest_isolate.policy.spec import PolicySpec
+from pytest_isolate.policy.policy_spec import PolicySpec
 
 SECCOMP_SET_MODE_FILTER = 1
 SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3

@@ -30,13 +30,13 @@ from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
 from pytest_isolate.policy.decode import Violation, meaningful_args
-from pytest_isolate.policy.plan import (
+from pytest_isolate.policy.filter_plan import (
     SECCOMP_IOCTL_NOTIF_ID_VALID,
     SECCOMP_IOCTL_NOTIF_RECV,
     SECCOMP_IOCTL_NOTIF_SEND,
     denial_label,
 )
-from pytest_isolate.policy.spec import PolicySpec
+from pytest_isolate.policy.policy_spec import PolicySpec
 
 SECCOMP_GET_NOTIF_SIZES = 3
 #: Distinct (syscall, args) kinds kept per target; a flood of distinct

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from pytest_isolate.wire.coverage import CoverageFrame
+    from pytest_isolate.wire.coverage_frames import CoverageFrame
 
 #: Why a target did not finish normally; the broker words the report and the
 #: summary after it.

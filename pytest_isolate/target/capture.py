@@ -18,13 +18,13 @@ import os
 
 import pytest
 
+from pytest_isolate.pytest_compat import global_captures
+
 OUTPUT_TAIL = 8 * 1024
 
 
 def _captures(config: pytest.Config) -> list[object]:
-    capman = config.pluginmanager.get_plugin("capturemanager")
-    multi = getattr(capman, "_global_capturing", None)
-    return [getattr(multi, name, None) for name in ("in_", "out", "err")]
+    return global_captures(config)
 
 
 def capture_fds(config: pytest.Config) -> list[int]:

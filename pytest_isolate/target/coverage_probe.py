@@ -5,7 +5,7 @@ A forked child inherits the broker's running coverage (pytest-cov's, or
 child stops the inherited one and starts its own, in memory only, with the
 broker's measurement settings (source, include, omit, branch) and the same
 configuration file; after the test it sends the project's lines or arcs as
-frames (``wire.coverage``). Nothing is written to disk here.
+frames (``wire.coverage_frames``). Nothing is written to disk here.
 
 Costs nothing when coverage is not running: coverage is never imported here.
 """
@@ -18,7 +18,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pytest_isolate.wire.coverage import COVERAGE_SETTINGS, coverage_frames
+from pytest_isolate.wire.coverage_frames import COVERAGE_SETTINGS, coverage_frames
 
 
 def running_coverage() -> Any:

@@ -24,6 +24,8 @@ from pytest_isolate.pytest_compat import (
     TerminalWriter,
     catch_warnings_for_item,
     failed_subtests_of,
+    forget_session_finalizers,
+    mute_terminal_reporter,
     runtestprotocol,
     saferepr,
 )
@@ -136,10 +138,7 @@ def forget_broker_finalizers(session: pytest.Session) -> None:
     temporary directory) would have its finalizer run in every target that
     tears down, and destroy what the broker's later tests still use.
     """
-    stack = getattr(session._setupstate, "stack", None)
-    if isinstance(stack, dict):
-        for finalizers, _exc in stack.values():
-            finalizers.clear()
+    forget_session_finalizers(session)
 
 
 def prepare_forwarder(config: pytest.Config) -> ReportForwarder:
@@ -168,7 +167,7 @@ def silence_broker_reporting(config: pytest.Config) -> None:
     config.stash[_SILENCED] = True
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        reporter._tw = TerminalWriter(file=io.StringIO())
+        mute_terminal_reporter(reporter, TerminalWriter(file=io.StringIO()))
     for plugin in list(config.pluginmanager.get_plugins()):
         if type(plugin).__name__ == "WorkerInteractor":  # pytest-xdist's link to its controller
             config.pluginmanager.unregister(plugin)

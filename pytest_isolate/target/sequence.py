@@ -24,7 +24,7 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence, Tuple
 
-from pytest_isolate.policy.handover import install_in_child
+from pytest_isolate.policy.listener_handover import install_in_child
 from pytest_isolate.target import steps
 
 

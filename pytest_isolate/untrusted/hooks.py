@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_isolate.pytest_compat import read_ini_file
 from pytest_isolate.untrusted.settings import (
     SettingsVerdict,
     judge_settings,
@@ -67,10 +68,8 @@ def read_raw_ini(inipath: Path | None) -> dict[str, object]:
     """The project's pytest settings as written in its file, before any override."""
     if inipath is None:
         return {}
-    from _pytest.config.findpaths import load_config_dict_from_file
-
     try:
-        return dict(load_config_dict_from_file(inipath) or {})
+        return read_ini_file(inipath)
     except Exception:  # a file pytest itself accepted; unreadable now means tampering
         return {"addopts": "<unreadable>"}
 

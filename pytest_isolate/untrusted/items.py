@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _pytest.mark.structures import Mark, MarkDecorator
 
+from pytest_isolate.pytest_compat import make_mark
 from pytest_isolate.untrusted.text import neutralise_name
 from pytest_isolate.wire.item_data import CollectedItem
 
@@ -48,8 +48,8 @@ def _short_name(display_id: str) -> str:
     return display_id.rsplit("::", 1)[-1] or display_id
 
 
-def _mark(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> MarkDecorator:
-    return MarkDecorator(Mark(name, args, kwargs, _ispytest=True), _ispytest=True)
+def _mark(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> pytest.MarkDecorator:
+    return make_mark(name, args, kwargs)
 
 
 def build_item(session: pytest.Session, data: CollectedItem, display_id: str) -> UntrustedItem:

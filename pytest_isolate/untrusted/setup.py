@@ -21,9 +21,13 @@ from pytest_isolate.untrusted.limits import (
     parse_allow,
     parse_passed_env,
 )
-from pytest_isolate.untrusted.session import UntrustedSession
 from pytest_isolate.untrusted.settings import SettingsVerdict
-from pytest_isolate.untrusted.target import UntrustedTarget, container_config, parse_target
+from pytest_isolate.untrusted.untrusted_session import UntrustedSession
+from pytest_isolate.untrusted.untrusted_target import (
+    UntrustedTarget,
+    container_config,
+    parse_target,
+)
 
 
 def read_ceiling(config: pytest.Config, backend: str) -> Ceiling:

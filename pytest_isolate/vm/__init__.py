@@ -11,10 +11,10 @@ with the broker.
 from __future__ import annotations
 
 from pytest_isolate.vm.accel import choose_accel
-from pytest_isolate.vm.config import VMConfig
-from pytest_isolate.vm.doctor import vm_available, vm_doctor
 from pytest_isolate.vm.errors import BootFailed, BootTimeout, KernelMissing, QemuMissing, VMError
 from pytest_isolate.vm.guest import Guest
+from pytest_isolate.vm.guest_config import VMConfig
+from pytest_isolate.vm.vm_probe import vm_available, vm_doctor
 
 __all__ = [
     "BootFailed",

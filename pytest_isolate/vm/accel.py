@@ -65,8 +65,8 @@ def _read_verdict(path: Path, key: str) -> tuple[str, str] | None:
 
 def probe_kvm(kernel: str, progress: ProgressCallback = None) -> tuple[str, str]:
     """Boot a guest under KVM that prints one byte; TCG if it does not within the deadline."""
-    from pytest_isolate.vm.config import VMConfig
     from pytest_isolate.vm.guest import Guest
+    from pytest_isolate.vm.guest_config import VMConfig
 
     report(progress, f"probing KVM (up to {KVM_PROBE_SECONDS:.0f} s, once per host boot)…")
     config = VMConfig(

@@ -21,10 +21,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from pytest_isolate.vm import snapshot
-from pytest_isolate.vm.config import VMConfig
+from pytest_isolate.vm.checkpoint_handshake import CHECKPOINT, launch_payload
 from pytest_isolate.vm.console import ConsoleBuffer, without_panic_trace
 from pytest_isolate.vm.errors import BootFailed, BootTimeout
-from pytest_isolate.vm.handover import CHECKPOINT, launch_payload
+from pytest_isolate.vm.guest_config import VMConfig
 from pytest_isolate.vm.launch import Launch, resolve
 from pytest_isolate.vm.progress import report
 from pytest_isolate.vm.qemu_args import qemu_argv

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pytest_isolate.vm import host
-from pytest_isolate.vm.config import VMConfig
+from pytest_isolate.vm.guest_config import VMConfig
 from pytest_isolate.vm.init_script import launch_script
 from pytest_isolate.vm.initramfs import cached_base
 from pytest_isolate.vm.kernel import bootable_kernel, default_kernel, kernel_release

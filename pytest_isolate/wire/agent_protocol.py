@@ -29,7 +29,7 @@ import binascii
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Tuple
 
-from pytest_isolate.wire.coverage import COVERAGE_SETTINGS
+from pytest_isolate.wire.coverage_frames import COVERAGE_SETTINGS
 from pytest_isolate.wire.frames import FrameLimits, ProtocolViolation
 
 MAX_TEXT = 64 * 1024
@@ -310,7 +310,7 @@ class StartRequest:
     limits: FrameLimits = field(default_factory=FrameLimits)
     #: the broker's option values (``config.option``), set on the agent's after parsing
     options: Tuple[Tuple[str, Any], ...] = ()
-    #: what the broker's coverage measures (``wire.coverage.COVERAGE_SETTINGS``), if it runs
+    #: what the broker's coverage measures (``wire.coverage_frames.COVERAGE_SETTINGS``), if it runs
     coverage: Tuple[Tuple[str, Any], ...] | None = None
 
     def to_message(self) -> Dict[str, Any]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping
 
-from pytest_isolate.wire.coverage import COVERAGE_FRAME, CoverageFrame, parse_coverage_frame
+from pytest_isolate.wire.coverage_frames import COVERAGE_FRAME, CoverageFrame, parse_coverage_frame
 from pytest_isolate.wire.frames import ProtocolViolation
 from pytest_isolate.wire.reports import sanitize_report
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from project_runner import run_pytest, write_project
 
-from pytest_isolate.jail.config import JailConfig
+from pytest_isolate.jail.jail_config import JailConfig
 from pytest_isolate.jail.shared import scratch_areas
 
 

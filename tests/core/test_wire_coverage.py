@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from pytest_isolate.wire.coverage import (
+from pytest_isolate.wire.coverage_frames import (
     MAX_FILES_PER_FRAME,
     MAX_NUMBERS_PER_FRAME,
     CoverageFrame,

@@ -9,7 +9,7 @@ import pytest
 from jail_harness import become_nobody
 
 from pytest_isolate.jail import jail_available
-from pytest_isolate.jail.doctor import explain, parse_trial_answer
+from pytest_isolate.jail.jail_probe import explain, parse_trial_answer
 
 
 def test_namespaces_work_on_this_machine() -> None:

@@ -25,7 +25,7 @@ from typing import Any, Callable
 import pyseccomp
 
 from pytest_isolate.policy import PolicySpec, find_kernel_kill
-from pytest_isolate.policy.plan import SECCOMP_IOCTL_NOTIF_RECV, TIOCSTI
+from pytest_isolate.policy.filter_plan import SECCOMP_IOCTL_NOTIF_RECV, TIOCSTI
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_isolate.policy import PolicyError, PolicySpec, compile_policy, preset_contents
-from pytest_isolate.policy.plan import (
+from pytest_isolate.policy.filter_plan import (
     ALLOW,
     ENOSYS,
     KILL,

@@ -9,6 +9,8 @@ its own modules and any layer below it. docs/internals.md draws this map.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -123,3 +125,21 @@ def test_the_layer_check_sees_an_upward_import(tmp_path: Path) -> None:
     node = tree.body[0]
     assert isinstance(node, ast.ImportFrom) and node.module is not None
     assert _layer_of(_top_name(node.module) or "") > _layer_of("wire")
+
+
+def test_no_two_modules_share_a_name() -> None:
+    """A module's name says what it holds: ``config`` in two packages says neither."""
+    seen: dict[str, list[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        if path.stem not in ("__init__", "__main__"):
+            seen.setdefault(path.stem, []).append(str(path.relative_to(PACKAGE)))
+    assert {name: paths for name, paths in seen.items() if len(paths) > 1} == {}
+
+
+def test_the_module_map_in_the_docs_is_current() -> None:
+    """docs/internals.md lists every module with its docstring's first line."""
+    script = PACKAGE.parent / "scripts" / "module-map"
+    result = subprocess.run(
+        [sys.executable, str(script), "--check"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

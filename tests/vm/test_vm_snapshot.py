@@ -21,7 +21,7 @@ from vm_helpers import qemu_alive
 
 from pytest_isolate.vm import Guest, VMConfig, reseed
 from pytest_isolate.vm.cache import cache_dir
-from pytest_isolate.vm.handover import CHECKPOINT, launch_payload
+from pytest_isolate.vm.checkpoint_handshake import CHECKPOINT, launch_payload
 from pytest_isolate.vm.launch import resolve
 from pytest_isolate.vm.snapshot import KEEP, MAX_AGE, TEMP_AGE, stale
 

@@ -11,8 +11,8 @@ import functools
 import os
 import sys
 
-from pytest_isolate.jail.config import JailConfig, JailError
 from pytest_isolate.jail.enter import enter_jail
+from pytest_isolate.jail.jail_config import JailConfig, JailError
 
 _SYSCTLS = {
     "unprivileged_userns_clone": "/proc/sys/kernel/unprivileged_userns_clone",

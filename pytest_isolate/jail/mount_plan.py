@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Union
 
-from pytest_isolate.jail.config import JailConfig, JailError
 from pytest_isolate.jail.hostpaths import is_within
+from pytest_isolate.jail.jail_config import JailConfig, JailError
 
 #: Device nodes a test may use. No tty, no pts, no block devices.
 DEVICES = ("null", "zero", "full", "random", "urandom")

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pytest_isolate.policy.groups import ArgEquals, SyscallMatch, expand
-from pytest_isolate.policy.spec import PRESETS, PolicyError, PolicySpec
+from pytest_isolate.policy.policy_spec import PRESETS, PolicyError, PolicySpec
 
 KILL = "kill"
 ENOSYS = "enosys"
