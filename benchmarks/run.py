@@ -19,6 +19,7 @@ Usage::
     python benchmarks/run.py --setup            # create the venvs (PyPI access)
     python benchmarks/run.py                    # run every configuration, write docs
     python benchmarks/run.py --only plain,process --no-write
+    python benchmarks/run.py --only plain,process --against /tmp/old-checkout --no-write
 
 To add a backend row (seccomp, chroot, container, vm), append a ``Config``
 with its arguments and the name of its baseline row.
@@ -168,6 +169,23 @@ def measure(configs: list[Config], project: Path, rounds: int) -> dict[str, floa
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
+def against(configs: list[Config], checkout: Path) -> list[Config]:
+    """The same rows of this plugin, with the package imported from another checkout."""
+    if not (checkout / "pytest_isolate" / "__init__.py").is_file():
+        raise SystemExit(f"--against {checkout}: not a checkout of this project")
+    return [
+        Config(
+            f"{config.name}@other",
+            config.args,
+            baseline=config.baseline,
+            note=f"{config.note}, package from {checkout}",
+            env=(("PYTHONPATH", str(checkout)),),
+        )
+        for config in configs
+        if config.venv is None and config.baseline == "plain"
+    ]
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -298,6 +316,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="comma-separated configuration names to run")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-write", action="store_true", help="do not rewrite the docs page")
+    parser.add_argument(
+        "--against",
+        metavar="DIR",
+        help="also run this plugin's rows with the package from DIR (another checkout, "
+        "e.g. a git worktree of an older commit) first on sys.path: before and after "
+        "in one interleaved run",
+    )
     options = parser.parse_args(argv)
     if options.setup:
         setup_venvs()
@@ -313,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"skipping {', '.join(missing)}: run with --setup first", file=sys.stderr)
     configs = [c for c in configs if c.available()]
+    if options.against:
+        configs += against(configs, Path(options.against).resolve())
     project = write_project(WORK / "project", TESTS)
     medians = measure(configs, project, options.rounds)
     lines = table(configs, medians)

@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pytest_isolate.supervision.result import FailureKind, TargetResult
 
-__all__ = ["Availability", "Backend", "FailureKind", "TargetResult"]
+__all__ = [
+    "DEFAULT_CHANNELS",
+    "Availability",
+    "Backend",
+    "FailureKind",
+    "TargetResult",
+    "backend_channels",
+    "backend_variant_keyword",
+]
 
 if TYPE_CHECKING:
     import pytest
@@ -38,7 +46,15 @@ class Availability:
 
 @runtime_checkable
 class Backend(Protocol):
-    """A way to make targets. Implementations are small classes, registered by hook."""
+    """A way to make targets. Implementations are small classes, registered by hook.
+
+    Two class attributes are optional, read through :func:`backend_channels`
+    and :func:`backend_variant_keyword`: ``channels``, the channels its
+    targets can talk over (default ``("pipe", "shm")``; a spawned target talks
+    over its own stream: ``("pipe",)``), and ``variant_keyword``, the keyword
+    that ``--isolate-matrix=NAME:VALUE`` sets (the container backend's
+    ``image``; default none).
+    """
 
     #: the name users write in ``isolate("...")``
     name: str
@@ -61,3 +77,18 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Release everything kept for the session (containers, VMs, cgroups)."""
+
+
+#: The channels of a forked target: a socket pair, or a shared-memory ring beside it.
+DEFAULT_CHANNELS: tuple[str, ...] = ("pipe", "shm")
+
+
+def backend_channels(backend: Backend) -> tuple[str, ...]:
+    """The channels ``backend``'s targets can talk over, the first one its default."""
+    return tuple(getattr(backend, "channels", DEFAULT_CHANNELS))
+
+
+def backend_variant_keyword(backend: Backend) -> str | None:
+    """The keyword ``--isolate-matrix=NAME:VALUE`` sets for ``backend``, if any."""
+    keyword = getattr(backend, "variant_keyword", None)
+    return keyword if isinstance(keyword, str) else None

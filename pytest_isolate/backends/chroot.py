@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,11 +21,13 @@ import pytest
 from pytest_isolate.backends.base import Availability, TargetResult
 from pytest_isolate.backends.forked import ChildSetup, ForkedBackend, TargetWatch
 from pytest_isolate.backends.seccomp_layer import (
-    SeccompWatch,
+    PreparedFilter,
     build_policy,
     sandbox_availability,
     sandboxed,
+    seccomp_options,
 )
+from pytest_isolate.jail.jail_config import JailConfig
 from pytest_isolate.jail.shared import SharedJail
 from pytest_isolate.pytest_compat import use_basetemp
 from pytest_isolate.spec import IsolateSpec, SpecError
@@ -71,6 +74,15 @@ def _binds(value: Hashable, where: str) -> tuple[tuple[str, str], ...]:
     return value  # type: ignore[return-value]
 
 
+@dataclass(frozen=True)
+class PreparedJail:
+    """What every target of one chroot spec shares, made once in the broker."""
+
+    jail: JailConfig  # its project directory filled in per item
+    interpreter_dirs: tuple[str, ...]
+    filter: PreparedFilter
+
+
 class ChrootBackend(ForkedBackend):
     name = "chroot"
     summary = (
@@ -100,7 +112,7 @@ class ChrootBackend(ForkedBackend):
             from pytest_isolate.backends.chroot_rootfs import validate_rootfs
 
             validate_rootfs(spec.option("rootfs"), where)
-        self._policy(spec, where)
+        build_policy(_filter_options(spec), where)
 
     def run(self, item: pytest.Item, spec: IsolateSpec, context: BrokerContext) -> TargetResult:
         """A foreign root needs a spawned agent (``chroot_rootfs``); the host's own root a fork."""
@@ -115,7 +127,7 @@ class ChrootBackend(ForkedBackend):
             from pytest_isolate.backends.chroot_rootfs import ForeignRootTargets
 
             self._foreign_roots = ForeignRootTargets()
-        return self._foreign_roots.run(item, spec, context)
+        return self._foreign_roots.run_spec(item, spec, context)
 
     def close(self) -> None:
         if self._foreign_roots is not None:
@@ -125,22 +137,21 @@ class ChrootBackend(ForkedBackend):
         self._shared_jails = None
         super().close()
 
-    def fork_target(self, item: pytest.Item, spec: IsolateSpec, prepared: Any) -> int:
+    def fork_target(self, item: pytest.Item, spec: IsolateSpec, prepared: PreparedJail) -> int:
         """Into a jail built once for this configuration, when the broker is root."""
         self._joining = self._shared_jail(item, prepared) if os.geteuid() == 0 else None
         return os.fork() if self._joining is None else self._joining.fork_inside()
 
-    def _shared_jail(self, item: pytest.Item, prepared: Any) -> SharedJail | None:
+    def _shared_jail(self, item: pytest.Item, prepared: PreparedJail) -> SharedJail | None:
         from dataclasses import replace
 
         if self._shared_failed is not None:
             return None
-        jail, pythons, _compiled, _fail = prepared
-        jail = replace(jail, project_dir=str(item.config.rootpath))
+        jail = replace(prepared.jail, project_dir=str(item.config.rootpath))
         jails = self._shared_jails = self._shared_jails or {}
         if jail not in jails:
             try:
-                jails[jail] = SharedJail.create(jail, pythons)
+                jails[jail] = SharedJail.create(jail, prepared.interpreter_dirs)
             except OSError as exc:  # build one per test instead
                 self._shared_failed = str(exc)
                 return None
@@ -149,17 +160,14 @@ class ChrootBackend(ForkedBackend):
     def restriction_fds(self) -> list[int]:
         return [] if self._joining is None else self._joining.child_fds()
 
-    def _policy(self, spec: IsolateSpec, where: str) -> Any:
-        from pytest_isolate.backends.seccomp_layer import _as_dict
+    def _filter(self, spec: IsolateSpec, where: str) -> PreparedFilter:
+        """``seccomp=`` on top of the jail; permissive when not given."""
+        return PreparedFilter.from_options(_filter_options(spec), where)
 
-        options = _as_dict(spec.seccomp) or {"policy": "permissive"}
-        return build_policy(options, where), options.get("fail_on_violation", True)
+    def prepare(self, spec: IsolateSpec) -> PreparedJail:
+        """The jail's configuration, the interpreter's directories and the filter, once per spec."""
+        from pytest_isolate.jail import python_dirs
 
-    def prepare(self, spec: IsolateSpec) -> Any:
-        from pytest_isolate.jail import JailConfig, python_dirs
-        from pytest_isolate.policy import compile_policy
-
-        policy, fail = self._policy(spec, spec.label)
         writable = _paths(spec.option("writable"), "writable", spec.label)
         jail = JailConfig(
             project_dir="",  # filled per item: the rootdir of its config
@@ -167,7 +175,7 @@ class ChrootBackend(ForkedBackend):
             writable=writable,
             network=bool(spec.network),
         )
-        return jail, tuple(python_dirs()), compile_policy(policy), fail
+        return PreparedJail(jail, tuple(python_dirs()), self._filter(spec, spec.label))
 
     def restrict(self, setup: ChildSetup) -> None:
         """The jail's order: namespaces and root first, privilege drops after, seccomp last."""
@@ -175,14 +183,15 @@ class ChrootBackend(ForkedBackend):
 
         from pytest_isolate.jail import enter_jail
 
-        jail, pythons, _compiled, _fail = setup.prepared
+        prepared: PreparedJail = setup.prepared
+        jail = prepared.jail
         config = setup.item.config
         if self._joining is not None:
             self._joining.enter()  # the scratch directory lives in the jail's own /tmp
             os.makedirs(setup.scratch, mode=0o700, exist_ok=True)
         else:
             jail = replace(jail, project_dir=str(config.rootpath), tmp_dirs=(str(setup.scratch),))
-            enter_jail(jail, setup.keep_fds, interpreter_dirs=pythons)
+            enter_jail(jail, setup.keep_fds, interpreter_dirs=prepared.interpreter_dirs)
         os.chdir(
             config.invocation_params.dir if os.path.isdir(config.invocation_params.dir) else "/"
         )
@@ -190,14 +199,16 @@ class ChrootBackend(ForkedBackend):
 
     def privileges(self, setup: ChildSetup) -> Privileges:
         """A scrubbed environment, the jail's user (``user=``, or nobody), and the filter."""
-        _jail, _pythons, compiled, _fail = setup.prepared
-        return sandboxed(setup.spec, _target_user(setup.spec), compiled)
+        return sandboxed(setup.spec, _target_user(setup.spec), setup.prepared.filter)
 
     def watch(
-        self, spec: IsolateSpec, prepared: Any, pid: int, take_fds: Callable[[], list[int]]
+        self, spec: IsolateSpec, prepared: PreparedJail, pid: int, take_fds: Callable[[], list[int]]
     ) -> TargetWatch:
-        _jail, _pythons, compiled, fail = prepared
-        return SeccompWatch(compiled.spec, pid, fail, take_fds)
+        return prepared.filter.watch(pid, take_fds)
+
+
+def _filter_options(spec: IsolateSpec) -> Mapping[str, Any]:
+    return seccomp_options(spec.seccomp) or {"policy": "permissive"}
 
 
 def _target_user(spec: IsolateSpec) -> tuple[int, int]:

@@ -28,15 +28,8 @@ from typing import Any
 
 import pytest
 
-from pytest_isolate.backends.agent_args import (
-    agent_base_args,
-    coverage_for_target,
-    execution_count,
-    forwarded_options,
-)
 from pytest_isolate.backends.base import TargetResult
-from pytest_isolate.backends.target_plugins import left_out_note, target_plugins
-from pytest_isolate.backends.target_pool import TargetPool
+from pytest_isolate.backends.spawned import SpawnedTargets, sibling_files, start_request
 from pytest_isolate.jail.foreign import (
     EXIT_JAIL_FAILED,
     PYTHON_CANDIDATES,
@@ -160,10 +153,10 @@ def make_plan(
 
 def _filter_installer(config: ForeignRootConfig, where: str) -> Any:
     """The seccomp layer, compiled here, loaded in the child just before exec."""
-    from pytest_isolate.backends.seccomp_layer import _as_dict, build_policy
+    from pytest_isolate.backends.seccomp_layer import build_policy, seccomp_options
     from pytest_isolate.policy import compile_policy
 
-    options = _as_dict(config.seccomp) or {"policy": "permissive"}
+    options = seccomp_options(config.seccomp) or {"policy": "permissive"}
     compiled = compile_policy(build_policy(options, where))
 
     def install() -> None:
@@ -273,98 +266,51 @@ class ForeignRootTarget(AgentTarget):
         self.stderr.text(TEARDOWN_WAIT)
 
 
-class ForeignRootTargets:
+class ForeignRootTargets(SpawnedTargets[ForeignRootConfig, ForeignRootTarget]):
     """The chroot backend's targets for ``rootfs=`` specs: one per configuration, reused."""
 
-    def __init__(self) -> None:
-        self._pool: TargetPool[ForeignRootConfig, ForeignRootTarget] = TargetPool(
-            lambda target: target.close(), lambda target: target.alive
-        )
-        self._site: Path | None = None
+    start_errors = (ForeignRootError, SpecError)
 
-    def run(self, item: pytest.Item, spec: IsolateSpec, context: BrokerContext) -> TargetResult:
-        config = config_from_spec(spec, str(item.config.rootpath))
-        failure = self._pool.failure(config, spec.fresh)
-        if failure is not None:
-            return TargetResult(failure=failure, failure_kind="engine")
-        try:
-            target = self._target_for(item, config, spec, context)
-        except (ForeignRootError, SpecError) as exc:
-            message = f"chroot backend, rootfs={config.rootfs!r}: {exc}"
-            self._pool.remember_failure(config, spec.fresh, message)
-            return TargetResult(failure=message, failure_kind="engine")
-        try:
-            if item.nodeid not in target.collected.nodeids:
-                errors = "\n".join(target.collected.errors) or "(no collection error reported)"
-                return TargetResult(
-                    failure="the jailed agent did not collect this test",
-                    failure_kind="engine",
-                    sections=[("Collection errors in the jail", errors[-20000:])],
-                )
-            return target.run(item.nodeid, spec, context.limits, None, execution_count(item))
-        finally:
-            self._pool.release(config, target, spec.fresh)
+    def describe(self, key: ForeignRootConfig) -> str:
+        return f"chroot rootfs {key.rootfs}"
 
-    def _target_for(
+    def launch(
         self,
         item: pytest.Item,
-        config: ForeignRootConfig,
+        key: ForeignRootConfig,
         spec: IsolateSpec,
         context: BrokerContext,
     ) -> ForeignRootTarget:
-        def start() -> ForeignRootTarget:
-            from pytest_isolate.backends.inject import injected_site
+        python = check_rootfs(key.rootfs)
+        plan = make_plan(key, self.plugin_site(item.config), python)
+        install = _filter_installer(key, item.nodeid)
+        files = sibling_files(item, spec, context, lambda other: _same_root(other, key))
+        request = start_request(item.config, key.rootdir, files, context.limits)
+        return ForeignRootTarget.launch(plan, install, key.rootfs, request)
 
-            python = check_rootfs(config.rootfs)
-            if self._site is None:
-                plugins = target_plugins(item.config)
-                self._site = injected_site(None, plugins.modules, plugins.distributions)
-            plan = make_plan(config, self._site, python)
-            install = _filter_installer(config, item.nodeid)
-            request = _start_request(item, config, spec, context)
-            return ForeignRootTarget.launch(plan, install, config.rootfs, request)
+    def start_failure(self, key: ForeignRootConfig, error: BaseException) -> TargetResult:
+        message = f"chroot backend, rootfs={key.rootfs!r}: {error}"
+        return TargetResult(failure=message, failure_kind="engine")
 
-        target, new = self._pool.acquire(config, spec.fresh, start)
-        if new and (note := left_out_note(item.config)):
-            _progress(item.config, note)
-        if new and not spec.fresh:
-            _progress(
-                item.config,
-                f"pytest-isolate: chroot rootfs {config.rootfs} ready in "
-                f"{target.started_in:.2f} s "
-                f"({len(target.collected.nodeids)} tests collected in it)",
-            )
-        return target
+    def not_collected(
+        self, target: ForeignRootTarget, key: ForeignRootConfig, nodeid: str
+    ) -> TargetResult:
+        errors = "\n".join(target.collected.errors) or "(no collection error reported)"
+        return TargetResult(
+            failure="the jailed agent did not collect this test",
+            failure_kind="engine",
+            sections=[("Collection errors in the jail", errors[-20000:])],
+        )
 
-    def close(self) -> None:
-        self._pool.close()
-
-
-def _start_request(
-    item: pytest.Item, config: ForeignRootConfig, spec: IsolateSpec, context: BrokerContext
-) -> StartRequest:
-    """Arguments that make the agent collect the same node ids as the broker."""
-
-    pytest_config = item.config
-    invocation = str(pytest_config.invocation_params.dir)
-    if not (invocation + os.sep).startswith(config.rootdir + os.sep):
-        invocation = config.rootdir
-    files = {str(item.path)}
-    if not spec.fresh:
-        for other, other_spec in context.siblings(item, "chroot"):
-            with contextlib.suppress(SpecError, TypeError, ValueError):
-                if (
-                    other_spec.option("rootfs")
-                    and config_from_spec(other_spec, config.rootdir) == config
-                ):
-                    files.add(str(other.path))
-    args = agent_base_args(pytest_config, config.rootdir) + sorted(files)
-    options = tuple(forwarded_options(pytest_config).items())
-    coverage = coverage_for_target()
-    return StartRequest(config.rootdir, invocation, tuple(args), context.limits, options, coverage)
+    def run_spec(
+        self, item: pytest.Item, spec: IsolateSpec, context: BrokerContext
+    ) -> TargetResult:
+        return self.run(item, spec, context, config_from_spec(spec, str(item.config.rootpath)))
 
 
-def _progress(config: pytest.Config, line: str) -> None:
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None and hasattr(reporter, "write_line"):
-        reporter.write_line(line)
+def _same_root(spec: IsolateSpec, config: ForeignRootConfig) -> bool:
+    """Does ``spec`` ask for a jail on the same root with the same settings as ``config``?"""
+    try:
+        return bool(spec.option("rootfs")) and config_from_spec(spec, config.rootdir) == config
+    except (SpecError, TypeError, ValueError):
+        return False

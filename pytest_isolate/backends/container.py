@@ -19,21 +19,12 @@ removed). Options that loosen the defaults: ``network=True``,
 from __future__ import annotations
 
 import contextlib
-import os
-import sys
 import uuid
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_isolate.backends.agent_args import (
-    agent_base_args,
-    coverage_for_target,
-    execution_count,
-    forwarded_options,
-)
 from pytest_isolate.backends.base import Availability, TargetResult
 from pytest_isolate.backends.container_config import (
     KEYWORDS,
@@ -42,9 +33,8 @@ from pytest_isolate.backends.container_config import (
     missing_module_hint,
     split_images,
 )
+from pytest_isolate.backends.spawned import SpawnedTargets, sibling_files, start_request
 from pytest_isolate.backends.spawned_policy import check_spawned_policy, spawned_policy
-from pytest_isolate.backends.target_plugins import left_out_note, target_plugins
-from pytest_isolate.backends.target_pool import TargetPool
 from pytest_isolate.spec import IsolateSpec, SpecError
 from pytest_isolate.supervision.context import BrokerContext
 
@@ -62,12 +52,7 @@ class ContainerBackend:
     variant_keyword = "image"
 
     def __init__(self) -> None:
-        self._engine: Any = None
-        self._pool: TargetPool[ContainerConfig, ContainerTarget] = TargetPool(
-            lambda target: target.close(), lambda target: target.alive
-        )
-        self._run_id = uuid.uuid4().hex[:16]
-        self._site: Path | None = None
+        self._targets = ContainerTargets()
 
     # -- pure -------------------------------------------------------------
     def availability(self) -> Availability:
@@ -91,69 +76,71 @@ class ContainerBackend:
 
     # -- running ----------------------------------------------------------
     def run(self, item: pytest.Item, spec: IsolateSpec, context: BrokerContext) -> TargetResult:
-        from pytest_isolate.backends.container_target import ContainerStartError
-        from pytest_isolate.container.engine import EngineUnavailableError
-
         try:
             config = config_from_spec(spec, item.nodeid)
             policy = spawned_policy(spec, item.nodeid)
         except SpecError as exc:
             return TargetResult(failure=f"usage error: {exc}", failure_kind="usage")
-        failure = self._pool.failure(config, spec.fresh)
-        if failure is not None:
-            return TargetResult(failure=failure, failure_kind="engine")
-        try:
-            target = self._target_for(item, config, spec, context)
-        except EngineUnavailableError as exc:
-            return TargetResult(failure=str(exc), failure_kind="engine")
-        except ContainerStartError as exc:
-            message = f"container backend: {exc}"
-            self._pool.remember_failure(config, spec.fresh, message)
-            return TargetResult(failure=message, failure_kind="engine")
-        try:
-            if item.nodeid not in target.collected.nodeids:
-                return self._not_collected(target, config)
-            return target.run(item.nodeid, spec, context.limits, policy, execution_count(item))
-        finally:
-            self._pool.release(config, target, spec.fresh)
+        return self._targets.run(item, spec, context, config, policy)
 
-    def _not_collected(self, target: ContainerTarget, config: ContainerConfig) -> TargetResult:
+    def close(self) -> None:
+        self._targets.close()
+
+
+class ContainerTargets(SpawnedTargets[ContainerConfig, "ContainerTarget"]):
+    """One container per configuration, its agent collected once; a fresh one for ``fresh``."""
+
+    def __init__(self) -> None:
+        from pytest_isolate.backends.container_target import ContainerStartError
+        from pytest_isolate.container.engine import EngineUnavailableError
+
+        super().__init__()
+        self.start_errors = (EngineUnavailableError, ContainerStartError)
+        self._engine: Any = None
+        self._run_id = uuid.uuid4().hex[:16]
+
+    def describe(self, key: ContainerConfig) -> str:
+        return f"container {key.image}"
+
+    def launch(
+        self, item: pytest.Item, key: ContainerConfig, spec: IsolateSpec, context: BrokerContext
+    ) -> ContainerTarget:
+        from pytest_isolate.backends.container_target import ContainerTarget
+        from pytest_isolate.container.reaping import run_labels
+
+        engine = self._connect()
+        site = self.plugin_site(item.config)
+        rootdir = str(item.config.rootpath)
+        files = sibling_files(item, spec, context, lambda other: _same_config(other, key))
+        request = start_request(
+            item.config, rootdir, _matrix_args(item.config) + files, context.limits
+        )
+        return ContainerTarget.launch(engine, key, request, site, run_labels(self._run_id))
+
+    def start_failure(self, key: ContainerConfig, error: BaseException) -> TargetResult:
+        from pytest_isolate.backends.container_target import ContainerStartError
+
+        if isinstance(error, ContainerStartError):
+            return TargetResult(failure=f"container backend: {error}", failure_kind="engine")
+        return TargetResult(failure=str(error), failure_kind="engine")
+
+    def remember_start_failure(self, error: BaseException) -> bool:
+        """An engine that did not answer is asked again by the next test; a bad image is not."""
+        from pytest_isolate.backends.container_target import ContainerStartError
+
+        return isinstance(error, ContainerStartError)
+
+    def not_collected(
+        self, target: ContainerTarget, key: ContainerConfig, nodeid: str
+    ) -> TargetResult:
         errors = "\n".join(target.collected.errors) or "(no collection error reported)"
-        hint = missing_module_hint(errors, config.image)
+        hint = missing_module_hint(errors, key.image)
         failure = "the container did not collect this test" + (f": {hint}" if hint else "")
         return TargetResult(
             failure=failure,
             failure_kind="engine",
             sections=[("Collection errors in the container", errors[-20000:])],
         )
-
-    def _target_for(
-        self, item: pytest.Item, config: ContainerConfig, spec: IsolateSpec, context: BrokerContext
-    ) -> ContainerTarget:
-        from pytest_isolate.backends.container_target import ContainerTarget
-        from pytest_isolate.backends.inject import injected_site
-        from pytest_isolate.container.reaping import run_labels
-
-        def start() -> ContainerTarget:
-            engine = self._connect()
-            if self._site is None:
-                plugins = target_plugins(item.config)
-                self._site = injected_site(None, plugins.modules, plugins.distributions)
-            project = _project_view(item, config, spec, context)
-            return ContainerTarget.launch(
-                engine, config, project, self._site, run_labels(self._run_id), context.limits
-            )
-
-        target, new = self._pool.acquire(config, spec.fresh, start)
-        if new and (note := left_out_note(item.config)):
-            _progress(item.config, note)
-        if new and not spec.fresh:
-            _progress(
-                item.config,
-                f"pytest-isolate: container {config.image} ready in {target.started_in:.2f} s "
-                f"({len(target.collected.nodeids)} tests collected in it)",
-            )
-        return target
 
     def _connect(self) -> Any:
         if self._engine is None:
@@ -165,40 +152,21 @@ class ContainerBackend:
         return self._engine
 
     def close(self) -> None:
-        self._pool.close()
+        super().close()
         if self._engine is not None:
             with contextlib.suppress(Exception):
                 self._engine.close()
             self._engine = None
 
 
-def _project_view(
-    item: pytest.Item, config: ContainerConfig, spec: IsolateSpec, context: BrokerContext
-) -> Any:
-    """Rootdir, invocation dir and the pytest arguments that reproduce the broker's node ids."""
-    from pytest_isolate.backends.container_target import ProjectView
-
-    pytest_config = item.config
-    rootdir = str(pytest_config.rootpath)
-    invocation = str(pytest_config.invocation_params.dir)
-    if not (invocation + os.sep).startswith(rootdir + os.sep) and invocation != rootdir:
-        invocation = rootdir
-    if spec.fresh:
-        files = {str(item.path)}
-    else:
-        files = {
-            str(other.path)
-            for other, other_spec in context.siblings(item, "container")
-            if _same_config(other_spec, config)
-        } or {str(item.path)}
-    args = agent_base_args(pytest_config, rootdir)
+def _matrix_args(config: pytest.Config) -> list[str]:
+    """The broker's ``--isolate`` and ``--isolate-matrix``: the agent's node ids carry them."""
+    args = []
     for option, flag in (("isolate", "--isolate"), ("isolate_matrix", "--isolate-matrix")):
-        value = pytest_config.getoption(option, None)
+        value = config.getoption(option, None)
         if isinstance(value, str):
             args.append(f"{flag}={value}")
-    args += sorted(files)
-    options = tuple(forwarded_options(pytest_config).items())
-    return ProjectView(rootdir, invocation, tuple(args), options, coverage_for_target())
+    return args
 
 
 def _same_config(spec: IsolateSpec, config: ContainerConfig) -> bool:
@@ -206,13 +174,3 @@ def _same_config(spec: IsolateSpec, config: ContainerConfig) -> bool:
         return config_from_spec(spec) == config
     except SpecError:
         return False
-
-
-def _progress(config: pytest.Config, line: str) -> None:
-    """One line on the terminal: starting a container takes long enough to be noticed."""
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None and hasattr(reporter, "write_line"):
-        reporter.write_line(line)
-        return
-    with contextlib.suppress(OSError):
-        sys.stderr.write(line + "\n")

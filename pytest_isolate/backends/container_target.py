@@ -16,9 +16,7 @@ import os
 import tarfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pytest_isolate.backends.container_config import (
     SITE_PATH,
@@ -33,7 +31,6 @@ from pytest_isolate.container.hardening import BindMount
 from pytest_isolate.supervision.agent_client import AgentClient, AgentDead
 from pytest_isolate.supervision.agent_target import AgentTarget
 from pytest_isolate.wire.agent_protocol import StartRequest
-from pytest_isolate.wire.frames import FrameLimits
 
 AGENT_COMMAND = ("python3", "-m", "pytest_isolate.agent")
 HELLO_TIMEOUT = 120.0
@@ -56,17 +53,6 @@ COPY_EXCLUDED = frozenset(
 
 class ContainerStartError(RuntimeError):
     """The container or its agent could not be started; the message says why and how to fix it."""
-
-
-@dataclass(frozen=True)
-class ProjectView:
-    """What the agent needs to see and do to collect like the broker."""
-
-    rootdir: str
-    invocation_dir: str
-    args: tuple[str, ...]
-    options: tuple[tuple[str, Any], ...] = ()  # the broker's option values (agent_args)
-    coverage: tuple[tuple[str, Any], ...] | None = None  # what to measure, if coverage runs
 
 
 class _AttachedByteStream:
@@ -104,15 +90,15 @@ class ContainerTarget(AgentTarget):
         cls,
         engine: Engine,
         config: ContainerConfig,
-        project: ProjectView,
+        request: StartRequest,
         site: Path,
         labels: dict[str, str],
-        limits: FrameLimits,
     ) -> ContainerTarget:
+        """Create, attach and start the container; its agent says hello and collects."""
         started = time.monotonic()
-        image = ensure_image(engine, config, project.rootdir)
+        image = ensure_image(engine, config, request.rootdir)
         copy_mode = not engine.is_local
-        binds = [BindMount(project.rootdir, project.rootdir), BindMount(str(site), SITE_PATH)]
+        binds = [BindMount(request.rootdir, request.rootdir), BindMount(str(site), SITE_PATH)]
         kwargs = create_kwargs(
             config, image, AGENT_COMMAND, binds=binds, labels=labels, copy_mode=copy_mode
         )
@@ -129,7 +115,7 @@ class ContainerTarget(AgentTarget):
                 copy_in(
                     engine,
                     container_id,
-                    [(site, SITE_PATH), (Path(project.rootdir), project.rootdir)],
+                    [(site, SITE_PATH), (Path(request.rootdir), request.rootdir)],
                 )
             try:
                 engine.api.start(container_id)
@@ -141,14 +127,6 @@ class ContainerTarget(AgentTarget):
                     f"container of {image!r} did not start: {_first_line(text)}"
                 ) from None
             try:
-                request = StartRequest(
-                    project.rootdir,
-                    project.invocation_dir,
-                    project.args,
-                    limits,
-                    project.options,
-                    project.coverage,
-                )
                 target.handshake(request, HELLO_TIMEOUT, COLLECT_TIMEOUT)
             except AgentDead as exc:
                 raise ContainerStartError(f"the agent in {image!r} did not start: {exc}") from None

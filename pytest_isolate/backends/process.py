@@ -15,7 +15,7 @@ from typing import Any
 
 from pytest_isolate.backends.forked import ChildSetup, ForkedBackend, TargetWatch
 from pytest_isolate.backends.seccomp_layer import (
-    SeccompWatch,
+    PreparedFilter,
     build_policy,
     policy_options,
 )
@@ -32,28 +32,19 @@ class ProcessBackend(ForkedBackend):
         if options is not None:
             build_policy(options, where)
 
-    def prepare(self, spec: IsolateSpec) -> Any:
+    def prepare(self, spec: IsolateSpec) -> PreparedFilter | None:
+        """The filter of ``seccomp=``, if any, compiled once per spec."""
         options = policy_options(spec, from_backend_keywords=False)
-        if options is None:
-            return None
-        from pytest_isolate.policy import compile_policy
-
-        return compile_policy(build_policy(options, spec.label)), options.get(
-            "fail_on_violation", True
-        )
+        return None if options is None else PreparedFilter.from_options(options, spec.label)
 
     def privileges(self, setup: ChildSetup) -> Privileges:
         """As a plain process; with ``seccomp=``, ``no_new_privs`` and the filter last."""
         privileges = super().privileges(setup)
         if setup.prepared is None:
             return privileges
-        compiled, _fail = setup.prepared
-        return replace(privileges, no_new_privs=True, seccomp=compiled)
+        return replace(privileges, no_new_privs=True, seccomp=setup.prepared.compiled)
 
     def watch(
         self, spec: IsolateSpec, prepared: Any, pid: int, take_fds: Callable[[], list[int]]
     ) -> TargetWatch:
-        if prepared is None:
-            return TargetWatch()
-        compiled, fail = prepared
-        return SeccompWatch(compiled.spec, pid, fail, take_fds)
+        return TargetWatch() if prepared is None else prepared.watch(pid, take_fds)

@@ -26,7 +26,7 @@ from pytest_isolate.backends.base import Availability
 from pytest_isolate.backends.forked import ChildSetup, ForkedBackend, TargetWatch
 from pytest_isolate.backends.seccomp_layer import (
     POLICY_KEYWORDS,
-    SeccompWatch,
+    PreparedFilter,
     build_policy,
     policy_options,
     sandbox_availability,
@@ -68,12 +68,10 @@ class SeccompBackend(ForkedBackend):
         options = policy_options(spec, from_backend_keywords=True) or {}
         build_policy(options, where)
 
-    def prepare(self, spec: IsolateSpec) -> Any:
-        from pytest_isolate.policy import compile_policy
-
+    def prepare(self, spec: IsolateSpec) -> PreparedFilter:
+        """The spec's filter, compiled once per spec."""
         options = policy_options(spec, from_backend_keywords=True) or {}
-        policy = build_policy(options, spec.label)
-        return compile_policy(policy), options.get("fail_on_violation", True)
+        return PreparedFilter.from_options(options, spec.label)
 
     _shared: SharedNamespace | None = None
     _shared_failed: str | None = None
@@ -138,11 +136,13 @@ class SeccompBackend(ForkedBackend):
 
     def privileges(self, setup: ChildSetup) -> Privileges:
         """A scrubbed environment, an unprivileged user, and the filter."""
-        compiled, _fail = setup.prepared
-        return sandboxed(setup.spec, steps.unprivileged_ids(), compiled)
+        return sandboxed(setup.spec, steps.unprivileged_ids(), setup.prepared)
 
     def watch(
-        self, spec: IsolateSpec, prepared: Any, pid: int, take_fds: Callable[[], list[int]]
+        self,
+        spec: IsolateSpec,
+        prepared: PreparedFilter,
+        pid: int,
+        take_fds: Callable[[], list[int]],
     ) -> TargetWatch:
-        compiled, fail = prepared
-        return SeccompWatch(compiled.spec, pid, fail, take_fds)
+        return prepared.watch(pid, take_fds)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from pytest_isolate.target.sequence import Privileges
 
 __all__ = [
     "SANDBOXED_FRAME",
+    "PreparedFilter",
     "SeccompWatch",
     "build_policy",
     "install_in_child",
@@ -62,7 +64,7 @@ def sandbox_availability(base: Availability) -> Availability:
     return Availability(True, f"{reason}; {ns_reason}")
 
 
-def _as_dict(value: Hashable) -> dict[str, Any]:
+def seccomp_options(value: Hashable) -> dict[str, Any]:
     """The frozen form of a ``seccomp=`` option: a preset name or a dict of policy keywords."""
     if value is None:
         return {}
@@ -75,7 +77,7 @@ def _as_dict(value: Hashable) -> dict[str, Any]:
 
 def policy_options(spec: IsolateSpec, from_backend_keywords: bool) -> dict[str, Any] | None:
     """The policy keywords of a spec, or None when no policy applies."""
-    options = _as_dict(spec.seccomp)
+    options = seccomp_options(spec.seccomp)
     if from_backend_keywords:
         for key in POLICY_KEYWORDS:
             value = spec.option(key)
@@ -111,7 +113,26 @@ def build_policy(options: Mapping[str, Any], where: str) -> Any:
         raise SpecError(f"{where}: {exc}") from None
 
 
-def sandboxed(spec: IsolateSpec, user: tuple[int, int], compiled: Any) -> Privileges:
+@dataclass(frozen=True)
+class PreparedFilter:
+    """A seccomp policy compiled once per spec in the broker, and what a violation does."""
+
+    compiled: Any  # policy.compiler.CompiledPolicy: loadable in the child, its spec for the monitor
+    fail_on_violation: bool = True
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], where: str) -> PreparedFilter:
+        from pytest_isolate.policy import compile_policy
+
+        policy = build_policy(options, where)
+        return cls(compile_policy(policy), bool(options.get("fail_on_violation", True)))
+
+    def watch(self, pid: int, take_fds: Callable[[], list[int]]) -> SeccompWatch:
+        """The broker's side of this filter in one target: its listener, then its verdict."""
+        return SeccompWatch(self.compiled.spec, pid, self.fail_on_violation, take_fds)
+
+
+def sandboxed(spec: IsolateSpec, user: tuple[int, int], prepared: PreparedFilter) -> Privileges:
     """What a sandboxed forked target keeps: limits, a scrubbed environment, ``user``, the filter.
 
     ``target.sequence`` applies them in its order: the drop before
@@ -125,7 +146,7 @@ def sandboxed(spec: IsolateSpec, user: tuple[int, int], compiled: Any) -> Privil
         drop_to=user,
         non_dumpable=True,
         no_new_privs=True,
-        seccomp=compiled,
+        seccomp=prepared.compiled,
     )
 
 

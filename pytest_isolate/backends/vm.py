@@ -33,27 +33,28 @@ from typing import TYPE_CHECKING, Any
 from pytest_isolate._package import PACKAGE_DIR
 from pytest_isolate.backends.agent_args import (
     coverage_for_target,
-    execution_count,
     forwarded_options,
     parse_time_args,
 )
 from pytest_isolate.backends.base import Availability, TargetResult
+from pytest_isolate.backends.spawned import SpawnedTargets
 from pytest_isolate.backends.spawned_policy import (
-    SpawnedPolicy,
     check_spawned_policy,
     spawned_policy,
 )
 from pytest_isolate.backends.target_plugins import target_plugins
-from pytest_isolate.backends.target_pool import TargetPool
 from pytest_isolate.spec import IsolateSpec, SpecError, parse_size
+from pytest_isolate.supervision.agent_target import AgentTarget
 from pytest_isolate.vm.guest_config import ACCELS, MACHINES, VMConfig
 
 if TYPE_CHECKING:
     import pytest
 
-    from pytest_isolate.supervision.agent_client import AgentClient
+    from pytest_isolate.supervision.agent_client import AgentClient, RunPolicy
     from pytest_isolate.supervision.context import BrokerContext
     from pytest_isolate.vm.guest import Guest
+    from pytest_isolate.wire.agent_protocol import Collected
+    from pytest_isolate.wire.frames import FrameLimits
 
 logger = logging.getLogger("pytest_isolate.vm")
 
@@ -219,19 +220,40 @@ class VMBootError(Exception):
         self.console_tail = console_tail
 
 
-class _RunningGuest:
-    """A booted guest and the agent client talking to it over ``guest.channel``."""
+class _RunningGuest(AgentTarget):
+    """A booted guest whose agent collected, talking over ``guest.channel``."""
 
-    def __init__(self, guest: Guest, client: AgentClient, nodeids: frozenset[str]) -> None:
+    def __init__(self, guest: Guest, client: AgentClient, collected: Collected) -> None:
         self.guest = guest
         self.client = client
-        self.nodeids = nodeids
+        self.collected = collected
+
+    def run(
+        self,
+        nodeid: str,
+        spec: IsolateSpec,
+        limits: FrameLimits,
+        policy: RunPolicy | None = None,
+        execution_count: int | None = None,
+    ) -> TargetResult:
+        """One test in a fresh fork in the guest; a guest that died with it is destroyed."""
+        result = super().run(nodeid, spec, limits, policy, execution_count)
+        if self.client.dead is not None:
+            words = self.end_words()
+            self.guest.kill()
+            failure = result.failure or words
+            if words not in failure:
+                failure = f"{failure}; {words}"
+            result.failure = f"{failure}; the VM was destroyed"
+            result.failure_kind = result.failure_kind or "crash"
+            result.sections.append(("guest console (tail)", self.guest.console_tail(CONSOLE_TAIL)))
+        return result
 
     def end_words(self) -> str:
         status = self.guest.wait(1.0)
         return guest_end_words(self.guest.console_tail(65536), status)
 
-    def destroy(self) -> None:
+    def close(self) -> None:
         self.client.shutdown()
         self.guest.kill()
 
@@ -246,11 +268,7 @@ class VMBackend:
     keywords: Mapping[str, str] = VM_KEYWORDS
 
     def __init__(self) -> None:
-        self._guests: TargetPool[GuestShape, _RunningGuest] = TargetPool(
-            lambda running: running.destroy(), lambda running: running.client.dead is None
-        )
-        self._accel_said = False
-        self._snapshot_said = False
+        self._guests = Guests()
 
     def availability(self) -> Availability:
         from pytest_isolate.vm import vm_available, vm_doctor
@@ -279,59 +297,45 @@ class VMBackend:
             policy = spawned_policy(spec, item.nodeid)
         except SpecError as exc:
             return TargetResult(failure=f"usage error: {exc}", failure_kind="usage")
-        failure = self._guests.failure(shape, spec.fresh)
-        if failure is not None:
-            return _engine_failure(f"{failure} (earlier in this run)")
-        try:
-            running, _new = self._guests.acquire(
-                shape, spec.fresh, lambda: self._boot(item, shape, context, fresh=spec.fresh)
-            )
-        except VMBootError as exc:
-            self._guests.remember_failure(shape, spec.fresh, str(exc))
-            result = _engine_failure(str(exc))
-            if exc.console_tail:
-                result.sections.append(("guest console (tail)", exc.console_tail))
-            return result
-        try:
-            return self._run_in(running, item, spec, context, policy)
-        finally:
-            self._guests.release(shape, running, spec.fresh)
+        return self._guests.run(item, spec, context, shape, policy)
 
     def close(self) -> None:
         self._guests.close()
 
-    # -- steps ---------------------------------------------------------------
-    def _run_in(
-        self,
-        running: _RunningGuest,
-        item: pytest.Item,
-        spec: IsolateSpec,
-        context: BrokerContext,
-        policy: SpawnedPolicy | None,
-    ) -> TargetResult:
-        if item.nodeid not in running.nodeids:
-            return _engine_failure(
-                f"the guest's pytest did not collect {item.nodeid!r}; "
-                "it may need a module the guest cannot import (see the guest console)",
-                running.guest.console_tail(CONSOLE_TAIL),
-            )
-        result = running.client.run(
-            item.nodeid, spec, context.limits, policy, execution_count(item)
-        )
-        if running.client.dead is not None:
-            words = running.end_words()
-            running.guest.kill()
-            failure = result.failure or words
-            if words not in failure:
-                failure = f"{failure}; {words}"
-            result.failure = f"{failure}; the VM was destroyed"
-            result.failure_kind = result.failure_kind or "crash"
-            tail = running.guest.console_tail(CONSOLE_TAIL)
-            result.sections.append(("guest console (tail)", tail))
-        return result
 
-    def _boot(
-        self, item: pytest.Item, shape: GuestShape, context: BrokerContext, fresh: bool
+class Guests(SpawnedTargets[GuestShape, _RunningGuest]):
+    """One guest per shape, booted on first use and reused; a fresh one for ``fresh``."""
+
+    start_errors = (VMBootError,)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._accel_said = False
+        self._snapshot_said = False
+
+    def describe(self, key: GuestShape) -> str:
+        return "guest"
+
+    def earlier_failure(self, message: str) -> TargetResult:
+        return _engine_failure(f"{message} (earlier in this run)")
+
+    def start_failure(self, key: GuestShape, error: BaseException) -> TargetResult:
+        return _engine_failure(str(error), getattr(error, "console_tail", ""))
+
+    def not_collected(self, target: _RunningGuest, key: GuestShape, nodeid: str) -> TargetResult:
+        return _engine_failure(
+            f"the guest's pytest did not collect {nodeid!r}; "
+            "it may need a module the guest cannot import (see the guest console)",
+            target.guest.console_tail(CONSOLE_TAIL),
+        )
+
+    def announce_new(
+        self, config: pytest.Config, key: GuestShape, target: _RunningGuest, fresh: bool
+    ) -> None:
+        """Nothing more: the boot announced itself, step by step."""
+
+    def launch(
+        self, item: pytest.Item, key: GuestShape, spec: IsolateSpec, context: BrokerContext
     ) -> _RunningGuest:
         """Start QEMU, wait for the agent, collect; every failure becomes ``VMBootError``."""
         from pytest_isolate.supervision.agent_client import AgentClient, AgentDead
@@ -341,10 +345,10 @@ class VMBackend:
         config = item.config
         say = _Announcer(config)
         rootdir = str(config.rootpath)
-        nodeids = [item.nodeid] if fresh else _same_shape_nodeids(item, shape, context)
+        nodeids = [item.nodeid] if spec.fresh else _same_shape_nodeids(item, key, context)
         inifile = str(config.inipath) if config.inipath else None
         try:
-            vm_config = agent_config(shape, sys.executable, PACKAGE_DIR, [rootdir], rootdir)
+            vm_config = agent_config(key, sys.executable, PACKAGE_DIR, [rootdir], rootdir)
             guest = Guest.start(vm_config, progress=say.progress, snapshots=True)
         except (VMError, ValueError, OSError) as exc:
             raise VMBootError(f"the VM could not be started: {exc}") from None
@@ -394,7 +398,9 @@ class VMBackend:
             f"ready: {len(collected.nodeids)} test(s) collected in the guest "
             f"({say.elapsed():.1f} s since launch)"
         )
-        return _RunningGuest(guest, client, frozenset(collected.nodeids))
+        running = _RunningGuest(guest, client, collected)
+        running.started_in = say.elapsed()
+        return running
 
     def _say_snapshot(self, say: _Announcer, guest: Guest) -> None:
         """Say once per run when saved guests do not work, like the accelerator line."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 
 import pytest
 
+from pytest_isolate.backends.base import backend_channels, backend_variant_keyword
 from pytest_isolate.backends.registry import BackendRegistry
 from pytest_isolate.spec import (
     DEFAULT_BACKEND,
@@ -78,7 +79,7 @@ def resolve_one(
     backend = registry.get(name)
     kwargs = dict(request.kwargs)
     spec = build_spec(name, kwargs, defaults, backend.keywords, where)
-    channels = getattr(backend, "channels", ("pipe", "shm"))
+    channels = backend_channels(backend)
     if spec.channel not in channels:
         if "channel" in kwargs:
             raise SpecError(
@@ -97,11 +98,7 @@ def parse_matrix(text: str, defaults: Defaults, registry: BackendRegistry) -> li
         backend, _, variant = entry.partition(":")
         kwargs: dict[str, object] = {}
         if variant:
-            key = (
-                getattr(registry.get(backend), "variant_keyword", None)
-                if backend in registry
-                else None
-            )
+            key = backend_variant_keyword(registry.get(backend)) if backend in registry else None
             if key is None:
                 raise SpecError(f"--isolate-matrix: backend {backend!r} takes no ':' variant")
             kwargs[key] = variant

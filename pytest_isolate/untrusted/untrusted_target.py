@@ -24,9 +24,11 @@ import pytest
 from pytest_isolate.backends.agent_args import agent_base_args, coverage_for_target
 from pytest_isolate.backends.container_config import ContainerConfig, config_from_spec
 from pytest_isolate.backends.registry import BackendRegistry
+from pytest_isolate.backends.spawned import invocation_dir
 from pytest_isolate.backends.target_plugins import target_plugins
 from pytest_isolate.broker.resolve import parse_matrix
 from pytest_isolate.spec import Defaults, IsolateSpec, SpecError
+from pytest_isolate.wire.agent_protocol import StartRequest
 from pytest_isolate.wire.frames import FrameLimits
 
 SUPPORTED = ("container", "vm", "chroot")
@@ -127,10 +129,7 @@ class UntrustedTarget:
     def _project(self) -> tuple[str, str, list[str]]:
         config = self.config
         rootdir = str(config.rootpath)
-        invocation = str(config.invocation_params.dir)
-        if not (invocation + os.sep).startswith(rootdir + os.sep) and invocation != rootdir:
-            invocation = rootdir
-        return rootdir, invocation, agent_args(config, config.args)
+        return rootdir, invocation_dir(config, rootdir), agent_args(config, config.args)
 
     def launch(self) -> Any:
         """Start the target and its agent; returns it once collected."""
@@ -149,7 +148,7 @@ class UntrustedTarget:
 
             self._target = launch_vm(self.spec, rootdir, invocation, args, self.limits)
             return self._target
-        from pytest_isolate.backends.container_target import ContainerTarget, ProjectView
+        from pytest_isolate.backends.container_target import ContainerTarget
         from pytest_isolate.backends.inject import injected_site
         from pytest_isolate.container.engine import connect_engine
         from pytest_isolate.container.reaping import reap_leftovers, run_labels
@@ -161,10 +160,11 @@ class UntrustedTarget:
         self._target = ContainerTarget.launch(
             self._engine,
             self.container,
-            ProjectView(rootdir, invocation, tuple(args), coverage=coverage_for_target()),
+            StartRequest(
+                rootdir, invocation, tuple(args), self.limits, coverage=coverage_for_target()
+            ),
             Path(injected_site(None, plugins.modules, plugins.distributions)),
             run_labels(self.run_id),
-            self.limits,
         )
         return self._target
 

@@ -1,0 +1,227 @@
+"""The spawned-backend template: what every backend whose targets run the agent shares.
+
+A container, a guest, a jail on a foreign root: each starts an interpreter
+that runs the agent, which collects the project once and then runs one test
+per ``run`` request. Those backends differ only in how a target is launched;
+this module holds the rest once:
+
+- the agent's start request (``start_request``): the broker's rootdir and
+  invocation directory, its pytest arguments, option values and coverage
+  settings, and the test files of every test that can share the target
+  (``sibling_files``, through ``BrokerContext.siblings``);
+- the pooled run (:class:`SpawnedTargets`): one target per configuration,
+  reused, a fresh one for ``fresh=True``; a configuration that failed to
+  start fails its later tests at once with the same words; a test the agent
+  did not collect fails with the agent's collection errors;
+- the plugins injected into the target (``plugin_site``), and the one line a
+  new target announces on the terminal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Hashable, Iterable
+from pathlib import Path
+from typing import Generic, Protocol, TypeVar
+
+import pytest
+
+from pytest_isolate.backends.agent_args import (
+    agent_base_args,
+    coverage_for_target,
+    execution_count,
+    forwarded_options,
+)
+from pytest_isolate.backends.base import TargetResult
+from pytest_isolate.backends.target_plugins import left_out_note, target_plugins
+from pytest_isolate.backends.target_pool import TargetPool
+from pytest_isolate.spec import IsolateSpec
+from pytest_isolate.supervision.agent_client import RunPolicy
+from pytest_isolate.supervision.context import BrokerContext
+from pytest_isolate.wire.agent_protocol import Collected, StartRequest
+from pytest_isolate.wire.frames import FrameLimits
+
+
+# -- the agent's start request ------------------------------------------------------
+def invocation_dir(config: pytest.Config, rootdir: str) -> str:
+    """Where the agent runs pytest from: the broker's directory if inside the project."""
+    invocation = str(config.invocation_params.dir)
+    if invocation != rootdir and not (invocation + os.sep).startswith(rootdir + os.sep):
+        return rootdir
+    return invocation
+
+
+def sibling_files(
+    item: pytest.Item,
+    spec: IsolateSpec,
+    context: BrokerContext,
+    shares_target: Callable[[IsolateSpec], bool],
+) -> list[str]:
+    """The test files of every test that runs in the same target as ``item``: collected once.
+
+    A ``fresh=True`` test has a target of its own, which collects its file only.
+    """
+    files = {str(item.path)}
+    if not spec.fresh:
+        for other, other_spec in context.siblings(item, spec.backend):
+            if shares_target(other_spec):
+                files.add(str(other.path))
+    return sorted(files)
+
+
+def start_request(
+    config: pytest.Config,
+    rootdir: str,
+    tail: Iterable[str],
+    limits: FrameLimits,
+) -> StartRequest:
+    """The agent's ``start``: collect like the broker (its arguments, then ``tail``), with its
+    option values and coverage settings."""
+    return StartRequest(
+        rootdir,
+        invocation_dir(config, rootdir),
+        (*agent_base_args(config, rootdir), *tail),
+        limits,
+        tuple(forwarded_options(config).items()),
+        coverage_for_target(),
+    )
+
+
+def announce(config: pytest.Config, line: str) -> None:
+    """One line on the terminal: a target takes long enough to start to be noticed."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and hasattr(reporter, "write_line"):
+        reporter.write_line(line)
+        return
+    with contextlib.suppress(OSError):
+        sys.stderr.write(line + "\n")
+
+
+# -- the pooled run ------------------------------------------------------------------
+class StartedTarget(Protocol):
+    """A spawned target whose agent collected: what the template needs of it."""
+
+    collected: Collected
+    started_in: float
+
+    def run(
+        self,
+        nodeid: str,
+        spec: IsolateSpec,
+        limits: FrameLimits,
+        policy: RunPolicy | None = None,
+        execution_count: int | None = None,
+    ) -> TargetResult: ...
+
+    @property
+    def alive(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+K = TypeVar("K", bound=Hashable)
+T = TypeVar("T", bound=StartedTarget)
+
+
+class SpawnedTargets(Generic[K, T]):
+    """The targets of one spawned backend, one per configuration ``K``, each collected once.
+
+    A backend says how to launch a target (``launch``), what it is called on
+    the terminal (``describe``), which exceptions mean it could not start
+    (``start_errors``) and, optionally, how such a failure and a test its agent
+    did not collect are reported.
+    """
+
+    #: Exceptions from ``launch`` that mean "this configuration cannot start".
+    start_errors: tuple[type[BaseException], ...] = ()
+
+    def __init__(self) -> None:
+        self.pool: TargetPool[K, T] = TargetPool(lambda target: target.close(), _is_alive)
+        self._site: Path | None = None
+
+    # -- what a backend says -----------------------------------------------
+    def launch(self, item: pytest.Item, key: K, spec: IsolateSpec, context: BrokerContext) -> T:
+        raise NotImplementedError
+
+    def describe(self, key: K) -> str:
+        """How the terminal names a target of ``key`` ("container debian:bookworm")."""
+        raise NotImplementedError
+
+    def start_failure(self, key: K, error: BaseException) -> TargetResult:
+        """The result of a test whose target could not start."""
+        return TargetResult(failure=str(error), failure_kind="engine")
+
+    def remember_start_failure(self, error: BaseException) -> bool:
+        """Whether later tests of the configuration fail at once with the same words."""
+        return True
+
+    def earlier_failure(self, message: str) -> TargetResult:
+        return TargetResult(failure=message, failure_kind="engine")
+
+    def not_collected(self, target: T, key: K, nodeid: str) -> TargetResult:
+        errors = "\n".join(target.collected.errors) or "(no collection error reported)"
+        return TargetResult(
+            failure=f"the {self.describe(key)} did not collect this test",
+            failure_kind="engine",
+            sections=[(f"Collection errors in the {self.describe(key)}", errors[-20000:])],
+        )
+
+    # -- the template ------------------------------------------------------
+    def plugin_site(self, config: pytest.Config) -> Path:
+        """The broker's pure-Python plugins and pytest itself, copied once, for every target."""
+        if self._site is None:
+            from pytest_isolate.backends.inject import injected_site
+
+            plugins = target_plugins(config)
+            self._site = Path(injected_site(None, plugins.modules, plugins.distributions))
+        return self._site
+
+    def run(
+        self,
+        item: pytest.Item,
+        spec: IsolateSpec,
+        context: BrokerContext,
+        key: K,
+        policy: RunPolicy | None = None,
+    ) -> TargetResult:
+        earlier = self.pool.failure(key, spec.fresh)
+        if earlier is not None:
+            return self.earlier_failure(earlier)
+        try:
+            target, new = self.pool.acquire(
+                key, spec.fresh, lambda: self.launch(item, key, spec, context)
+            )
+        except self.start_errors as exc:
+            result = self.start_failure(key, exc)
+            if self.remember_start_failure(exc) and result.failure is not None:
+                self.pool.remember_failure(key, spec.fresh, result.failure)
+            return result
+        if new:
+            self.announce_new(item.config, key, target, spec.fresh)
+        try:
+            if item.nodeid not in target.collected.nodeids:
+                return self.not_collected(target, key, item.nodeid)
+            return target.run(item.nodeid, spec, context.limits, policy, execution_count(item))
+        finally:
+            self.pool.release(key, target, spec.fresh)
+
+    def announce_new(self, config: pytest.Config, key: K, target: T, fresh: bool) -> None:
+        """A new target: the plugins it does not load (once per run), and that it is ready."""
+        note = left_out_note(config)
+        if note:
+            announce(config, note)
+        if not fresh:
+            announce(
+                config,
+                f"pytest-isolate: {self.describe(key)} ready in {target.started_in:.2f} s "
+                f"({len(target.collected.nodeids)} tests collected in it)",
+            )
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def _is_alive(target: StartedTarget) -> bool:
+    return target.alive
