@@ -29,8 +29,8 @@ PYTEST_MATRIX=(8.0.0 8.4.2 9.0.0)
 # reporting parity (subtests, warnings, sections, -rA, JUnit) and untrusted mode's
 # entry point.
 MATRIX_TESTS=(
-    tests/core/test_reporting_parity.py
-    tests/core/test_crashes.py
+    tests/broker/test_reporting_parity.py
+    tests/broker/test_crashes.py
     tests/untrusted/test_hostile_project_chroot.py
     tests/untrusted/test_untrusted_options.py
 )

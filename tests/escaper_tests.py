@@ -1,7 +1,7 @@
 """Hostile test bodies that try to outlive their test, shared by the process-tree suites.
 
-``tests/core/test_leftovers.py`` runs them on this host (cgroup v1) and
-``tests/tree/test_cgroup_v2_guest.py`` in a guest with cgroup v2: the same
+``tests/broker/test_leftovers.py`` runs them on this host (cgroup v1) and
+``tests/supervision/test_cgroup_v2_guest.py`` in a guest with cgroup v2: the same
 attack must fail the same way on both hierarchies. Indented by four spaces,
 like the generated projects they are pasted into (dedented as a whole).
 """

@@ -5,7 +5,7 @@ generated projects. Loaded into the outer run, this plugin makes those inner
 runs use ``--isolate-channel=shm``, so the whole suite doubles as the shm
 channel's regression test::
 
-    PYTHONPATH=tests/channel python -m pytest -p shm_everywhere tests/core \\
+    PYTHONPATH=tests/channel python -m pytest -p shm_everywhere tests/broker \\
         tests/backends/test_seccomp_backend.py
 
 The outer run itself is unchanged: the flag reaches only the runs that

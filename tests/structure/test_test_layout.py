@@ -17,5 +17,22 @@ def test_the_fast_loop_keeps_the_units_of_every_layer() -> None:
         for path in TESTS.rglob("test_*.py")
         if not path.relative_to(TESTS).as_posix().startswith(E2E)
     }
-    for area in ("core/", "policy/", "jail/", "agent/", "structure/", "tree/", "channel/"):
+    for area in (
+        "broker/",
+        "policy/",
+        "jail/",
+        "agent/",
+        "structure/",
+        "supervision/",
+        "channel/",
+        "wire/",
+    ):
         assert any(name.startswith(area) for name in fast), area
+
+
+def test_every_package_of_the_plugin_has_its_test_directory() -> None:
+    """tests/ mirrors pytest_isolate/: a module's tests are where its package's name says."""
+    package = TESTS.parent / "pytest_isolate"
+    subpackages = {p.name for p in package.iterdir() if (p / "__init__.py").is_file()}
+    missing = sorted(name for name in subpackages if not any((TESTS / name).glob("test_*.py")))
+    assert missing == []
