@@ -56,12 +56,12 @@ class ContainerBackend:
 
     # -- pure -------------------------------------------------------------
     def availability(self) -> Availability:
-        from pytest_isolate.container.engine import engine_available
+        from pytest_isolate.container.engine import FIX_LOCAL_ENGINE, engine_available
 
         ok, text = engine_available()
         if ok:
             return Availability(True, text)
-        return Availability(False, text, "scripts/setup-machine (starts dockerd)")
+        return Availability(False, text, FIX_LOCAL_ENGINE)
 
     def validate(self, spec: IsolateSpec, where: str) -> None:
         images = spec.option("image")

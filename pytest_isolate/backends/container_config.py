@@ -197,9 +197,17 @@ def create_kwargs(
 
 # -- error wording -----------------------------------------------------------
 def missing_image_message(image: str) -> str:
+    """The image is not in the engine: how to get it, only with a command that can work."""
+    from pytest_isolate.images.recipe import KNOWN_SUITES
+
     if image.startswith("pytest-isolate/"):
         name = image.split("/", 1)[1]
-        fix = f"build it: python -m pytest_isolate image build {name}"
+        distro, _, suite = name.partition(":")
+        if distro == "debian" and suite in KNOWN_SUITES:
+            fix = f"build it: python -m pytest_isolate image build {name}"
+        else:
+            known = ", ".join(f"pytest-isolate/debian:{s}" for s in KNOWN_SUITES)
+            fix = f"the image builder makes {known} only; name one of those, or an image you built"
     else:
         fix = f"pull or build it first (docker pull {image})"
     return f"image {image!r} is not in the container engine; {fix}"

@@ -59,7 +59,8 @@ def sandbox_availability(base: Availability) -> Availability:
         return Availability(
             False,
             f"no namespaces: {ns_reason}",
-            "run as root, or enable unprivileged user namespaces",
+            "run as root, or enable unprivileged user namespaces "
+            "(sudo sysctl -w kernel.unprivileged_userns_clone=1 user.max_user_namespaces=15000)",
         )
     return Availability(True, f"{reason}; {ns_reason}")
 

@@ -24,7 +24,7 @@ import os
 import sys
 from collections.abc import Callable, Hashable, Iterable
 from pathlib import Path
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, TypeVar
 
 import pytest
 
@@ -39,8 +39,9 @@ from pytest_isolate.backends.target_plugins import left_out_note, target_plugins
 from pytest_isolate.backends.target_pool import TargetPool
 from pytest_isolate.spec import IsolateSpec
 from pytest_isolate.supervision.agent_client import RunPolicy
+from pytest_isolate.supervision.agent_target import AgentTarget
 from pytest_isolate.supervision.context import BrokerContext
-from pytest_isolate.wire.agent_protocol import Collected, StartRequest
+from pytest_isolate.wire.agent_protocol import StartRequest
 from pytest_isolate.wire.frames import FrameLimits
 
 
@@ -100,29 +101,8 @@ def announce(config: pytest.Config, line: str) -> None:
 
 
 # -- the pooled run ------------------------------------------------------------------
-class StartedTarget(Protocol):
-    """A spawned target whose agent collected: what the template needs of it."""
-
-    collected: Collected
-    started_in: float
-
-    def run(
-        self,
-        nodeid: str,
-        spec: IsolateSpec,
-        limits: FrameLimits,
-        policy: RunPolicy | None = None,
-        execution_count: int | None = None,
-    ) -> TargetResult: ...
-
-    @property
-    def alive(self) -> bool: ...
-
-    def close(self) -> None: ...
-
-
 K = TypeVar("K", bound=Hashable)
-T = TypeVar("T", bound=StartedTarget)
+T = TypeVar("T", bound=AgentTarget)
 
 
 class SpawnedTargets(Generic[K, T]):
@@ -223,5 +203,5 @@ class SpawnedTargets(Generic[K, T]):
         self.pool.close()
 
 
-def _is_alive(target: StartedTarget) -> bool:
+def _is_alive(target: AgentTarget) -> bool:
     return target.alive

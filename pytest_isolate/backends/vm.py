@@ -279,7 +279,7 @@ class VMBackend:
             return Availability(
                 False,
                 reason,
-                "install qemu-system-x86, busybox-static and a kernel (linux-image-amd64)",
+                "sudo apt-get install qemu-system-x86 busybox-static linux-image-amd64",
                 details,
             )
         return Availability(True, reason, details=details)

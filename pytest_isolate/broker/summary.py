@@ -13,8 +13,9 @@ class BackendStats:
     seconds: float = 0.0
     crashes: int = 0
     timeouts: int = 0
-    broken: int = 0  # protocol violations and engine failures
     violations: int = 0  # forbidden syscalls
+    protocol: int = 0  # a target that broke the frame protocol (hostile or corrupt output)
+    not_run: int = 0  # no target: its engine, image or kernel failed, or the options were bad
 
 
 class RunStats:
@@ -31,8 +32,10 @@ class RunStats:
             stats.timeouts += 1
         elif result.failure_kind == "violation":
             stats.violations += 1
-        elif result.failure_kind in ("protocol", "engine"):
-            stats.broken += 1
+        elif result.failure_kind == "protocol":
+            stats.protocol += 1
+        elif result.failure_kind in ("engine", "usage", "unavailable"):
+            stats.not_run += 1
 
     def lines(self) -> list[str]:
         out = []
@@ -44,7 +47,12 @@ class RunStats:
             parts.append(f"{s.timeouts} timed out")
             if s.violations:
                 parts.append(f"{s.violations} attempted forbidden syscalls")
-            if s.broken:
-                parts.append(f"{s.broken} broke the protocol or lost their engine")
+            if s.protocol:
+                parts.append(f"{s.protocol} broke the protocol")
+            if s.not_run:
+                parts.append(
+                    f"{s.not_run} could not run "
+                    "(engine, image, kernel or options: see their reports)"
+                )
             out.append(f"isolate {label}: " + ", ".join(parts))
         return out

@@ -20,7 +20,10 @@ from typing import Any
 DEFAULT_ENGINE_URL = "unix:///var/run/docker.sock"
 
 #: What to tell a user whose engine does not answer.
-FIX_LOCAL_ENGINE = "start dockerd: scripts/setup-machine (or scripts/start-dockerd)"
+FIX_LOCAL_ENGINE = (
+    "start the Docker engine (sudo systemctl start docker, or sudo dockerd), "
+    "or set DOCKER_HOST to one that runs"
+)
 FIX_SDK_MISSING = "install the docker SDK: pip install 'pytest-isolate-sandbox[container]'"
 
 
@@ -140,17 +143,25 @@ def connect_engine(base_url: str | None = None, *, timeout: float = 60.0) -> Eng
         client = docker.DockerClient(version="auto", timeout=int(timeout), **kwargs)
         client.ping()
     except Exception as exc:
-        raise EngineUnavailableError(_unavailable_message(endpoint, exc)) from exc
+        from_docker_host = base_url is None and bool(os.environ.get("DOCKER_HOST"))
+        raise EngineUnavailableError(_unavailable_message(endpoint, exc, from_docker_host)) from exc
     return Engine(client, endpoint)
 
 
-def _unavailable_message(endpoint: EngineEndpoint, exc: BaseException) -> str:
-    fix = (
-        FIX_LOCAL_ENGINE
-        if endpoint.is_local
-        else "check DOCKER_HOST and that the remote engine runs"
-    )
+def _unavailable_message(
+    endpoint: EngineEndpoint, exc: BaseException, from_docker_host: bool = False
+) -> str:
+    """Why the engine did not answer, and the likeliest fix: a set ``DOCKER_HOST`` comes first."""
     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if from_docker_host:
+        fix = (
+            f"the address comes from DOCKER_HOST: correct it, start the engine it names, "
+            f"or unset DOCKER_HOST to use the local engine ({DEFAULT_ENGINE_URL})"
+        )
+    elif endpoint.is_local:
+        fix = FIX_LOCAL_ENGINE
+    else:
+        fix = "check that the engine at that address runs and is reachable"
     return f"pytest-isolate: Docker engine at {endpoint.url} does not answer ({reason}); {fix}"
 
 

@@ -157,7 +157,8 @@ def _try_install_handler(signum: int, handler: Callable[[int, Any], None]) -> bo
 def _debootstrap(recipe: ImageRecipe, root: str, mirror: str) -> None:
     if shutil.which("debootstrap") is None:
         raise ImageBuildError(
-            "pytest-isolate: debootstrap is not installed; run scripts/setup-machine"
+            "pytest-isolate: debootstrap is not installed; "
+            "install it: sudo apt-get install debootstrap"
         )
     command = [
         "unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child",

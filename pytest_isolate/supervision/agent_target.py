@@ -38,3 +38,7 @@ class AgentTarget:
         execution_count: int | None = None,
     ) -> TargetResult:
         return self.client.run(nodeid, spec, limits, policy, execution_count)
+
+    def close(self) -> None:
+        """Stop the target and everything in it (its engine says how)."""
+        raise NotImplementedError

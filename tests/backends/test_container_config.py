@@ -144,6 +144,9 @@ def test_mem_limit_leaves_headroom_for_the_agent() -> None:
     ("image", "fix"),
     [
         (BOOKWORM, "python -m pytest_isolate image build debian:bookworm"),
+        ("pytest-isolate/debian:trixie", "python -m pytest_isolate image build debian:trixie"),
+        ("pytest-isolate/debian:nope", "the image builder makes pytest-isolate/debian:bookworm"),
+        ("pytest-isolate/alpine:3", "the image builder makes pytest-isolate/debian:bookworm"),
         ("python:3.12-slim", "docker pull python:3.12-slim"),
     ],
 )

@@ -60,10 +60,22 @@ def error_run(tmp_path_factory: pytest.TempPathFactory, no_python_image: str) ->
     return run_project(tmp_path_factory.mktemp("errors"), files)
 
 
-def test_a_missing_image_names_the_build_command(error_run: ContainerRun) -> None:
+def test_a_missing_image_the_builder_cannot_make_names_the_ones_it_can(
+    error_run: ContainerRun,
+) -> None:
+    """No ``image build debian:no-such-release``: that command would fail in turn."""
     line = error_run.summary_line("test_missing_image")
     assert line.startswith(("FAILED", "ERROR"))
-    assert "python -m pytest_isolate image build debian:no-such-release" in line
+    assert "image build debian:no-such-release" not in line
+    assert "makes pytest-isolate/debian:bookworm, pytest-isolate/debian:trixie only" in line
+
+
+def test_the_summary_says_the_tests_could_not_run_not_that_they_broke_the_protocol(
+    error_run: ContainerRun,
+) -> None:
+    summary = error_run.backend_summary("container:pytest-isolate/debian:no-such-release")
+    assert "could not run (engine, image, kernel or options" in summary
+    assert "broke the protocol" not in summary
 
 
 def test_an_image_without_python_says_so(error_run: ContainerRun) -> None:
@@ -97,4 +109,6 @@ def test_anything():
         env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"},
     )
     line = run.summary_line("test_anything")
-    assert line.startswith(("FAILED", "ERROR")) and "scripts/setup-machine" in line
+    assert line.startswith(("FAILED", "ERROR"))
+    assert "the address comes from DOCKER_HOST" in line and "unset DOCKER_HOST" in line
+    assert "scripts/" not in line  # an installed package has no scripts directory

@@ -63,7 +63,17 @@ def test_the_local_engine_is_available_and_named_with_its_version() -> None:
 def test_an_unreachable_engine_says_so_and_how_to_fix_it() -> None:
     available, text = engine_available("unix:///nonexistent/docker.sock")
     assert not available
-    assert "does not answer" in text and "scripts/setup-machine" in text
+    assert "does not answer" in text and "sudo systemctl start docker" in text
+    assert "scripts/" not in text  # an installed package has no scripts directory
+
+
+def test_an_unreachable_docker_host_is_named_as_the_likely_cause(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    available, text = engine_available()
+    assert not available
+    assert "the address comes from DOCKER_HOST" in text and "unset DOCKER_HOST" in text
 
 
 def test_docker_host_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
