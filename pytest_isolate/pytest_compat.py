@@ -77,6 +77,19 @@ def global_captures(config: pytest.Config) -> list[Any]:
     return [getattr(multi, name, None) for name in ("in_", "out", "err")]
 
 
+def ensure_basetemp(config: pytest.Config) -> None:
+    """Make the run's ``basetemp`` now, in this process, as the first ``tmp_path`` would.
+
+    A forked target then inherits it and makes its ``tmp_path`` there, where
+    pytest keeps it after the run (``tmp_path_retention_policy``); left to the
+    target, it would be made under the target's private scratch space and
+    removed with it, and a given ``--basetemp`` would be emptied by each target.
+    """
+    factory = getattr(config, "_tmp_path_factory", None)
+    if factory is not None:
+        factory.getbasetemp()
+
+
 def use_basetemp(config: pytest.Config, base: Any) -> bool:
     """Make ``tmp_path`` and ``tmp_path_factory`` create under ``base`` in this process.
 

@@ -8,7 +8,7 @@ backend never touches the terminal or other tests.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -21,6 +21,7 @@ __all__ = [
     "FailureKind",
     "TargetResult",
     "backend_channels",
+    "backend_prepare_target",
     "backend_variant_keyword",
 ]
 
@@ -53,7 +54,10 @@ class Backend(Protocol):
     targets can talk over (default ``("pipe", "shm")``; a spawned target talks
     over its own stream: ``("pipe",)``), and ``variant_keyword``, the keyword
     that ``--isolate-matrix=NAME:VALUE`` sets (the container backend's
-    ``image``; default none).
+    ``image``; default none). An optional method, ``prepare_target(item, spec,
+    context)`` (read through :func:`backend_prepare_target`), starts a slow
+    target before the test's line is printed, so its progress lines stand on
+    their own; ``run`` reports anything that went wrong there.
     """
 
     #: the name users write in ``isolate("...")``
@@ -92,3 +96,11 @@ def backend_variant_keyword(backend: Backend) -> str | None:
     """The keyword ``--isolate-matrix=NAME:VALUE`` sets for ``backend``, if any."""
     keyword = getattr(backend, "variant_keyword", None)
     return keyword if isinstance(keyword, str) else None
+
+
+def backend_prepare_target(
+    backend: Backend,
+) -> Callable[[pytest.Item, IsolateSpec, BrokerContext], None] | None:
+    """``backend``'s optional ``prepare_target``, or None."""
+    prepare = getattr(backend, "prepare_target", None)
+    return prepare if callable(prepare) else None

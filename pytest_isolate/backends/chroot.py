@@ -123,11 +123,19 @@ class ChrootBackend(ForkedBackend):
                 if self._joining is not None:
                     self._joining.empty_scratch_areas()
                     self._joining = None
+        return self._roots().run_spec(item, spec, context)
+
+    def prepare_target(self, item: pytest.Item, spec: IsolateSpec, context: BrokerContext) -> None:
+        """Before the test's line: start the jailed agent of a foreign root."""
+        if spec.option("rootfs") is not None:
+            self._roots().prepare_spec(item, spec, context)
+
+    def _roots(self) -> ForeignRootTargets:
         if self._foreign_roots is None:
             from pytest_isolate.backends.chroot_rootfs import ForeignRootTargets
 
             self._foreign_roots = ForeignRootTargets()
-        return self._foreign_roots.run_spec(item, spec, context)
+        return self._foreign_roots
 
     def close(self) -> None:
         if self._foreign_roots is not None:

@@ -302,6 +302,10 @@ class ForeignRootTargets(SpawnedTargets[ForeignRootConfig, ForeignRootTarget]):
             sections=[("Collection errors in the jail", errors[-20000:])],
         )
 
+    def prepare_spec(self, item: pytest.Item, spec: IsolateSpec, context: BrokerContext) -> None:
+        with contextlib.suppress(SpecError, TypeError, ValueError):
+            self.prepare(item, spec, context, config_from_spec(spec, str(item.config.rootpath)))
+
     def run_spec(
         self, item: pytest.Item, spec: IsolateSpec, context: BrokerContext
     ) -> TargetResult:

@@ -83,6 +83,11 @@ class ContainerBackend:
             return TargetResult(failure=f"usage error: {exc}", failure_kind="usage")
         return self._targets.run(item, spec, context, config, policy)
 
+    def prepare_target(self, item: pytest.Item, spec: IsolateSpec, context: BrokerContext) -> None:
+        """Before the test's line: start its container (a bad spec is reported by ``run``)."""
+        with contextlib.suppress(SpecError):
+            self._targets.prepare(item, spec, context, config_from_spec(spec, item.nodeid))
+
     def close(self) -> None:
         self._targets.close()
 

@@ -22,9 +22,11 @@ from typing import Any
 import pytest
 
 from pytest_isolate.backends.base import Availability, TargetResult
+from pytest_isolate.pytest_compat import ensure_basetemp
 from pytest_isolate.spec import IsolateSpec
 from pytest_isolate.supervision.context import BrokerContext
 from pytest_isolate.supervision.outcome import result_of
+from pytest_isolate.supervision.output_relay import OutputRelay, captures_fds
 from pytest_isolate.supervision.supervisor import Supervision, TargetSupervisor
 from pytest_isolate.target.capture import capture_fds, output_tail, saved_terminal_fds
 from pytest_isolate.target.item_runner import FrameSender, prepare_forwarder, run_in_target
@@ -33,6 +35,10 @@ from pytest_isolate.wire.shm import ShmRing
 from pytest_isolate.wire.test_frames import Handler
 
 CRASH_LOG_TAIL = 16 * 1024
+
+
+#: Fixtures that make files under the run's ``basetemp``.
+TMP_PATH_FIXTURES = frozenset({"tmp_path", "tmpdir", "tmp_path_factory", "tmpdir_factory"})
 
 
 @dataclass
@@ -155,6 +161,10 @@ class ForkedBackend:
         if ring is not None:
             keep += ring.child_fds()
         prepare_forwarder(item.config)
+        # Without fd capture (-s) the target's stdout and stderr come through the broker.
+        output = None if captures_fds(item.config.getoption("capture", "fd")) else OutputRelay()
+        if TMP_PATH_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            ensure_basetemp(item.config)
         # Objects the broker already has are moved out of the collector's reach
         # for the fork: a collection in the child would otherwise touch every
         # page of the broker's heap and copy it (copy-on-write), per test.
@@ -176,8 +186,11 @@ class ForkedBackend:
                 keep,
                 terminal,
                 ring,
+                output,
             )
         target_end.close()
+        if output is not None:
+            output.after_fork()
         try:
             fds_box: list[TargetSupervisor] = []
             watch = self.watch(spec, prepared, pid, lambda: fds_box[0].take_fds())
@@ -192,6 +205,7 @@ class ForkedBackend:
                 extra_handlers=watch.handlers,
                 ring=ring.reader() if ring is not None else None,
                 project_root=str(item.config.rootpath),
+                output=output,
             )
             fds_box.append(supervisor)
             state = supervisor.run()
@@ -202,6 +216,8 @@ class ForkedBackend:
         finally:
             os.close(crash_log)
             broker_end.close()
+            if output is not None:
+                output.close()
             if ring is not None:
                 ring.close()
             _remove_tree(scratch)
@@ -219,6 +235,7 @@ class ForkedBackend:
         keep: list[int],
         terminal: list[int],
         ring: ShmRing | None = None,
+        output: OutputRelay | None = None,
     ) -> None:
         """Common steps in their fixed order, then the backend's, then the test.
 
@@ -234,6 +251,7 @@ class ForkedBackend:
             keep_fds=[*keep, *self.restriction_fds()],
             terminal_fds=terminal,
             join_tree=context.tree.join,
+            output=None if output is None else output.write_fd,
         )
         setup = ChildSetup(item, spec, prepared, channel, scratch, keep)
 

@@ -217,6 +217,18 @@ def killed_by_sigsys(status: int | None) -> bool:
     return status is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) == 31
 
 
+#: The last line of a violation's report: how to allow the call, or only report it.
+LOOSEN_HINT = (
+    "to allow it: policy='permissive' (the baseline only) or allow=[...] naming what the test "
+    "may call; to report it without failing: fail_on_violation=False "
+    "(keywords of the seccomp backend; seccomp={...} on the others)"
+)
+BASELINE_HINT = (
+    "the baseline cannot be loosened: it denies what a sandboxed test never needs (mount, "
+    "kernel modules, bpf, ptrace, new namespaces); run such a test with --no-isolate"
+)
+
+
 def report_violations(
     result: TargetResult,
     policy: Any,
@@ -238,7 +250,11 @@ def report_violations(
     if not lines:
         return
     preset = getattr(policy, "preset", "default")
-    text = "\n".join(lines) + f"\n(policy {preset!r})"
+    text = (
+        "\n".join(lines)
+        + f"\n(policy {preset!r})\n"
+        + (BASELINE_HINT if killed_by_kernel is not None else LOOSEN_HINT)
+    )
     result.sections.append(("seccomp violations", text))
     if killed_by_kernel is not None:
         call = (

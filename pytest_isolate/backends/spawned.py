@@ -90,8 +90,22 @@ def start_request(
     )
 
 
-def announce(config: pytest.Config, line: str) -> None:
-    """One line on the terminal: a target takes long enough to start to be noticed."""
+#: The one prefix of every progress line and note (summary lines say ``isolate LABEL:``).
+PREFIX = "pytest-isolate:"
+
+
+def announce(config: pytest.Config, line: str, *, step: bool = False) -> None:
+    """One line on the terminal: a target takes long enough to start to be noticed.
+
+    ``step`` lines (each step of a VM's boot) are left out under ``-q``; the
+    others (a target is ready, a note said once per run) under ``-qq``. The
+    session starts targets before a test's line is printed, so these lines
+    never land inside a result line.
+    """
+    verbosity = int(getattr(config.option, "verbose", 0) or 0)
+    if verbosity < (0 if step else -1):
+        return
+    line = f"{PREFIX} {line}"
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None and hasattr(reporter, "write_line"):
         reporter.write_line(line)
@@ -120,6 +134,9 @@ class SpawnedTargets(Generic[K, T]):
     def __init__(self) -> None:
         self.pool: TargetPool[K, T] = TargetPool(lambda target: target.close(), _is_alive)
         self._site: Path | None = None
+        #: Targets started (or failed to start) for a test before its line was printed:
+        #: (the target or why not, fresh, started for this test).
+        self._early: dict[str, tuple[T | TargetResult, bool, bool]] = {}
 
     # -- what a backend says -----------------------------------------------
     def launch(self, item: pytest.Item, key: K, spec: IsolateSpec, context: BrokerContext) -> T:
@@ -158,6 +175,12 @@ class SpawnedTargets(Generic[K, T]):
             self._site = Path(injected_site(None, plugins.modules, plugins.distributions))
         return self._site
 
+    def prepare(self, item: pytest.Item, spec: IsolateSpec, context: BrokerContext, key: K) -> None:
+        """Start (or find) the test's target before its line is printed: progress stands apart."""
+        if self.pool.failure(key, spec.fresh) is None and item.nodeid not in self._early:
+            acquired, new = self._acquire(item, spec, context, key)
+            self._early[item.nodeid] = (acquired, spec.fresh, new)
+
     def run(
         self,
         item: pytest.Item,
@@ -166,9 +189,35 @@ class SpawnedTargets(Generic[K, T]):
         key: K,
         policy: RunPolicy | None = None,
     ) -> TargetResult:
-        earlier = self.pool.failure(key, spec.fresh)
-        if earlier is not None:
-            return self.earlier_failure(earlier)
+        early = self._early.pop(item.nodeid, None)
+        if early is not None:
+            acquired, _fresh, new = early
+        else:
+            earlier = self.pool.failure(key, spec.fresh)
+            if earlier is not None:
+                return self.earlier_failure(earlier)
+            acquired, new = self._acquire(item, spec, context, key)
+        if isinstance(acquired, TargetResult):
+            return acquired
+        target = acquired
+        try:
+            if item.nodeid not in target.collected.nodeids:
+                result = self.not_collected(target, key, item.nodeid)
+            else:
+                result = target.run(
+                    item.nodeid, spec, context.limits, policy, execution_count(item)
+                )
+        finally:
+            self.pool.release(key, target, spec.fresh)
+        if new:
+            result.startup = target.started_in
+        return result
+
+    def _acquire(
+        self, item: pytest.Item, spec: IsolateSpec, context: BrokerContext, key: K
+    ) -> tuple[T | TargetResult, bool]:
+        """The target for ``key`` (a new one announces itself) or why it could not start; and
+        whether it was started for this test."""
         try:
             target, new = self.pool.acquire(
                 key, spec.fresh, lambda: self.launch(item, key, spec, context)
@@ -177,15 +226,10 @@ class SpawnedTargets(Generic[K, T]):
             result = self.start_failure(key, exc)
             if self.remember_start_failure(exc) and result.failure is not None:
                 self.pool.remember_failure(key, spec.fresh, result.failure)
-            return result
+            return result, False
         if new:
             self.announce_new(item.config, key, target, spec.fresh)
-        try:
-            if item.nodeid not in target.collected.nodeids:
-                return self.not_collected(target, key, item.nodeid)
-            return target.run(item.nodeid, spec, context.limits, policy, execution_count(item))
-        finally:
-            self.pool.release(key, target, spec.fresh)
+        return target, new
 
     def announce_new(self, config: pytest.Config, key: K, target: T, fresh: bool) -> None:
         """A new target: the plugins it does not load (once per run), and that it is ready."""
@@ -195,11 +239,16 @@ class SpawnedTargets(Generic[K, T]):
         if not fresh:
             announce(
                 config,
-                f"pytest-isolate: {self.describe(key)} ready in {target.started_in:.2f} s "
+                f"{self.describe(key)} ready in {target.started_in:.2f} s "
                 f"({len(target.collected.nodeids)} tests collected in it)",
             )
 
     def close(self) -> None:
+        early, self._early = list(self._early.values()), {}
+        for acquired, fresh, _new in early:  # a pooled one is closed with the pool
+            if fresh and not isinstance(acquired, TargetResult):
+                with contextlib.suppress(Exception):
+                    acquired.close()
         self.pool.close()
 
 

@@ -99,7 +99,7 @@ def left_out_note(config: pytest.Config) -> str | None:
     if not left_out:
         return None
     named = "; ".join(f"{project} ({why})" for project, why in left_out)
-    return f"pytest-isolate: plugins that container, vm and rootfs targets do not load: {named}"
+    return f"plugins that container, vm and rootfs targets do not load: {named}"
 
 
 def target_plugins(config: pytest.Config) -> TargetPlugins:

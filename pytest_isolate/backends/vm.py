@@ -28,7 +28,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pytest_isolate._package import PACKAGE_DIR
 from pytest_isolate.backends.agent_args import (
@@ -37,7 +37,7 @@ from pytest_isolate.backends.agent_args import (
     parse_time_args,
 )
 from pytest_isolate.backends.base import Availability, TargetResult
-from pytest_isolate.backends.spawned import SpawnedTargets
+from pytest_isolate.backends.spawned import SpawnedTargets, announce
 from pytest_isolate.backends.spawned_policy import (
     check_spawned_policy,
     spawned_policy,
@@ -299,6 +299,11 @@ class VMBackend:
             return TargetResult(failure=f"usage error: {exc}", failure_kind="usage")
         return self._guests.run(item, spec, context, shape, policy)
 
+    def prepare_target(self, item: pytest.Item, spec: IsolateSpec, context: BrokerContext) -> None:
+        """Before the test's line: boot its guest (a bad spec is reported by ``run``)."""
+        with contextlib.suppress(SpecError):
+            self._guests.prepare(item, spec, context, guest_shape(spec, item.nodeid))
+
     def close(self) -> None:
         self._guests.close()
 
@@ -366,7 +371,8 @@ class Guests(SpawnedTargets[GuestShape, _RunningGuest]):
             hello = client.hello(timeout=HELLO_TIMEOUT)
             say.line(
                 f"agent up in the guest: Python {hello.python}, pytest {hello.pytest} "
-                f"({say.elapsed():.1f} s)"
+                f"({say.elapsed():.1f} s)",
+                step=True,
             )
             start = StartRequest(
                 rootdir=rootdir,
@@ -418,20 +424,19 @@ class _Announcer:
     """Boot progress on the terminal (or the log, e.g. in an xdist worker), with durations."""
 
     def __init__(self, config: pytest.Config) -> None:
-        self._reporter: Any = config.pluginmanager.get_plugin("terminalreporter")
+        self._config = config
         self._started = time.monotonic()
 
     def elapsed(self) -> float:
         return time.monotonic() - self._started
 
-    def line(self, text: str) -> None:
+    def line(self, text: str, *, step: bool = False) -> None:
+        """A line about this guest, said once (accelerator, ready), or a ``step`` of its boot."""
         logger.info("%s", text)
-        if self._reporter is not None:
-            with contextlib.suppress(Exception):
-                self._reporter.write_line(f"isolate vm: {text}")
+        announce(self._config, f"vm {text}", step=step)
 
     def progress(self, text: str) -> None:
-        self.line(f"[{self.elapsed():5.1f} s] {text}")
+        self.line(f"[{self.elapsed():5.1f} s] {text}", step=True)
 
 
 def _engine_failure(message: str, console_tail: str = "") -> TargetResult:

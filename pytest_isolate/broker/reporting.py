@@ -9,6 +9,7 @@ import pytest
 
 from pytest_isolate.backends.base import TargetResult
 from pytest_isolate.pytest_compat import xfail_of
+from pytest_isolate.wire.text import neutralise, neutralise_name
 
 
 def xfail_reason(item: pytest.Item, phase: str) -> str | None:
@@ -24,6 +25,23 @@ def xfail_reason(item: pytest.Item, phase: str) -> str | None:
     return f"reason: {xfailed.reason}; " if xfailed.reason else ""
 
 
+def _neutral_sections(sections: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(neutralise_name(title), neutralise(body)) for title, body in sections]
+
+
+def failure_text(message: str, sections: list[tuple[str, str]]) -> str:
+    """What happened, then what the target left (its faulthandler traceback, its output tail).
+
+    One text, so that every consumer of the failure shows all of it: the
+    terminal, and JUnit XML, whose failure element carries only this text
+    (captured-output sections reach it only with ``junit_logging``).
+    """
+    parts = [neutralise(message)]
+    for title, body in sections:
+        parts.append(f"{f' {neutralise_name(title)} ':-^72}\n{neutralise(body.rstrip())}")
+    return "\n\n".join(parts)
+
+
 def missing_phase_reports(
     item: pytest.Item, result: TargetResult, seen: list[str], label: str
 ) -> Iterator[pytest.TestReport]:
@@ -33,15 +51,18 @@ def missing_phase_reports(
     keywords: dict[str, Literal[1]] = dict.fromkeys(item.keywords, 1)
     message = f"[isolate:{label}] {result.failure}"
     outcome = "failed"
-    longrepr: object = message
+    longrepr: object = failure_text(message, result.sections)
+    sections: list[tuple[str, str]] = []
     wasxfail = None
     if result.failure_kind in ("skip",):
         outcome = "skipped"
-        longrepr = (str(item.location[0]), (item.location[1] or 0) + 1, message)
+        longrepr = (str(item.location[0]), (item.location[1] or 0) + 1, neutralise(message))
+        sections = _neutral_sections(result.sections)
     elif result.failure_kind in ("crash", "timeout"):
         wasxfail = xfail_reason(item, phase)
         if wasxfail is not None:
             outcome = "skipped"
+            longrepr, sections = neutralise(message), _neutral_sections(result.sections)
     report = pytest.TestReport(
         nodeid=item.nodeid,
         location=item.location,
@@ -49,12 +70,12 @@ def missing_phase_reports(
         outcome=outcome,  # type: ignore[arg-type]
         longrepr=longrepr,  # type: ignore[arg-type]
         when=phase,  # type: ignore[arg-type]
-        sections=list(result.sections),
+        sections=sections,
         duration=result.duration,
         user_properties=[("isolate", label)],
     )
     if wasxfail is not None:
-        report.wasxfail = wasxfail + f"[isolate:{label}] {result.failure}"
+        report.wasxfail = neutralise(wasxfail + f"[isolate:{label}] {result.failure}")
     yield report
     if phase != "teardown":
         yield pytest.TestReport(

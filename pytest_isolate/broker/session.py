@@ -6,6 +6,7 @@ Items without a target run through pytest's normal protocol untouched.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
@@ -16,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from pytest_isolate.backends.base import FailureKind, TargetResult
+from pytest_isolate.backends.base import FailureKind, TargetResult, backend_prepare_target
+from pytest_isolate.backends.forked import ForkedBackend
 from pytest_isolate.backends.registry import BackendRegistry
 from pytest_isolate.broker import resolve
 from pytest_isolate.broker.summary import RunStats
@@ -26,7 +28,8 @@ from pytest_isolate.integrations.timeout import apply_plugin_timeout
 from pytest_isolate.pytest_compat import set_failed_subtests
 from pytest_isolate.spec import Defaults, IsolateSpec, SpecError
 from pytest_isolate.supervision.context import BrokerContext
-from pytest_isolate.wire.reports import FAILED_SUBTESTS
+from pytest_isolate.wire.reports import FAILED_SUBTESTS, MAX_STRING
+from pytest_isolate.wire.text import neutralise_data
 
 SPEC_KEY = pytest.StashKey[IsolateSpec]()
 ERROR_KEY = pytest.StashKey[str]()
@@ -122,6 +125,21 @@ class IsolateSession:
             adjusted = item.ihook.pytest_isolate_adjust_spec(item=item, spec=spec)
             item.stash[SPEC_KEY] = adjusted if adjusted is not None else spec
 
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Say once, before any test runs, which tests ``--pdb`` or ``--trace`` cannot stop in."""
+        note = debugger_note(session.config, session.items, self.spec_of, self._forks)
+        if note is None:
+            return
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(note)
+
+    def _forks(self, spec: IsolateSpec) -> bool:
+        """Does ``spec`` run in a fork of this broker (which keeps the user's terminal)?"""
+        return isinstance(self.registry.get(spec.backend), ForkedBackend) and not spec.option(
+            "rootfs"
+        )
+
     def spec_of(self, item: pytest.Item) -> IsolateSpec | None:
         """Where ``item`` runs, or None for a test the broker runs itself."""
         return item.stash.get(SPEC_KEY, None)
@@ -146,6 +164,8 @@ class IsolateSession:
             item.stash[DRIVEN_ELSEWHERE] = True
             return None
         ihook = item.ihook
+        if error is None and spec is not None:
+            self._start_target_early(item, spec)
         ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
         if error is not None:
             result = TargetResult(failure=f"usage error: {error}", failure_kind="usage")
@@ -157,9 +177,23 @@ class IsolateSession:
         ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
         return True
 
+    def _start_target_early(self, item: pytest.Item, spec: IsolateSpec) -> None:
+        """Start a spawned target before the test's line, so its progress has lines of its own.
+
+        A failure here is left for ``run``, which reports it as the test's.
+        """
+        prepare = backend_prepare_target(self.registry.get(spec.backend))
+        if prepare is None or not self.registry.availability(spec.backend):
+            return
+        with contextlib.suppress(Exception):
+            prepare(item, spec, self.context)
+
     def _run(self, item: pytest.Item, spec: IsolateSpec) -> None:
         result = self.run_target(item, spec)
-        for report in self.reports_of(item, result, spec.label):
+        reports = self.reports_of(item, result, spec.label)
+        if result.startup:
+            record_startup(item, reports, result.startup, spec.label)
+        for report in reports:
             item.ihook.pytest_runtest_logreport(report=report)
 
     def run_target(self, item: pytest.Item, spec: IsolateSpec) -> TargetResult:
@@ -200,12 +234,15 @@ class IsolateSession:
         """
         config = item.config
         for data in result.warnings:
-            self._emit_warning(item, data)
+            self._emit_warning(item, neutralise_data(data))
         seen: list[str] = []
         reports: list[pytest.TestReport] = []
         if result.failure_kind == "violation":
             _fail_call_report(item, result, label)
-        for data in result.reports:
+        for raw in result.reports:
+            # Text from a target reaches the terminal, JUnit and every plugin only
+            # with its control characters made visible (no escape sequences).
+            data = neutralise_data(raw, MAX_STRING)  # the frame caps bound it already
             failed_subtests = data.pop(FAILED_SUBTESTS, 0)
             report = config.hook.pytest_report_from_serializable(config=config, data=data)
             _restore_subtest_kwargs(report, data)
@@ -234,6 +271,17 @@ class IsolateSession:
         )
 
     # -- end ------------------------------------------------------------
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """An xdist worker hands its figures to the controller, which prints the summary."""
+        workeroutput = getattr(session.config, "workeroutput", None)
+        if isinstance(workeroutput, dict):
+            workeroutput[WORKER_STATS] = self.stats.to_data()
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """The controller: a worker finished; add up what it ran."""
+        self.stats.add_data(getattr(node, "workeroutput", {}).get(WORKER_STATS))
+
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         for line in self.stats.lines():
             terminalreporter.write_line(line)
@@ -245,6 +293,64 @@ class IsolateSession:
         finally:
             if self._previous_sigterm is not None:
                 signal.signal(signal.SIGTERM, self._previous_sigterm)
+
+
+def debugger_note(
+    config: pytest.Config,
+    items: list[pytest.Item],
+    spec_of: Callable[[pytest.Item], IsolateSpec | None],
+    forks: Callable[[IsolateSpec], bool],
+) -> str | None:
+    """The line that says which tests a debugger cannot stop in, and how to debug them."""
+    if not (config.getoption("usepdb", False) or config.getoption("trace", False)):
+        return None
+    labels = sorted(
+        {spec.label for item in items if (spec := spec_of(item)) is not None and not forks(spec)}
+    )
+    if not labels:
+        return None
+    return (
+        f"pytest-isolate: --pdb and --trace do not stop in tests run in {', '.join(labels)} "
+        "(those targets have no terminal); to debug such a test, run it with --no-isolate, "
+        "or mark it isolate('process') while you debug"
+    )
+
+
+#: The key of a pytest-xdist worker's figures in its ``workeroutput``.
+WORKER_STATS = "pytest_isolate_stats"
+
+#: The JUnit property (a ``user_properties`` entry) of a test that waited for its target.
+STARTUP_PROPERTY = "isolate_target_start_seconds"
+
+
+class StartupRow:
+    """A ``--durations`` row for a target's start, kept apart from the test's phases.
+
+    pytest lists every object with a ``duration`` that its terminal reporter
+    holds; ``count_towards_summary`` keeps it out of the run's counts.
+    """
+
+    count_towards_summary = False
+
+    def __init__(self, nodeid: str, seconds: float, label: str) -> None:
+        self.nodeid = nodeid
+        self.duration = seconds
+        self.when = "target start"
+        self.label = label
+
+
+def record_startup(
+    item: pytest.Item, reports: list[pytest.TestReport], seconds: float, label: str
+) -> None:
+    """Say where a spawned target's start went: a JUnit property and a ``--durations`` row."""
+    teardown = next((r for r in reversed(reports) if r.when == "teardown"), None)
+    if teardown is not None:
+        teardown.user_properties = [*teardown.user_properties, (STARTUP_PROPERTY, f"{seconds:.3f}")]
+    reporter = item.config.pluginmanager.get_plugin("terminalreporter")
+    stats = getattr(reporter, "stats", None)
+    if isinstance(stats, dict):
+        # Under the key of passing setup and teardown reports, which the summary line skips.
+        stats.setdefault("", []).append(StartupRow(item.nodeid, seconds, label))
 
 
 def _restore_subtest_kwargs(report: Any, data: dict[str, Any]) -> None:
@@ -260,16 +366,14 @@ def _fail_call_report(item: pytest.Item, result: TargetResult, label: str) -> No
 
     Under an ``xfail`` mark it fails the way a raised exception would: xfailed.
     """
-    from pytest_isolate.broker.reporting import xfail_reason
+    from pytest_isolate.broker.reporting import failure_text, xfail_reason
 
     for data in result.reports:
         if data.get("when") == "call" and data.get("_report_type") != "SubTestReport":
             original = data.get("longrepr")
             message = f"[isolate:{label}] {result.failure}"
-            data["longrepr"] = (
-                message if not isinstance(original, str) else f"{message}\n{original}"
-            )
-            data["sections"] = [*data.get("sections", []), *result.sections]
+            text = failure_text(message, result.sections)
+            data["longrepr"] = text if not isinstance(original, str) else f"{text}\n{original}"
             reason = xfail_reason(item, "call")
             if reason is None:
                 data["outcome"] = "failed"

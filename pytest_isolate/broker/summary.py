@@ -1,8 +1,14 @@
-"""One line per backend at the end of the run: tests, time per test, crashes, timeouts."""
+"""One line per backend at the end of the run: tests, time per test, crashes, timeouts.
+
+Under pytest-xdist each worker counts its own tests and hands its figures to
+the controller through xdist's ``workeroutput``; the controller adds them up
+and prints the one summary of the run.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 from pytest_isolate.backends.base import TargetResult
 
@@ -15,6 +21,8 @@ class BackendStats:
     timeouts: int = 0
     violations: int = 0  # forbidden syscalls
     protocol: int = 0  # a target that broke the frame protocol (hostile or corrupt output)
+    starts: int = 0  # spawned targets started for these tests
+    start_seconds: float = 0.0
     not_run: int = 0  # no target: its engine, image or kernel failed, or the options were bad
 
 
@@ -22,10 +30,34 @@ class RunStats:
     def __init__(self) -> None:
         self.by_label: dict[str, BackendStats] = {}
 
+    def to_data(self) -> dict[str, dict[str, float]]:
+        """Plain data for xdist's ``workeroutput`` (sent with execnet: no objects)."""
+        return {label: asdict(stats) for label, stats in self.by_label.items()}
+
+    def add_data(self, data: Any) -> None:
+        """Add a worker's figures; anything not shaped like ``to_data`` output is ignored."""
+        if not isinstance(data, dict):
+            return
+        names = {f.name: f.type for f in fields(BackendStats)}
+        for label, values in data.items():
+            if not isinstance(label, str) or not isinstance(values, dict):
+                continue
+            stats = self.by_label.setdefault(label, BackendStats())
+            for name, value in values.items():
+                if (
+                    name in names
+                    and isinstance(value, (int, float))
+                    and not isinstance(value, bool)
+                ):
+                    setattr(stats, name, getattr(stats, name) + value)
+
     def record(self, label: str, result: TargetResult) -> None:
         stats = self.by_label.setdefault(label, BackendStats())
         stats.tests += 1
         stats.seconds += result.duration
+        if result.startup:
+            stats.starts += 1
+            stats.start_seconds += result.startup
         if result.failure_kind == "crash":
             stats.crashes += 1
         elif result.failure_kind == "timeout":
@@ -42,7 +74,13 @@ class RunStats:
         for label in sorted(self.by_label):
             s = self.by_label[label]
             per_test = s.seconds / s.tests * 1000 if s.tests else 0.0
-            parts = [f"{s.tests} test{'s' if s.tests != 1 else ''}", f"{per_test:.1f} ms/test"]
+            parts = [
+                f"{s.tests} test{'s' if s.tests != 1 else ''}",
+                f"{per_test:.1f} ms/test in the target",
+            ]
+            if s.starts:
+                noun = "target" if s.starts == 1 else "targets"
+                parts.append(f"{s.starts} {noun} started in {s.start_seconds:.1f} s")
             parts.append(f"{s.crashes} crashed")
             parts.append(f"{s.timeouts} timed out")
             if s.violations:

@@ -50,4 +50,8 @@ class TargetResult:
     failure: str | None = None
     failure_kind: FailureKind | None = None
     sections: list[tuple[str, str]] = field(default_factory=list)
+    #: Seconds the test itself took in the target: its protocol, not its target's start.
     duration: float = 0.0
+    #: Seconds this test waited for a new spawned target (a container, a guest) to
+    #: start and collect; 0 when it ran in one already started, or in a fork.
+    startup: float = 0.0

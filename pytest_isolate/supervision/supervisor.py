@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pytest_isolate.supervision.output_relay import OutputRelay
 from pytest_isolate.wire.frames import FrameDecoder, FrameLimits, ProtocolViolation
 from pytest_isolate.wire.shm import RingReader
 from pytest_isolate.wire.test_frames import Handler, TestFrameRecorder, TestRecord
@@ -59,6 +60,7 @@ class TargetSupervisor:
         extra_handlers: dict[str, Handler] | None = None,
         ring: RingReader | None = None,
         project_root: str | None = None,
+        output: OutputRelay | None = None,
     ) -> None:
         self.pid = pid
         self.channel = channel
@@ -69,6 +71,7 @@ class TargetSupervisor:
         self.ring_decoder = FrameDecoder(limits)
         self.kill_tree = kill_tree
         self.kill_grace = kill_grace
+        self.output = output  # the target's own stdout and stderr, under -s
         self.recorder = TestFrameRecorder(nodeid, project_root, extra_handlers)
         self.state = Supervision(self.recorder.record)
         self.received_fds: list[int] = []
@@ -161,6 +164,9 @@ class TargetSupervisor:
         poller.register(pidfd, select.POLLIN)
         if self.ring is not None:
             poller.register(self.ring.fileno(), select.POLLIN)
+        output_open = self.output is not None
+        if self.output is not None:
+            poller.register(self.output.fileno(), select.POLLIN)
         channel_open = True
         exited = False
         try:
@@ -187,6 +193,10 @@ class TargetSupervisor:
                             poller.unregister(self.channel.fileno())
                     elif self.ring is not None and fd == self.ring.fileno():
                         self._read_ring()
+                    elif self.output is not None and fd == self.output.fileno() and output_open:
+                        output_open = self.output.pump()
+                        if not output_open:
+                            poller.unregister(self.output.fileno())
             if not state.timed_out:
                 self._drain_ring()
         except ProtocolViolation as exc:
@@ -196,6 +206,8 @@ class TargetSupervisor:
         finally:
             os.close(pidfd)
             self.kill_tree()
+            if self.output is not None:
+                self.output.drain()
             if state.wait_status is None:
                 self._wait_exit(5.0)
             self.channel.close()

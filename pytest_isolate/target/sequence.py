@@ -70,6 +70,9 @@ class TargetPlan:
     default_signals: Sequence[int] = (signal.SIGTERM,)
     #: A descriptor of /dev/null for stdin (the agent's stdin is its channel).
     stdin: int | None = None
+    #: A pipe to the broker for stdout and stderr, when pytest does not capture
+    #: them (``-s``): the test never writes to the user's terminal itself.
+    output: int | None = None
     #: Join the run's process tree (the broker's cgroup, with the test's limits).
     join_tree: Callable[[], None] | None = None
     #: Also dump the traceback on SIGTERM: the broker's first way to end a hung test.
@@ -93,6 +96,9 @@ def restrict_target(plan: TargetPlan, backend_steps: Callable[[], Privileges]) -
     # 5. Nothing inherited but what the test needs; no way to the real terminal.
     if plan.stdin is not None:
         os.dup2(plan.stdin, 0)
+    if plan.output is not None:
+        os.dup2(plan.output, 1)
+        os.dup2(plan.output, 2)
     steps.close_inherited_fds(plan.keep_fds)
     steps.blank_descriptors(plan.terminal_fds)
     # 6. A crash leaves a traceback; temporary files go to private scratch space.

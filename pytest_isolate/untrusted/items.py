@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from pytest_isolate.pytest_compat import make_mark
-from pytest_isolate.untrusted.text import neutralise_name
 from pytest_isolate.wire.item_data import CollectedItem
+from pytest_isolate.wire.text import neutralise_name
 
 #: Marks whose arguments the broker must not hand to pytest (eval of strings, imports).
 NAME_ONLY_MARKS = frozenset({"skipif", "xfail", "filterwarnings", "skip", "usefixtures"})

@@ -27,10 +27,10 @@ from pytest_isolate.integrations import coverage
 from pytest_isolate.untrusted.items import UntrustedItem, build_item, display_ids
 from pytest_isolate.untrusted.limits import Ceiling, options_for
 from pytest_isolate.untrusted.settings import IgnoredSetting
-from pytest_isolate.untrusted.text import neutralise, neutralise_data, neutralise_name
 from pytest_isolate.untrusted.untrusted_target import UntrustedTarget
 from pytest_isolate.wire.frames import ProtocolViolation
 from pytest_isolate.wire.item_data import CollectedItem, parse_item_data
+from pytest_isolate.wire.text import neutralise, neutralise_data, neutralise_name
 
 MAX_LAUNCHES = 3
 MAX_SHOWN_ERRORS = 50

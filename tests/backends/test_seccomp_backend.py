@@ -203,6 +203,17 @@ def test_baseline_syscall_kills_the_target(hostile_run: ProjectRun, test: str, n
     assert "always-on baseline" in line or "forbidden syscall" in line, line
 
 
+def test_a_violation_says_how_to_allow_it_or_only_report_it(hostile_run: ProjectRun) -> None:
+    report = hostile_run.report_of("test_tcp_to_loopback")
+    assert "to allow it: policy='permissive'" in report
+    assert "fail_on_violation=False" in report
+
+
+def test_a_baseline_kill_says_it_cannot_be_loosened(hostile_run: ProjectRun) -> None:
+    report = hostile_run.report_of("test_mount")
+    assert "the baseline cannot be loosened" in report and "--no-isolate" in report
+
+
 def test_socket_high_bits_trick_is_denied(hostile_run: ProjectRun) -> None:
     assert hostile_run.outcome("test_socket_high_bits_trick") == "FAILED"
     assert "socket(" in hostile_run.output

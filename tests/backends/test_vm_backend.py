@@ -424,8 +424,8 @@ def test_a_daemon_left_in_the_guest_is_killed_before_the_next_test(vm_run: VMRun
 
 
 def test_the_terminal_says_which_accelerator_and_shows_boot_progress(vm_run: VMRun) -> None:
-    assert "isolate vm: accelerator " in vm_run.output
-    assert "isolate vm: [  0.0 s] booting (" in vm_run.output
+    assert "pytest-isolate: vm accelerator " in vm_run.output
+    assert "pytest-isolate: vm [  0.0 s] booting (" in vm_run.output
     assert "test(s) collected in the guest" in vm_run.output
 
 
@@ -442,7 +442,7 @@ def test_fresh_guests_are_restored_each_with_its_own_rng_and_clock(vm_run: VMRun
     assert vm_run.outcome("test_fresh_a") == "passed"
     assert vm_run.outcome("test_fresh_b") == "passed"
     assert "restored the saved guest in" in vm_run.output, [
-        line for line in vm_run.output.splitlines() if "isolate vm" in line
+        line for line in vm_run.output.splitlines() if "pytest-isolate: vm" in line
     ]
     seen = re.findall(r"fresh guest: (\S+) (\S+) (\S+)", vm_run.output)
     assert len(seen) == 2, vm_run.output

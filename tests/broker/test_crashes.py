@@ -47,7 +47,7 @@ CRASHING_TESTS = """
 @pytest.fixture(scope="module")
 def run(module_dir: Path) -> ProjectRun:
     write_project(module_dir, {"test_crashing.py": CRASHING_TESTS})
-    return run_pytest(module_dir)
+    return run_pytest(module_dir, f"--junitxml={module_dir / 'junit.xml'}")
 
 
 def test_segfault_is_reported_as_signal_11_during_call(run: ProjectRun) -> None:
@@ -66,6 +66,22 @@ def test_output_printed_before_a_crash_is_kept(run: ProjectRun) -> None:
     report = run.report_of("test_segfault")
     assert "Captured stdout (tail, target crashed)" in report
     assert "output before the segfault" in report
+
+
+def test_junit_carries_what_the_terminal_shows_for_a_crash(
+    run: ProjectRun, module_dir: Path
+) -> None:
+    """The failure element: what happened, the faulthandler traceback, the output tail."""
+    import xml.etree.ElementTree as ElementTree
+
+    cases = ElementTree.parse(module_dir / "junit.xml").getroot().iter("testcase")
+    [case] = [c for c in cases if c.get("name") == "test_segfault"]
+    failure = case.find("failure")
+    assert failure is not None and failure.text is not None
+    assert "killed by signal 11 (SIGSEGV) during call" in (failure.get("message") or "")
+    assert "Fatal Python error: Segmentation fault" in failure.text
+    assert "in test_segfault" in failure.text
+    assert "output before the segfault" in failure.text
 
 
 def test_os_exit_is_reported_with_its_status(run: ProjectRun) -> None:

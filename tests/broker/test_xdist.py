@@ -48,3 +48,11 @@ def test_each_worker_is_the_broker_of_its_targets(run: ProjectRun, pid_dir: Path
     assert sorted(parents) == ["gw0", "gw1"]
     assert all(len(pids) == 1 for pids in parents.values()), parents
     assert parents["gw0"] != parents["gw1"]
+
+
+def test_the_controller_prints_one_summary_added_up_over_the_workers(run: ProjectRun) -> None:
+    """Each worker ran some of the 9 tests; the summary line counts all of them, once."""
+    lines = [line for line in run.output.splitlines() if line.startswith("isolate process:")]
+    assert len(lines) == 1, run.output[-3000:]
+    assert lines[0].startswith("isolate process: 9 tests, "), lines[0]
+    assert "1 crashed" in lines[0]

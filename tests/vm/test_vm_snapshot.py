@@ -279,7 +279,8 @@ def test_the_run_says_once_that_a_damaged_snapshot_was_not_used(
     checkout = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ, PYTHONPATH=checkout)
     env.pop("PYTEST_ADDOPTS", None)
-    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "isolate", "-q"]
+    # Default verbosity: the boot steps (saved, restored) are shown; -q leaves them out.
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "isolate"]
 
     def run(*args: str) -> str:
         done = subprocess.run(
@@ -293,7 +294,7 @@ def test_the_run_says_once_that_a_damaged_snapshot_was_not_used(
     for saved in snapshots_in(private_cache):
         saved.write_bytes(b"not a migration stream")
     second = run()
-    assert second.count("isolate vm: the saved guest could not be restored (") == 1, second
+    assert second.count("pytest-isolate: vm the saved guest could not be restored (") == 1, second
     assert "booted normally instead" in second
     assert "restored the saved guest in" in second  # the second test uses the new snapshot
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_isolate.untrusted.text import neutralise, neutralise_data, neutralise_name
+from pytest_isolate.wire.text import neutralise, neutralise_data, neutralise_name
 
 
 @pytest.mark.parametrize(
