@@ -40,6 +40,7 @@ E2E = (
     "images/test_image_build.py",
     "images/test_image_slim.py",
     "supervision/test_cgroup_v2_guest.py",
+    "target/test_fail_closed.py",
     "untrusted/test_chroot_target.py",
     "untrusted/test_hostile_project.py",
     "untrusted/test_hostile_project_chroot.py",

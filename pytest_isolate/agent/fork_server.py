@@ -33,6 +33,7 @@ from pytest_isolate.target import steps
 from pytest_isolate.target.capture import capture_fds, output_tail, saved_terminal_fds
 from pytest_isolate.target.coverage_probe import TargetCoverage
 from pytest_isolate.target.item_runner import FrameSender, run_in_target
+from pytest_isolate.target.receipt import RECEIPT_PROPERTY
 from pytest_isolate.target.sequence import Privileges, TargetPlan, restrict_target
 from pytest_isolate.wire.agent_protocol import (
     Exited,
@@ -210,10 +211,12 @@ def _child(
         bounding_set_dropped=True,
         no_new_privs=True,
         seccomp=policy,
+        no_capabilities=True,  # a non-root agent holds none (a hardened container)
     )
 
     def restrict() -> None:
-        restrict_target(target, lambda: privileges)
+        receipt = restrict_target(target, lambda: privileges)
+        item.user_properties.append((RECEIPT_PROPERTY, " ".join(receipt)))
 
     settings = plan.coverage
     measure = (lambda: None) if settings is None else (lambda: TargetCoverage.start(dict(settings)))

@@ -207,7 +207,12 @@ class ChrootBackend(ForkedBackend):
 
     def privileges(self, setup: ChildSetup) -> Privileges:
         """A scrubbed environment, the jail's user (``user=``, or nobody), and the filter."""
-        return sandboxed(setup.spec, _target_user(setup.spec), setup.prepared.filter)
+        return sandboxed(
+            setup.spec,
+            _target_user(setup.spec),
+            setup.prepared.filter,
+            ("pid", "mnt", "ipc", "uts"),
+        )
 
     def watch(
         self, spec: IsolateSpec, prepared: PreparedJail, pid: int, take_fds: Callable[[], list[int]]

@@ -30,11 +30,18 @@ from pytest_isolate.supervision.output_relay import OutputRelay, captures_fds
 from pytest_isolate.supervision.supervisor import Supervision, TargetSupervisor
 from pytest_isolate.target.capture import capture_fds, output_tail, saved_terminal_fds
 from pytest_isolate.target.item_runner import FrameSender, prepare_forwarder, run_in_target
+from pytest_isolate.target.receipt import RECEIPT_PROPERTY, namespace_inodes
 from pytest_isolate.target.sequence import Privileges, TargetPlan, restrict_target
 from pytest_isolate.wire.shm import ShmRing
 from pytest_isolate.wire.test_frames import Handler
 
 CRASH_LOG_TAIL = 16 * 1024
+
+
+@lru_cache(maxsize=1)
+def broker_namespaces() -> dict[str, int]:
+    """The broker's own namespaces, read once: a target's receipt is compared with them."""
+    return namespace_inodes(("pid", "mnt", "net", "user", "ipc", "uts"))
 
 
 #: Fixtures that make files under the run's ``basetemp``.
@@ -161,6 +168,7 @@ class ForkedBackend:
         if ring is not None:
             keep += ring.child_fds()
         prepare_forwarder(item.config)
+        broker_namespaces()  # read here, in the broker: the child's plan uses this cached value
         # Without fd capture (-s) the target's stdout and stderr come through the broker.
         output = None if captures_fds(item.config.getoption("capture", "fd")) else OutputRelay()
         if TMP_PATH_FIXTURES.intersection(getattr(item, "fixturenames", ())):
@@ -251,6 +259,7 @@ class ForkedBackend:
             keep_fds=[*keep, *self.restriction_fds()],
             terminal_fds=terminal,
             join_tree=context.tree.join,
+            broker_namespaces=broker_namespaces(),
             output=None if output is None else output.write_fd,
         )
         setup = ChildSetup(item, spec, prepared, channel, scratch, keep)
@@ -260,7 +269,8 @@ class ForkedBackend:
             return self.privileges(setup)
 
         def restrict() -> None:
-            restrict_target(plan, backend_steps)
+            receipt = restrict_target(plan, backend_steps)
+            item.user_properties.append((RECEIPT_PROPERTY, " ".join(receipt)))
 
         run_in_target(item, FrameSender(channel if ring is None else ring.writer()), restrict)
 

@@ -133,7 +133,12 @@ class PreparedFilter:
         return SeccompWatch(self.compiled.spec, pid, self.fail_on_violation, take_fds)
 
 
-def sandboxed(spec: IsolateSpec, user: tuple[int, int], prepared: PreparedFilter) -> Privileges:
+def sandboxed(
+    spec: IsolateSpec,
+    user: tuple[int, int],
+    prepared: PreparedFilter,
+    own_namespaces: tuple[str, ...] = ("pid",),
+) -> Privileges:
     """What a sandboxed forked target keeps: limits, a scrubbed environment, ``user``, the filter.
 
     ``target.sequence`` applies them in its order: the drop before
@@ -148,6 +153,7 @@ def sandboxed(spec: IsolateSpec, user: tuple[int, int], prepared: PreparedFilter
         non_dumpable=True,
         no_new_privs=True,
         seccomp=prepared.compiled,
+        own_namespaces=own_namespaces,
     )
 
 

@@ -26,6 +26,7 @@ from typing import Any, Callable, Mapping, Sequence, Tuple
 
 from pytest_isolate.policy.listener_handover import install_in_child
 from pytest_isolate.target import steps
+from pytest_isolate.target.receipt import Promise, check_layers
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,29 @@ class Privileges:
     non_dumpable: bool = False
     no_new_privs: bool = False
     seccomp: Any = None
+    #: Capabilities promised empty even without a drop here (a spawned target's
+    #: agent holds none, or dropped them for its children); None: when ``drop_to``.
+    no_capabilities: bool | None = None
+    #: Namespaces of these kinds must be the target's own, not the broker's
+    #: (``TargetPlan.broker_namespaces`` holds the broker's).
+    own_namespaces: Tuple[str, ...] = ()
+
+    def promise(self, broker_namespaces: Mapping[str, int]) -> Promise:
+        """What the kernel must say of the target once these steps ran."""
+        filters = len(self.seccomp.programs) if self.seccomp is not None else 0
+        return Promise(
+            uid=self.drop_to,
+            no_new_privs=self.no_new_privs or self.seccomp is not None,
+            seccomp_filters=filters,
+            no_capabilities=(
+                self.drop_to is not None if self.no_capabilities is None else self.no_capabilities
+            ),
+            other_namespaces=tuple(
+                (kind, broker_namespaces[kind])
+                for kind in self.own_namespaces
+                if kind in broker_namespaces
+            ),
+        )
 
 
 @dataclass(frozen=True)
@@ -77,10 +101,17 @@ class TargetPlan:
     join_tree: Callable[[], None] | None = None
     #: Also dump the traceback on SIGTERM: the broker's first way to end a hung test.
     traceback_on_sigterm: bool = True
+    #: The broker's namespaces (kind -> inode), for the receipt's comparison.
+    broker_namespaces: Mapping[str, int] = field(default_factory=dict)
 
 
-def restrict_target(plan: TargetPlan, backend_steps: Callable[[], Privileges]) -> None:
-    """Restrict this freshly forked process, step by step; ``backend_steps`` is step 7."""
+def restrict_target(plan: TargetPlan, backend_steps: Callable[[], Privileges]) -> list[str]:
+    """Restrict this freshly forked process, step by step; ``backend_steps`` is step 7.
+
+    Returns the receipt: the layers the kernel says are in force. A layer the
+    backend promised and the kernel does not show raises ``LayerMissing``,
+    and the test never starts.
+    """
     # 1. fork: done by the caller, which compiled any filter before it.
     # 2. The target dies with the process that supervises it.
     if plan.parent_pid is not None:
@@ -130,4 +161,6 @@ def restrict_target(plan: TargetPlan, backend_steps: Callable[[], Privileges]) -
     # 12. The seccomp filter, last: it forbids what the steps above used.
     if privileges.seccomp is not None:
         install_in_child(privileges.seccomp, plan.channel)
-    # 13. The test runs: the caller's next step.
+    # 13. Fail closed: each promised layer is checked from the kernel's side.
+    return check_layers(privileges.promise(plan.broker_namespaces))
+    # 14. The test runs: the caller's next step, with the receipt as a property.

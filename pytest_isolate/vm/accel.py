@@ -46,8 +46,13 @@ def decide(
     return cached
 
 
+#: Bumped when the verdict's words change, so a cached verdict is not shown in old words.
+VERDICT_FORMAT = "2"
+
+
 def verdict_key(boot_id: str, qemu_version: str, kernel_key: str) -> str:
-    return hashlib.sha256(f"{boot_id}\0{qemu_version}\0{kernel_key}".encode()).hexdigest()[:24]
+    text = f"{boot_id}\0{qemu_version}\0{kernel_key}\0{VERDICT_FORMAT}"
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
 def _read_verdict(path: Path, key: str) -> tuple[str, str] | None:
@@ -83,9 +88,22 @@ def probe_kvm(kernel: str, progress: ProgressCallback = None) -> tuple[str, str]
     except BootTimeout:
         return "tcg", f"KVM guest did not boot within {KVM_PROBE_SECONDS:.0f} s here; using TCG"
     except VMError as exc:
-        first = str(exc).splitlines()[0]
-        return "tcg", f"KVM guest failed to boot here ({first}); using TCG"
+        return "tcg", f"KVM guest failed to boot here ({boot_failure_words(exc)}); using TCG"
     return "kvm", f"KVM guest booted in {time.monotonic() - started:.1f} s"
+
+
+def boot_failure_words(error: BaseException) -> str:
+    """Why a probe guest failed, in one line that stands alone: its console's last line.
+
+    The verdict is printed once per run, without the console, so it names what
+    the console said rather than pointing below.
+    """
+    words = (
+        str(error).splitlines()[0].split("; the console below")[0].split("; raise boot_timeout")[0]
+    )
+    tail = getattr(error, "console_tail", "") or ""
+    last = next((line.strip() for line in reversed(tail.splitlines()) if line.strip()), "")
+    return f"{words}; its console ended with {last[:200]!r}" if last else words
 
 
 def choose_accel(

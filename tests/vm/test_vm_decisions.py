@@ -383,3 +383,22 @@ def test_panic_trace_is_dropped_but_the_panic_line_kept() -> None:
     assert (
         without_panic_trace(text) == "boot\nKernel panic - not syncing: Attempted to kill init!\n"
     )
+
+
+def test_a_failed_kvm_probe_is_explained_in_one_line_that_stands_alone() -> None:
+    """The verdict is printed without the console: it quotes the console, never 'below'."""
+    from pytest_isolate.vm.accel import boot_failure_words
+    from pytest_isolate.vm.errors import BootFailed
+
+    error = BootFailed(
+        "the guest ended (QEMU exit status 1) before its command wrote anything; "
+        "the console below usually says why",
+        "early console\nkvm: entry failed, hardware error 0x7\n\n",
+    )
+    words = boot_failure_words(error)
+    assert "below" not in words
+    assert words == (
+        "the guest ended (QEMU exit status 1) before its command wrote anything; "
+        "its console ended with 'kvm: entry failed, hardware error 0x7'"
+    )
+    assert boot_failure_words(BootFailed("no output at all")) == "no output at all"

@@ -1,0 +1,70 @@
+"""The receipt's judgement: what the kernel says of a target against what its backend promised."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_isolate.target.receipt import LayerMissing, Promise, judge, parse_status
+
+SANDBOXED = parse_status(
+    "Name:\tpython3\nUid:\t65534\t65534\t65534\t65534\nGid:\t65534\t65534\t65534\t65534\n"
+    "CapInh:\t0000000000000000\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n"
+    "CapBnd:\t0000000000000000\nCapAmb:\t0000000000000000\nNoNewPrivs:\t1\n"
+    "Seccomp:\t2\nSeccomp_filters:\t2\n"
+)
+FULL = Promise(
+    uid=(65534, 65534),
+    no_new_privs=True,
+    seccomp_filters=2,
+    no_capabilities=True,
+    other_namespaces=(("pid", 100),),
+)
+
+
+def test_every_layer_in_force_is_on_the_receipt() -> None:
+    assert judge(FULL, SANDBOXED, {"pid": 200}, "") == [
+        "own-session",
+        "pidns",
+        "uid=65534",
+        "no-capabilities",
+        "no_new_privs",
+        "seccomp(2)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("changes", "namespaces", "leader", "named"),
+    [
+        ({"Seccomp": "0", "Seccomp_filters": "0"}, {"pid": 200}, True, "seccomp filter"),
+        ({"Seccomp_filters": "1"}, {"pid": 200}, True, "seccomp filter"),
+        ({"NoNewPrivs": "0"}, {"pid": 200}, True, "no_new_privs"),
+        ({"Uid": "0\t0\t0\t0"}, {"pid": 200}, True, "user"),
+        ({"Uid": "65534\t0\t65534\t65534"}, {"pid": 200}, True, "user"),  # a saved root uid
+        ({"CapEff": "0000000000000400"}, {"pid": 200}, True, "capabilities"),
+        ({"CapBnd": "000001ffffffffff"}, {"pid": 200}, True, "capabilities"),
+        ({}, {"pid": 100}, True, "pid namespace"),
+        ({}, {}, True, "pid namespace"),
+        ({}, {"pid": 200}, False, "session"),
+    ],
+)
+def test_a_missing_layer_fails_closed_and_is_named(
+    changes: dict[str, str], namespaces: dict[str, int], leader: bool, named: str
+) -> None:
+    with pytest.raises(LayerMissing, match=named):
+        judge(FULL, {**SANDBOXED, **changes}, namespaces, "", leader)
+
+
+def test_a_plain_process_target_promises_its_session_only() -> None:
+    assert judge(Promise(), parse_status("Uid:\t0\t0\t0\t0\n"), {}, "") == ["own-session"]
+
+
+def test_a_kernel_without_the_filter_count_is_judged_by_the_mode() -> None:
+    status = {k: v for k, v in SANDBOXED.items() if k != "Seccomp_filters"}
+    assert "seccomp(2)" in judge(FULL, status, {"pid": 200}, "")
+
+
+def test_the_cgroup_of_the_broker_must_hold_the_target() -> None:
+    promise = Promise(cgroup="/pytest-isolate/42")
+    assert judge(promise, SANDBOXED, {}, "0::/pytest-isolate/42\n") == ["own-session", "cgroup"]
+    with pytest.raises(LayerMissing, match="process tree"):
+        judge(promise, SANDBOXED, {}, "0::/user.slice\n")
