@@ -37,8 +37,11 @@ class Promise:
     no_new_privs: bool = False
     #: How many seccomp filters at least (0: none promised).
     seccomp_filters: int = 0
-    #: Capabilities emptied (effective, permitted, bounding).
+    #: Capabilities emptied: effective, permitted, ambient.
     no_capabilities: bool = False
+    #: The bounding set emptied too (what an ``execve`` could gain back without
+    #: ``no_new_privs``; a hardened container's root lacks the right to empty it).
+    empty_bounding_set: bool = False
     #: Namespaces that must differ from the broker's: kind -> the broker's inode.
     other_namespaces: Tuple[Tuple[str, int], ...] = ()
     #: A cgroup path the target must be in (its broker's leaf), if any.
@@ -89,7 +92,10 @@ def judge(
             raise LayerMissing(f"user: expected uid {uid} gid {gid}, the kernel says Uid {uids}")
         held.append(f"uid={uid}")
     if promise.no_capabilities:
-        for field in ("CapEff", "CapPrm", "CapBnd", "CapAmb"):
+        fields = ("CapEff", "CapPrm", "CapAmb") + (
+            ("CapBnd",) if promise.empty_bounding_set else ()
+        )
+        for field in fields:
             if int(status.get(field, "1"), 16) != 0:
                 raise LayerMissing(f"capabilities: {field} is {status.get(field)}")
         held.append("no-capabilities")

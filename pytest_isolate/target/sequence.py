@@ -67,6 +67,9 @@ class Privileges:
             no_capabilities=(
                 self.drop_to is not None if self.no_capabilities is None else self.no_capabilities
             ),
+            # A drop here empties the bounding set too; an agent's child relies on its
+            # agent for that, which a hardened container's root agent cannot do.
+            empty_bounding_set=self.drop_to is not None and not self.bounding_set_dropped,
             other_namespaces=tuple(
                 (kind, broker_namespaces[kind])
                 for kind in self.own_namespaces

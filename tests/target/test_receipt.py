@@ -17,6 +17,7 @@ FULL = Promise(
     no_new_privs=True,
     seccomp_filters=2,
     no_capabilities=True,
+    empty_bounding_set=True,
     other_namespaces=(("pid", 100),),
 )
 
@@ -68,3 +69,13 @@ def test_the_cgroup_of_the_broker_must_hold_the_target() -> None:
     assert judge(promise, SANDBOXED, {}, "0::/pytest-isolate/42\n") == ["own-session", "cgroup"]
     with pytest.raises(LayerMissing, match="process tree"):
         judge(promise, SANDBOXED, {}, "0::/user.slice\n")
+
+
+def test_a_bounding_set_is_judged_only_where_it_was_promised_empty() -> None:
+    """An agent's child under a hardened container's root keeps a bounding set (moot with
+    no_new_privs); a forked target's drop empties it."""
+    status = {**SANDBOXED, "CapBnd": "00000000000000eb"}
+    relaxed = Promise(uid=(65534, 65534), no_capabilities=True)
+    assert "no-capabilities" in judge(relaxed, status, {}, "")
+    with pytest.raises(LayerMissing, match="CapBnd"):
+        judge(FULL, status, {"pid": 200}, "")

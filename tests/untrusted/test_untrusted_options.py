@@ -68,7 +68,10 @@ def test_junit_xml_has_one_case_per_test_with_outcomes(project: BenignProject) -
     project.run("-q", f"--junitxml={xml}", "-k", "pass or fail")
     cases = ElementTree.parse(xml).getroot().iter("testcase")
     outcome = {c.get("name"): [child.tag for child in c] for c in cases}
-    assert outcome == {"test_pass": [], "test_fail": ["failure"]}
+    # Beside its outcome, each case carries its receipt (isolate_layers) as a property.
+    assert outcome == {"test_pass": ["properties"], "test_fail": ["properties", "failure"]}
+    names = {p.get("name") for p in ElementTree.parse(xml).getroot().iter("property")}
+    assert names == {"isolate_layers"}
 
 
 def test_last_failed_reruns_only_the_failures(project: BenignProject) -> None:
