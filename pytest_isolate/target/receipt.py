@@ -46,8 +46,6 @@ class Promise:
     other_namespaces: Tuple[Tuple[str, int], ...] = ()
     #: A cgroup path the target must be in (its broker's leaf), if any.
     cgroup: str | None = None
-    #: A session of its own (no terminal, no job control of the broker's).
-    own_session: bool = True
 
 
 def parse_status(text: str) -> Dict[str, str]:
@@ -65,17 +63,14 @@ def judge(
     status: Dict[str, str],
     namespaces: Dict[str, int],
     cgroups: str,
-    session_leader: bool = True,
 ) -> List[str]:
     """The layers in force, in the order they were taken; ``LayerMissing`` for the first gap.
 
     Pure: every input is what the kernel said, so each case is a table test.
     """
-    held: List[str] = []
-    if promise.own_session:
-        if not session_leader:
-            raise LayerMissing("session: the target is not the leader of a session of its own")
-        held.append("own-session")
+    # A process of its own, by construction: the receipt's first word. (Its new
+    # session is not judged here: setsid cannot fail without raising.)
+    held: List[str] = ["forked"]
     if promise.cgroup is not None:
         if not any(line.endswith(":" + promise.cgroup) for line in cgroups.splitlines()):
             raise LayerMissing(f"process tree: not in the cgroup {promise.cgroup}")
@@ -134,5 +129,4 @@ def check_layers(promise: Promise) -> List[str]:
         with open("/proc/self/cgroup") as handle:
             cgroups = handle.read()
     kinds = tuple(kind for kind, _ in promise.other_namespaces)
-    leader = os.getsid(0) == os.getpid()
-    return judge(promise, status, namespace_inodes(kinds), cgroups, leader)
+    return judge(promise, status, namespace_inodes(kinds), cgroups)

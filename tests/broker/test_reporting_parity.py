@@ -139,7 +139,7 @@ def test_user_properties_reach_junit_xml(
     isolated_properties = _properties(project / "isolated.xml", "test_records_properties")
     # The one documented difference: the receipt of the layers that protected the test.
     receipt = isolated_properties.pop("isolate_layers")
-    assert receipt.split()[0] == "own-session"
+    assert receipt.split()[0] == "forked"
     assert isolated_properties == expected
 
 

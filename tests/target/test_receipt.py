@@ -24,7 +24,7 @@ FULL = Promise(
 
 def test_every_layer_in_force_is_on_the_receipt() -> None:
     assert judge(FULL, SANDBOXED, {"pid": 200}, "") == [
-        "own-session",
+        "forked",
         "pidns",
         "uid=65534",
         "no-capabilities",
@@ -34,29 +34,28 @@ def test_every_layer_in_force_is_on_the_receipt() -> None:
 
 
 @pytest.mark.parametrize(
-    ("changes", "namespaces", "leader", "named"),
+    ("changes", "namespaces", "named"),
     [
-        ({"Seccomp": "0", "Seccomp_filters": "0"}, {"pid": 200}, True, "seccomp filter"),
-        ({"Seccomp_filters": "1"}, {"pid": 200}, True, "seccomp filter"),
-        ({"NoNewPrivs": "0"}, {"pid": 200}, True, "no_new_privs"),
-        ({"Uid": "0\t0\t0\t0"}, {"pid": 200}, True, "user"),
-        ({"Uid": "65534\t0\t65534\t65534"}, {"pid": 200}, True, "user"),  # a saved root uid
-        ({"CapEff": "0000000000000400"}, {"pid": 200}, True, "capabilities"),
-        ({"CapBnd": "000001ffffffffff"}, {"pid": 200}, True, "capabilities"),
-        ({}, {"pid": 100}, True, "pid namespace"),
-        ({}, {}, True, "pid namespace"),
-        ({}, {"pid": 200}, False, "session"),
+        ({"Seccomp": "0", "Seccomp_filters": "0"}, {"pid": 200}, "seccomp filter"),
+        ({"Seccomp_filters": "1"}, {"pid": 200}, "seccomp filter"),
+        ({"NoNewPrivs": "0"}, {"pid": 200}, "no_new_privs"),
+        ({"Uid": "0\t0\t0\t0"}, {"pid": 200}, "user"),
+        ({"Uid": "65534\t0\t65534\t65534"}, {"pid": 200}, "user"),  # a saved root uid
+        ({"CapEff": "0000000000000400"}, {"pid": 200}, "capabilities"),
+        ({"CapBnd": "000001ffffffffff"}, {"pid": 200}, "capabilities"),
+        ({}, {"pid": 100}, "pid namespace"),
+        ({}, {}, "pid namespace"),
     ],
 )
 def test_a_missing_layer_fails_closed_and_is_named(
-    changes: dict[str, str], namespaces: dict[str, int], leader: bool, named: str
+    changes: dict[str, str], namespaces: dict[str, int], named: str
 ) -> None:
     with pytest.raises(LayerMissing, match=named):
-        judge(FULL, {**SANDBOXED, **changes}, namespaces, "", leader)
+        judge(FULL, {**SANDBOXED, **changes}, namespaces, "")
 
 
-def test_a_plain_process_target_promises_its_session_only() -> None:
-    assert judge(Promise(), parse_status("Uid:\t0\t0\t0\t0\n"), {}, "") == ["own-session"]
+def test_a_plain_process_target_promises_a_process_of_its_own_only() -> None:
+    assert judge(Promise(), parse_status("Uid:\t0\t0\t0\t0\n"), {}, "") == ["forked"]
 
 
 def test_a_kernel_without_the_filter_count_is_judged_by_the_mode() -> None:
@@ -66,7 +65,7 @@ def test_a_kernel_without_the_filter_count_is_judged_by_the_mode() -> None:
 
 def test_the_cgroup_of_the_broker_must_hold_the_target() -> None:
     promise = Promise(cgroup="/pytest-isolate/42")
-    assert judge(promise, SANDBOXED, {}, "0::/pytest-isolate/42\n") == ["own-session", "cgroup"]
+    assert judge(promise, SANDBOXED, {}, "0::/pytest-isolate/42\n") == ["forked", "cgroup"]
     with pytest.raises(LayerMissing, match="process tree"):
         judge(promise, SANDBOXED, {}, "0::/user.slice\n")
 
