@@ -132,7 +132,9 @@ class SpawnedTargets(Generic[K, T]):
     start_errors: tuple[type[BaseException], ...] = ()
 
     def __init__(self) -> None:
-        self.pool: TargetPool[K, T] = TargetPool(lambda target: target.close(), _is_alive)
+        self.pool: TargetPool[K, T] = TargetPool(
+            lambda target: target.close(), lambda target: target.alive
+        )
         self._site: Path | None = None
         #: Targets started (or failed to start) for a test before its line was printed:
         #: (the target or why not, fresh, started for this test).
@@ -250,7 +252,3 @@ class SpawnedTargets(Generic[K, T]):
                 with contextlib.suppress(Exception):
                     acquired.close()
         self.pool.close()
-
-
-def _is_alive(target: AgentTarget) -> bool:
-    return target.alive

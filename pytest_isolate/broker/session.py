@@ -20,6 +20,7 @@ import pytest
 from pytest_isolate.backends.base import FailureKind, TargetResult, backend_prepare_target
 from pytest_isolate.backends.forked import ForkedBackend
 from pytest_isolate.backends.registry import BackendRegistry
+from pytest_isolate.backends.spawned import announce
 from pytest_isolate.broker import resolve
 from pytest_isolate.broker.summary import RunStats
 from pytest_isolate.integrations import coverage
@@ -28,8 +29,7 @@ from pytest_isolate.integrations.timeout import apply_plugin_timeout
 from pytest_isolate.pytest_compat import set_failed_subtests
 from pytest_isolate.spec import Defaults, IsolateSpec, SpecError
 from pytest_isolate.supervision.context import BrokerContext
-from pytest_isolate.wire.reports import FAILED_SUBTESTS, MAX_STRING
-from pytest_isolate.wire.text import neutralise_data
+from pytest_isolate.wire.reports import FAILED_SUBTESTS
 
 SPEC_KEY = pytest.StashKey[IsolateSpec]()
 ERROR_KEY = pytest.StashKey[str]()
@@ -128,11 +128,8 @@ class IsolateSession:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Say once, before any test runs, which tests ``--pdb`` or ``--trace`` cannot stop in."""
         note = debugger_note(session.config, session.items, self.spec_of, self._forks)
-        if note is None:
-            return
-        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line(note)
+        if note is not None:
+            announce(session.config, note)
 
     def _forks(self, spec: IsolateSpec) -> bool:
         """Does ``spec`` run in a fork of this broker (which keeps the user's terminal)?"""
@@ -192,7 +189,7 @@ class IsolateSession:
         result = self.run_target(item, spec)
         reports = self.reports_of(item, result, spec.label)
         if result.startup:
-            record_startup(item, reports, result.startup, spec.label)
+            record_startup(item, reports, result.startup)
         for report in reports:
             item.ihook.pytest_runtest_logreport(report=report)
 
@@ -234,15 +231,12 @@ class IsolateSession:
         """
         config = item.config
         for data in result.warnings:
-            self._emit_warning(item, neutralise_data(data))
+            self._emit_warning(item, data)
         seen: list[str] = []
         reports: list[pytest.TestReport] = []
         if result.failure_kind == "violation":
             _fail_call_report(item, result, label)
-        for raw in result.reports:
-            # Text from a target reaches the terminal, JUnit and every plugin only
-            # with its control characters made visible (no escape sequences).
-            data = neutralise_data(raw, MAX_STRING)  # the frame caps bound it already
+        for data in result.reports:  # their text escaped on arrival (wire.reports)
             failed_subtests = data.pop(FAILED_SUBTESTS, 0)
             report = config.hook.pytest_report_from_serializable(config=config, data=data)
             _restore_subtest_kwargs(report, data)
@@ -310,7 +304,7 @@ def debugger_note(
     if not labels:
         return None
     return (
-        f"pytest-isolate: --pdb and --trace do not stop in tests run in {', '.join(labels)} "
+        f"--pdb and --trace do not stop in tests run in {', '.join(labels)} "
         "(those targets have no terminal); to debug such a test, run it with --no-isolate, "
         "or mark it isolate('process') while you debug"
     )
@@ -332,16 +326,13 @@ class StartupRow:
 
     count_towards_summary = False
 
-    def __init__(self, nodeid: str, seconds: float, label: str) -> None:
+    def __init__(self, nodeid: str, seconds: float) -> None:
         self.nodeid = nodeid
         self.duration = seconds
         self.when = "target start"
-        self.label = label
 
 
-def record_startup(
-    item: pytest.Item, reports: list[pytest.TestReport], seconds: float, label: str
-) -> None:
+def record_startup(item: pytest.Item, reports: list[pytest.TestReport], seconds: float) -> None:
     """Say where a spawned target's start went: a JUnit property and a ``--durations`` row."""
     teardown = next((r for r in reversed(reports) if r.when == "teardown"), None)
     if teardown is not None:
@@ -350,7 +341,7 @@ def record_startup(
     stats = getattr(reporter, "stats", None)
     if isinstance(stats, dict):
         # Under the key of passing setup and teardown reports, which the summary line skips.
-        stats.setdefault("", []).append(StartupRow(item.nodeid, seconds, label))
+        stats.setdefault("", []).append(StartupRow(item.nodeid, seconds))
 
 
 def _restore_subtest_kwargs(report: Any, data: dict[str, Any]) -> None:

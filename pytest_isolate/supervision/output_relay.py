@@ -43,8 +43,13 @@ class OutputRelay:
 
     def after_fork(self) -> None:
         """In the broker: only the target writes."""
-        with contextlib.suppress(OSError):
-            os.close(self.write_fd)
+        self._close_write_end()
+
+    def _close_write_end(self) -> None:
+        if self.write_fd >= 0:  # closed once: its number may belong to another file later
+            with contextlib.suppress(OSError):
+                os.close(self.write_fd)
+            self.write_fd = -1
 
     def pump(self) -> bool:
         """Copy what the pipe holds now; False once every writer closed it."""
@@ -78,6 +83,6 @@ class OutputRelay:
             out.flush()
 
     def close(self) -> None:
-        for fd in (self.read_fd, self.write_fd):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        self._close_write_end()
+        with contextlib.suppress(OSError):
+            os.close(self.read_fd)

@@ -4,9 +4,10 @@ The target side uses ``pytest_report_to_serializable`` exactly as
 pytest-xdist does. The broker side never hands a target's dict to pytest
 as is: :func:`sanitize_report` rebuilds it from an allow-list of keys and
 types (unknown keys are dropped, wrong types rejected), pins the node id
-to the test the broker asked for, and only then calls
-``pytest_report_from_serializable``. A target can therefore not set
-arbitrary attributes on a report object, nor report for another test.
+to the test the broker asked for, shows every control character in a
+string escaped, and only then calls ``pytest_report_from_serializable``.
+A target can therefore not set arbitrary attributes on a report object,
+nor report for another test, nor write terminal control through one.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from pytest_isolate.wire.frames import ProtocolViolation
+from pytest_isolate.wire.text import escape_controls
 
 MAX_STRING = 4 * 1024 * 1024
 MAX_LIST = 10_000
@@ -27,9 +29,10 @@ def _fail(path: str, expected: str) -> ProtocolViolation:
 
 
 def _str(value: Any, path: str) -> str:
+    """A bounded string, its control characters shown escaped (``wire.text``)."""
     if not isinstance(value, str) or len(value) > MAX_STRING:
         raise _fail(path, f"a string of at most {MAX_STRING} characters")
-    return value
+    return escape_controls(value)
 
 
 def _opt_str(value: Any, path: str) -> str | None:
@@ -233,9 +236,11 @@ def sanitize_report(data: Any, expected_nodeid: str) -> dict[str, Any]:
         (None, "SubtestReport") if is_subtest else ("TestReport",)
     ):
         raise _fail("$report_type", "'TestReport'")
-    nodeid = _str(report.get("nodeid"), "nodeid")
-    if nodeid != expected_nodeid:
-        raise ProtocolViolation(f"sent a report for {nodeid!r} while running {expected_nodeid!r}")
+    sent = report.get("nodeid")
+    if sent != expected_nodeid:  # compared as sent: escaping would hide a forged id
+        shown = _str(sent, "nodeid")
+        raise ProtocolViolation(f"sent a report for {shown!r} while running {expected_nodeid!r}")
+    nodeid = expected_nodeid  # the broker's own id of the item, as pytest prints it
     when = report.get("when")
     if when not in _WHEN:
         raise _fail("when", "setup, call or teardown")

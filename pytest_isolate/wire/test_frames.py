@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, List, Mapping
 from pytest_isolate.wire.coverage_frames import COVERAGE_FRAME, CoverageFrame, parse_coverage_frame
 from pytest_isolate.wire.frames import ProtocolViolation
 from pytest_isolate.wire.reports import sanitize_report
+from pytest_isolate.wire.text import escape_controls
 
 REPORT_FRAME = "report"
 WARNING_FRAME = "warning"
@@ -73,8 +74,10 @@ def validate_warning(message: Mapping[str, Any]) -> dict[str, Any]:
         value = message.get(name)
         if not isinstance(value, kind) or isinstance(value, bool):
             raise ProtocolViolation(f"warning field {name} is not {kind.__name__}")
-        if isinstance(value, str) and len(value) > MAX_WARNING_TEXT + 64:
-            raise ProtocolViolation(f"warning field {name} is too long")
+        if isinstance(value, str):
+            if len(value) > MAX_WARNING_TEXT + 64:
+                raise ProtocolViolation(f"warning field {name} is too long")
+            value = escape_controls(value)
         clean[name] = value
     return clean
 

@@ -34,6 +34,16 @@ def _escape(match: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
+def escape_controls(text: str) -> str:
+    """``text`` with each control character shown as a visible escape; newlines and tabs stay.
+
+    What every string a target sends goes through on arrival (``wire.reports``,
+    the warnings of ``wire.test_frames``), so nothing a target wrote reaches
+    the terminal, JUnit or another plugin as terminal control.
+    """
+    return _CONTROL.sub(_escape, text)
+
+
 def neutralise(text: str, limit: int = MAX_REPORT_TEXT) -> str:
     """``text`` with control characters made visible, cut to about ``limit`` characters.
 
@@ -43,7 +53,7 @@ def neutralise(text: str, limit: int = MAX_REPORT_TEXT) -> str:
     if len(text) > limit:
         dropped = len(text) - limit
         text = f"[pytest-isolate: {dropped} characters cut]\n" + text[-limit:]
-    return _CONTROL.sub(_escape, text)
+    return escape_controls(text)
 
 
 def neutralise_name(text: str, limit: int = MAX_NAME) -> str:
