@@ -17,9 +17,10 @@ DEV_EXTRAS="all,test,dev"
 MATRIX_EXTRAS="all"
 
 # Plugins that change every run they are installed in (pytest-randomly reorders
-# and reseeds everything): the suite checks them in a venv of their own,
-# made by the test from requirements/plugins.txt.
-OTHER_PLUGINS=(pytest-randomly)
+# and reseeds everything, pytest-benchmark and pytest-html add to every header
+# and summary): the suite checks them in a venv of their own, made by the tests
+# from requirements/plugins.txt (tests/plugins_venv.py).
+OTHER_PLUGINS=(pytest-randomly pytest-html pytest-benchmark)
 
 # Oldest and newest of each pytest major version we claim, but the newest 9.x,
 # which is the development venv's own.

@@ -32,6 +32,7 @@ from pytest_isolate.policy.compiler import LoadablePolicy
 from pytest_isolate.target import steps
 from pytest_isolate.target.capture import capture_fds, output_tail, saved_terminal_fds
 from pytest_isolate.target.coverage_probe import TargetCoverage
+from pytest_isolate.target.hypothesis_examples import read_before_fork
 from pytest_isolate.target.item_runner import FrameSender, run_in_target
 from pytest_isolate.target.receipt import RECEIPT_PROPERTY
 from pytest_isolate.target.sequence import Privileges, TargetPlan, restrict_target
@@ -139,6 +140,7 @@ def run_in_fork(
     policy = None if request.seccomp is None else loadable_policy(request.seccomp)
     # Before the fork: the watch notes where the kernel log stands.
     watch = None if request.seccomp is None else AgentSeccompWatch(request.seccomp)
+    read_before_fork(item)  # hypothesis's examples, with the agent's own view
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child never returns
         parent_end.close()

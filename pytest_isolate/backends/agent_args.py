@@ -76,6 +76,16 @@ BROKER_ONLY = frozenset(
         "usepdb_cls",
         "trace",
         "capture",
+        # pytest-benchmark and pytest-html: the broker writes their files
+        "benchmark_save",
+        "benchmark_autosave",
+        "benchmark_save_data",
+        "benchmark_json",
+        "benchmark_compare",
+        "benchmark_compare_fail",
+        "benchmark_histogram",
+        "benchmark_cprofile_dump",
+        "htmlpath",
         # pytest-xdist: each worker is a broker
         "numprocesses",
         "maxprocesses",

@@ -29,6 +29,7 @@ from pytest_isolate.supervision.outcome import result_of
 from pytest_isolate.supervision.output_relay import OutputRelay, captures_fds
 from pytest_isolate.supervision.supervisor import Supervision, TargetSupervisor
 from pytest_isolate.target.capture import capture_fds, output_tail, saved_terminal_fds
+from pytest_isolate.target.hypothesis_examples import read_before_fork
 from pytest_isolate.target.item_runner import FrameSender, prepare_forwarder, run_in_target
 from pytest_isolate.target.receipt import RECEIPT_PROPERTY, namespace_inodes
 from pytest_isolate.target.sequence import Privileges, TargetPlan, restrict_target
@@ -168,6 +169,7 @@ class ForkedBackend:
         if ring is not None:
             keep += ring.child_fds()
         prepare_forwarder(item.config)
+        read_before_fork(item)  # hypothesis's examples: the target may not see the project
         broker_namespaces()  # read here, in the broker: the child's plan uses this cached value
         # Without fd capture (-s) the target's stdout and stderr come through the broker.
         output = None if captures_fds(item.config.getoption("capture", "fd")) else OutputRelay()

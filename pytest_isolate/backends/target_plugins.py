@@ -8,10 +8,11 @@ too, or the test runs differently than in a plain run. So each plugin loaded
 in the broker from an installed distribution is copied into the target with
 the injected packages and named with ``-p``; the ones that act only in the
 broker (distribution, coverage, reruns: this plugin handles those) are not.
-A plugin that needs more than pytest and its own dependencies (hypothesis's
-plugin needs hypothesis, which is the project's to install in its image), or
-that has compiled code built for no particular Python, is not carried: it is
-named once in the run's header.
+A plugin's requirements go with it (hypothesis's plugin needs hypothesis and
+sortedcontainers), so that a test sees the versions a plain run sees. A
+plugin that needs something not installed here, or code compiled for no
+particular Python (its own or a requirement's), is not carried: it is named
+once in the run's header.
 
 A guest runs the broker's own interpreter and site-packages, so it only
 needs the ``-p`` names.
@@ -72,18 +73,71 @@ def _normal(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _missing_requirements(project: str, carried: set[str]) -> list[str]:
-    """The requirements of ``project`` (for this Python, no extras) that are not carried."""
+def _requirements(project: str) -> list[str]:
+    """The requirements of ``project`` for this Python, without extras."""
     from packaging.requirements import Requirement
 
-    missing = []
+    names = []
     for text in importlib.metadata.requires(project) or ():
         requirement = Requirement(text)
-        if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+        if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+            names.append(requirement.name)
+    return names
+
+
+def _top_level_modules(found: importlib.metadata.Distribution) -> list[str]:
+    """The importable top-level modules a distribution installed (its ``RECORD``)."""
+    tops: set[str] = set()
+    for path in found.files or ():
+        parts = path.parts
+        if not parts or parts[0].endswith((".dist-info", ".data")) or parts[0] in ("..", "bin"):
             continue
-        if _normal(requirement.name) not in carried:
-            missing.append(requirement.name)
-    return missing
+        top = parts[0]
+        if len(parts) == 1:
+            if not top.endswith(".py"):
+                continue
+            top = top[: -len(".py")]
+        if top.isidentifier() and top != "__pycache__":
+            tops.add(top)
+    return sorted(tops)
+
+
+@dataclass
+class _Closure:
+    """A plugin's distribution and the requirements it brings, when all can be carried."""
+
+    modules: list[str]
+    distributions: list[str]
+
+
+def _closure(project: str, carried: set[str]) -> _Closure | str:
+    """What carrying ``project`` takes (its pure-Python requirements too), or why it cannot go.
+
+    A requirement the target already gets (pytest, its dependencies) is not
+    copied again; one that is not installed here, or that ships code compiled
+    for one Python, stops the plugin from being carried.
+    """
+    closure = _Closure([], [])
+    pending, seen = [project], set(carried)
+    while pending:
+        name = pending.pop()
+        if _normal(name) in seen:
+            continue
+        seen.add(_normal(name))
+        try:
+            found = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            return f"needs {name} in the target"
+        tops = _top_level_modules(found)
+        compiled = [top for top in tops if _compiled_for_one_python(top)]
+        if compiled:
+            return f"compiled code in {', '.join(compiled)}" + (
+                "" if name == project else f" (from its requirement {name})"
+            )
+        closure.modules.extend(tops)
+        closure.distributions.append(str(found.metadata["Name"]))
+        pending.extend(_requirements(name))
+    return closure
 
 
 _PLUGINS = pytest.StashKey[TargetPlugins]()
@@ -127,16 +181,12 @@ def _target_plugins(config: pytest.Config) -> TargetPlugins:
         except importlib.metadata.PackageNotFoundError:
             continue
         points = [ep for ep in found.entry_points if ep.group == "pytest11"]
-        tops = sorted({ep.value.split(":", 1)[0].split(".", 1)[0] for ep in points})
-        compiled = [top for top in tops if _compiled_for_one_python(top)]
-        if compiled:
-            left_out.append((project, f"compiled code in {', '.join(compiled)}"))
-            continue
-        missing = _missing_requirements(project, carried)
-        if missing:
-            left_out.append((project, f"needs {', '.join(missing)} in the target"))
+        closure = _closure(project, carried)
+        if isinstance(closure, str):
+            left_out.append((project, closure))
             continue
         names.extend(ep.name for ep in points)
-        modules.extend(tops)
-        distributions.append(project)
+        modules.extend(m for m in closure.modules if m not in modules)
+        distributions.extend(d for d in closure.distributions if d not in distributions)
+        carried.update(_normal(d) for d in closure.distributions)
     return TargetPlugins(tuple(names), tuple(modules), tuple(distributions), tuple(left_out))

@@ -24,6 +24,8 @@ from pytest_isolate.backends.spawned import announce
 from pytest_isolate.broker import resolve
 from pytest_isolate.broker.summary import RunStats
 from pytest_isolate.integrations import coverage
+from pytest_isolate.integrations.benchmark import add_benchmark
+from pytest_isolate.integrations.hypothesis import save_examples
 from pytest_isolate.integrations.rerunfailures import DRIVEN_ELSEWHERE
 from pytest_isolate.integrations.timeout import apply_plugin_timeout
 from pytest_isolate.pytest_compat import set_failed_subtests
@@ -219,6 +221,8 @@ class IsolateSession:
         if timeout_note and result.failure_kind == "timeout" and result.failure:
             result.failure = f"{result.failure} ({timeout_note})"
         coverage.add(result.coverage)
+        save_examples(result.examples)
+        add_benchmark(item, result.benchmark)
         self.stats.record(spec.label, result)
         return result
 

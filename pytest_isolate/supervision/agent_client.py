@@ -232,11 +232,8 @@ class AgentClient:
     ) -> TargetResult:
         duration = time.monotonic() - started
         if state.refused is not None:
-            record = state.record
-            return TargetResult(
-                reports=record.reports,
-                warnings=record.warnings,
-                coverage=record.coverage,
+            return TargetResult.of_record(
+                state.record,
                 duration=duration,
                 failure=f"the target could not run this test: {state.refused}",
                 failure_kind="engine",
@@ -270,10 +267,8 @@ class AgentClient:
         else:
             failure = f"{reason} during {phase}"
             kind = "protocol" if "protocol" in reason else "engine"
-        return TargetResult(
-            reports=state.record.reports,
-            warnings=state.record.warnings,
-            coverage=state.record.coverage,
+        return TargetResult.of_record(
+            state.record,
             failure=failure,
             failure_kind=kind,
             duration=time.monotonic() - started,

@@ -116,12 +116,7 @@ def result_of(
     Every kind of target ends here (forked, or a test's child in a spawned
     target), so a crash reads the same whichever backend ran it.
     """
-    result = TargetResult(
-        reports=record.reports,
-        warnings=record.warnings,
-        coverage=record.coverage,
-        duration=duration,
-    )
+    result = TargetResult.of_record(record, duration=duration)
     end = EndState(
         wait_status=wait_status,
         phase=phase_after(record.phases),

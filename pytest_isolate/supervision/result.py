@@ -6,7 +6,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    from pytest_isolate.wire.benchmark_frames import BenchmarkRecord
     from pytest_isolate.wire.coverage_frames import CoverageFrame
+    from pytest_isolate.wire.example_frames import ExampleChange
+    from pytest_isolate.wire.test_frames import TestRecord
 
 #: Why a target did not finish normally; the broker words the report and the
 #: summary after it.
@@ -47,6 +50,8 @@ class TargetResult:
     reports: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[dict[str, Any]] = field(default_factory=list)
     coverage: list[CoverageFrame] = field(default_factory=list)  # checked, not yet recorded
+    examples: list[ExampleChange] = field(default_factory=list)  # checked, not yet saved
+    benchmark: BenchmarkRecord | None = None  # checked, not yet added to pytest-benchmark's
     failure: str | None = None
     failure_kind: FailureKind | None = None
     sections: list[tuple[str, str]] = field(default_factory=list)
@@ -55,3 +60,24 @@ class TargetResult:
     #: Seconds this test waited for a new spawned target (a container, a guest) to
     #: start and collect; 0 when it ran in one already started, or in a fork.
     startup: float = 0.0
+
+    @classmethod
+    def of_record(
+        cls,
+        record: TestRecord,
+        *,
+        duration: float = 0.0,
+        failure: str | None = None,
+        failure_kind: FailureKind | None = None,
+    ) -> TargetResult:
+        """What a target sent about its test (every frame checked on arrival), and its end."""
+        return cls(
+            reports=record.reports,
+            warnings=record.warnings,
+            coverage=record.coverage,
+            examples=record.examples,
+            benchmark=record.benchmark,
+            duration=duration,
+            failure=failure,
+            failure_kind=failure_kind,
+        )

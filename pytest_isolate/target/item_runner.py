@@ -15,7 +15,7 @@ import os
 import sys
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NoReturn, Protocol
 
 import pytest
@@ -29,7 +29,9 @@ from pytest_isolate.pytest_compat import (
     runtestprotocol,
     saferepr,
 )
+from pytest_isolate.target.benchmark_results import BenchmarkResults
 from pytest_isolate.target.coverage_probe import TargetCoverage
+from pytest_isolate.target.hypothesis_examples import ExampleDatabaseCopy
 from pytest_isolate.wire.frames import encode_frame
 from pytest_isolate.wire.reports import FAILED_SUBTESTS
 from pytest_isolate.wire.test_frames import (
@@ -50,6 +52,20 @@ def truncate_tail(text: str, limit: int = MAX_SECTION_CHARS) -> str:
         return text
     dropped = len(text) - limit
     return f"[pytest-isolate: {dropped} characters truncated]\n" + text[-limit:]
+
+
+class PluginResults(Protocol):
+    """What another plugin keeps of a test in the target's process, to be sent after it."""
+
+    def frames(self) -> Iterator[dict[str, Any]]: ...
+
+
+#: Each takes the item before its protocol runs and returns None when it has
+#: nothing to keep for that test (hypothesis's examples, pytest-benchmark's timings).
+PLUGIN_RESULTS: tuple[Callable[[pytest.Item], PluginResults | None], ...] = (
+    ExampleDatabaseCopy.begin,
+    BenchmarkResults.begin,
+)
 
 
 class ByteSink(Protocol):
@@ -184,6 +200,7 @@ def run_item(
     forget_broker_finalizers(item.session)
     prepare_forwarder(config).sender = sender
     coverage = measure()
+    kept = [found for begin in PLUGIN_RESULTS if (found := begin(item)) is not None]
     with catch_warnings_for_item(config=config, ihook=item.ihook, when="runtest", item=item):
         runtestprotocol(item, log=True, nextitem=None)
     for stream in (sys.stdout, sys.stderr):
@@ -191,6 +208,9 @@ def run_item(
             stream.flush()
     if coverage is not None:
         for frame in coverage.frames(str(config.rootpath)):
+            sender.send(frame)
+    for results in kept:
+        for frame in results.frames():
             sender.send(frame)
     sender.send(done_frame(os.getpid()))
 

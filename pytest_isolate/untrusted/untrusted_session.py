@@ -24,6 +24,8 @@ import pytest
 
 from pytest_isolate.backends.base import TargetResult
 from pytest_isolate.integrations import coverage
+from pytest_isolate.integrations.benchmark import add_benchmark
+from pytest_isolate.integrations.hypothesis import save_examples
 from pytest_isolate.untrusted.items import UntrustedItem, build_item, display_ids
 from pytest_isolate.untrusted.limits import Ceiling, options_for
 from pytest_isolate.untrusted.settings import IgnoredSetting
@@ -177,6 +179,8 @@ class UntrustedSession:
         result: TargetResult = target.run(item.agent_nodeid, spec, owner.limits)
         result.duration = result.duration or time.monotonic() - started
         coverage.add(result.coverage)  # checked on arrival: the project's files only
+        save_examples(result.examples)  # checked on arrival: hypothesis's names only
+        add_benchmark(item, result.benchmark)  # named after the broker's item
         return result
 
     def _log(self, item: UntrustedItem, result: TargetResult) -> None:

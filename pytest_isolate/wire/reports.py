@@ -12,6 +12,7 @@ nor report for another test, nor write terminal control through one.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pytest_isolate.wire.frames import ProtocolViolation
@@ -223,6 +224,45 @@ def _keywords(value: Any) -> dict[str, Any]:
     return {_str(k, "keywords"): _json_value(v, f"keywords.{k}") for k, v in data.items()}
 
 
+#: pytest-html's extras (``report.extras``) a target may attach, by format: content
+#: it embeds as data. An ``html`` extra would put the target's markup (scripts
+#: included) into the broker's report, and a ``url`` extra any link scheme: an
+#: html extra is shown as text, a url extra only for http and https.
+_EXTRA_FORMATS = ("text", "json", "image", "video", "url", "html")
+_EXTRA_EXTENSION = re.compile(r"[A-Za-z0-9]{1,16}")
+_EXTRA_MIME = re.compile(r"[A-Za-z0-9.+-]{1,64}/[A-Za-z0-9.+-]{1,64}")
+
+
+def _extras(value: Any) -> list[dict[str, Any]]:
+    """pytest-html's extras: its five fields, checked so that none can name a path or markup."""
+    result = []
+    for extra in _list(value, "extras"):
+        data = _dict(extra, "extras[]")
+        kind = data.get("format_type")
+        if kind not in _EXTRA_FORMATS:
+            raise _fail("extras[].format_type", "one of " + ", ".join(_EXTRA_FORMATS))
+        content = _str(data.get("content"), "extras[].content")
+        if kind == "url" and not content.lower().startswith(("http://", "https://")):
+            raise _fail("extras[].content", "an http or https address for a url extra")
+        extension, mime = data.get("extension"), data.get("mime_type")
+        if extension is not None and not (
+            isinstance(extension, str) and _EXTRA_EXTENSION.fullmatch(extension)
+        ):
+            raise _fail("extras[].extension", "letters and digits (it becomes part of a file name)")
+        if mime is not None and not (isinstance(mime, str) and _EXTRA_MIME.fullmatch(mime)):
+            raise _fail("extras[].mime_type", "a type/subtype")
+        result.append(
+            {
+                "name": _opt_str(data.get("name"), "extras[].name"),
+                "format_type": "text" if kind == "html" else kind,
+                "content": content,
+                "mime_type": mime,
+                "extension": extension,
+            }
+        )
+    return result
+
+
 #: How many of the test's ``subtests`` failed, as the target's pytest counted them:
 #: the parent's verdict ("contains N failed subtests") depends on it.
 FAILED_SUBTESTS = "isolate_failed_subtests"
@@ -263,6 +303,8 @@ def sanitize_report(data: Any, expected_nodeid: str) -> dict[str, Any]:
     }
     if "wasxfail" in report:
         clean["wasxfail"] = _str(report["wasxfail"], "wasxfail")
+    if "extras" in report:
+        clean["extras"] = _extras(report["extras"])
     if FAILED_SUBTESTS in report and not is_subtest:
         count = _int(report[FAILED_SUBTESTS], FAILED_SUBTESTS)
         if not 0 <= count <= MAX_LIST:

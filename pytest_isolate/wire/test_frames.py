@@ -1,12 +1,15 @@
 """A test's frames: their types, their constructors, and the one receiver that records them.
 
 A target running one test sends ``report`` frames (pytest's serialized
-reports), ``warning`` frames, ``coverage`` frames, then ``done``; a target
+reports), ``warning`` frames, ``coverage`` frames, ``examples`` frames
+(hypothesis's database changes), a ``benchmark`` frame (pytest-benchmark's
+timings), then ``done``; a target
 whose restriction steps failed sends ``setup-error`` instead. The forked
 targets' supervisor and the spawned targets' agent client both feed what
 they decode to a :class:`TestFrameRecorder`, which checks each frame (the
 report allow-list pinned to the test's node id, the warning's fields, the
-coverage frame's bounds and project) and keeps the result in a
+coverage frame's bounds and project, the examples' names and sizes, the
+benchmark's texts and timings) and keeps the result in a
 :class:`TestRecord`. Dispatch goes through one table, so a frame type is
 handled the same way whichever backend carried it.
 
@@ -18,7 +21,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping
 
+from pytest_isolate.wire.benchmark_frames import (
+    BENCHMARK_FRAME,
+    BenchmarkRecord,
+    parse_benchmark_frame,
+)
 from pytest_isolate.wire.coverage_frames import COVERAGE_FRAME, CoverageFrame, parse_coverage_frame
+from pytest_isolate.wire.example_frames import (
+    EXAMPLES_FRAME,
+    MAX_CHANGES_PER_TEST,
+    ExampleChange,
+    parse_example_frame,
+)
 from pytest_isolate.wire.frames import ProtocolViolation
 from pytest_isolate.wire.reports import sanitize_report
 from pytest_isolate.wire.text import escape_controls
@@ -30,7 +44,15 @@ SETUP_ERROR_FRAME = "setup-error"
 
 #: Frames a test's target may send; anything else is the target breaking the protocol.
 TEST_FRAME_TYPES = frozenset(
-    {REPORT_FRAME, WARNING_FRAME, COVERAGE_FRAME, SETUP_ERROR_FRAME, DONE_FRAME}
+    {
+        REPORT_FRAME,
+        WARNING_FRAME,
+        COVERAGE_FRAME,
+        EXAMPLES_FRAME,
+        BENCHMARK_FRAME,
+        SETUP_ERROR_FRAME,
+        DONE_FRAME,
+    }
 )
 
 MAX_WARNING_TEXT = 64 * 1024
@@ -91,6 +113,8 @@ class TestRecord:
     reports: List[Dict[str, Any]] = field(default_factory=list)
     warnings: List[Dict[str, Any]] = field(default_factory=list)
     coverage: List[CoverageFrame] = field(default_factory=list)
+    examples: List[ExampleChange] = field(default_factory=list)
+    benchmark: BenchmarkRecord | None = None
     finished: bool = False
     setup_error: str | None = None
 
@@ -123,6 +147,8 @@ class TestFrameRecorder:
             REPORT_FRAME: self._report,
             WARNING_FRAME: self._warning,
             COVERAGE_FRAME: self._coverage,
+            EXAMPLES_FRAME: self._examples,
+            BENCHMARK_FRAME: self._benchmark,
             DONE_FRAME: self._done,
             SETUP_ERROR_FRAME: self._setup_error,
         }
@@ -146,6 +172,19 @@ class TestFrameRecorder:
     def _coverage(self, message: dict[str, Any]) -> None:
         frame = parse_coverage_frame(message).check_within(self.project_root)
         self.record.coverage.append(frame)
+
+    def _examples(self, message: dict[str, Any]) -> None:
+        if len(self.record.examples) >= MAX_CHANGES_PER_TEST:
+            raise ProtocolViolation(
+                f"examples: more than {MAX_CHANGES_PER_TEST} hypothesis database changes "
+                "in one test"
+            )
+        self.record.examples.append(parse_example_frame(message))
+
+    def _benchmark(self, message: dict[str, Any]) -> None:
+        if self.record.benchmark is not None:  # pytest-benchmark allows one per test
+            raise ProtocolViolation("benchmark: a second benchmark frame for one test")
+        self.record.benchmark = parse_benchmark_frame(message)
 
     def _done(self, message: dict[str, Any]) -> None:
         self.record.finished = True

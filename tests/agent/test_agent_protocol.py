@@ -108,7 +108,15 @@ def test_malformed_agent_messages_are_rejected(parse: Any, message: dict[str, An
 def test_only_test_frames_may_come_from_a_tests_child() -> None:
     from pytest_isolate.wire.test_frames import TEST_FRAME_TYPES
 
-    assert {"report", "warning", "coverage", "setup-error", "done"} == TEST_FRAME_TYPES
+    assert {
+        "report",
+        "warning",
+        "coverage",
+        "examples",
+        "benchmark",
+        "setup-error",
+        "done",
+    } == TEST_FRAME_TYPES
 
 
 # -- seccomp= in spawned targets ------------------------------------------------------

@@ -1,26 +1,20 @@
 """pytest-randomly's seed reaches every target: the same numbers as in a plain run.
 
 pytest-randomly reorders and reseeds every run it is installed in, so it
-lives in a venv of its own (pinned in ``requirements/plugins.txt``, cached
-per checkout). Each test records ``random.random()`` from its call; under a
-fixed ``--randomly-seed`` every backend must record what a plain run records.
+lives in a venv of its own (``plugins_venv``). Each test records
+``random.random()`` from its call; under a fixed ``--randomly-seed`` every
+backend must record what a plain run records.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from every_backend import EVERY_BACKEND
+from plugins_venv import plugins_python
 from project_runner import ProjectRun, run_pytest, write_project
 
-REPO = Path(__file__).resolve().parents[2]
-PINS = REPO / "requirements" / "plugins.txt"
-CACHE = Path(os.environ.get("PYTEST_ISOLATE_CACHE", Path.home() / ".cache" / "pytest-isolate"))
 BACKENDS: dict[str, str | None] = {"plain": None, **EVERY_BACKEND}
 
 
@@ -40,16 +34,7 @@ def _tests() -> str:
 
 @pytest.fixture(scope="module")
 def randomly_python() -> Path:
-    """A venv with this checkout and pytest-randomly, from the pins (made once per checkout)."""
-    key = hashlib.sha256(f"{REPO}\n{PINS.read_text()}".encode()).hexdigest()[:16]
-    venv = CACHE / "venvs" / f"plugins-{key}"
-    python = venv / "bin" / "python"
-    if not (venv / ".ready").exists():
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-        install = [str(python), "-m", "pip", "install", "-q", "-c", str(PINS)]
-        subprocess.run([*install, "-e", f"{REPO}[all]", "pytest-randomly"], check=True)
-        (venv / ".ready").write_text(key)
-    return python
+    return plugins_python()
 
 
 @pytest.fixture(scope="module")
