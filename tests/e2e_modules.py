@@ -25,6 +25,7 @@ E2E = (
     "broker/test_leftovers.py",
     "broker/test_neutralised_text.py",
     "broker/test_limits.py",
+    "broker/test_matrix_option.py",
     "broker/test_oom_killer.py",
     "broker/test_options.py",
     "broker/test_output_flood.py",

@@ -108,7 +108,7 @@ def agent_base_args(config: pytest.Config, rootdir: str) -> list[str]:
     import_mode = getattr(config.option, "importmode", None)
     if isinstance(import_mode, str):
         args.append(f"--import-mode={import_mode}")
-    return args + target_plugins(config).args() + parse_time_args(config)
+    return args + target_plugins(config).args() + parse_time_args(config) + matrix_args(config)
 
 
 def parse_time_args(config: pytest.Config) -> list[str]:
@@ -118,6 +118,20 @@ def parse_time_args(config: pytest.Config) -> list[str]:
         args += ["-W", str(spec)]
     for override in getattr(config.option, "override_ini", None) or ():
         args += ["-o", str(override)]
+    return args
+
+
+def matrix_args(config: pytest.Config) -> list[str]:
+    """The broker's ``--isolate`` and ``--isolate-matrix``: the agent's node ids carry them.
+
+    Under a matrix the broker's node ids name the target (``test_x[vm-p0]``);
+    the agent must parametrize its items the same way to find them.
+    """
+    args = []
+    for option, flag in (("isolate", "--isolate"), ("isolate_matrix", "--isolate-matrix")):
+        value = config.getoption(option, None)
+        if isinstance(value, str):
+            args.append(f"{flag}={value}")
     return args
 
 

@@ -117,9 +117,7 @@ class ContainerTargets(SpawnedTargets[ContainerConfig, "ContainerTarget"]):
         site = self.plugin_site(item.config)
         rootdir = str(item.config.rootpath)
         files = sibling_files(item, spec, context, lambda other: _same_config(other, key))
-        request = start_request(
-            item.config, rootdir, _matrix_args(item.config) + files, context.limits
-        )
+        request = start_request(item.config, rootdir, files, context.limits)
         return ContainerTarget.launch(engine, key, request, site, run_labels(self._run_id))
 
     def start_failure(self, key: ContainerConfig, error: BaseException) -> TargetResult:
@@ -162,16 +160,6 @@ class ContainerTargets(SpawnedTargets[ContainerConfig, "ContainerTarget"]):
             with contextlib.suppress(Exception):
                 self._engine.close()
             self._engine = None
-
-
-def _matrix_args(config: pytest.Config) -> list[str]:
-    """The broker's ``--isolate`` and ``--isolate-matrix``: the agent's node ids carry them."""
-    args = []
-    for option, flag in (("isolate", "--isolate"), ("isolate_matrix", "--isolate-matrix")):
-        value = config.getoption(option, None)
-        if isinstance(value, str):
-            args.append(f"{flag}={value}")
-    return args
 
 
 def _same_config(spec: IsolateSpec, config: ContainerConfig) -> bool:

@@ -34,6 +34,7 @@ from pytest_isolate._package import PACKAGE_DIR
 from pytest_isolate.backends.agent_args import (
     coverage_for_target,
     forwarded_options,
+    matrix_args,
     parse_time_args,
 )
 from pytest_isolate.backends.base import Availability, TargetResult
@@ -382,7 +383,9 @@ class Guests(SpawnedTargets[GuestShape, _RunningGuest]):
                         nodeids,
                         rootdir,
                         inifile,
-                        target_plugins(config).args() + parse_time_args(config),
+                        target_plugins(config).args()
+                        + parse_time_args(config)
+                        + matrix_args(config),
                     )
                 ),
                 options=tuple(forwarded_options(config).items()),
