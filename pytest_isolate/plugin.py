@@ -97,6 +97,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="show which backends work on this machine, why not, and how to fix it; then exit",
     )
+    group.addoption(
+        "--isolate-selftest",
+        dest="isolate_selftest",
+        action="store_true",
+        default=False,
+        help="try to escape from each available backend (files, environment, sockets, "
+        "system calls, capabilities) and print what held; exit 1 if a documented stop did not",
+    )
     parser.addini("isolate", "backend for unmarked tests (as --isolate=BACKEND)", default=None)
 
 
@@ -149,7 +157,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from pytest_isolate.integrations.coverage import CoverageFlush
 
     config.pluginmanager.register(CoverageFlush(), "isolate-coverage-flush")
-    if config.getoption("isolate_doctor"):
+    if config.getoption("isolate_doctor") or config.getoption("isolate_selftest"):
         return
     if config.getoption("isolate_untrusted", None):
         return  # untrusted.hooks registers its own session instead
@@ -193,13 +201,19 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
-    if not config.getoption("isolate_doctor"):
+    doctor, selftest = config.getoption("isolate_doctor"), config.getoption("isolate_selftest")
+    if not (doctor or selftest):
         return None
-    from pytest_isolate.doctor import print_doctor
-
     configure_for_command(config)
     try:
-        return print_doctor(config.stash[REGISTRY_KEY])
+        registry = config.stash[REGISTRY_KEY]
+        if doctor:
+            from pytest_isolate.doctor import print_doctor
+
+            return print_doctor(registry)
+        from pytest_isolate.selftest import print_selftest
+
+        return print_selftest(registry, verbose=config.option.verbose > 0)
     finally:
         unconfigure_after_command(config)
 

@@ -14,6 +14,7 @@ E2E = (
     "backends/",
     "container/",
     "integrations/",
+    "selftest/",
     "thirdparty/",
     "vm/",
     "channel/test_shm_channel_selection.py",

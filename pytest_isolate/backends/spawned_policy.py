@@ -10,7 +10,7 @@ the test, and words the report exactly as for a forked target
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,18 +77,23 @@ def check_spawned_policy(spec: IsolateSpec, where: str) -> None:
 _COMPILED: dict[Hashable, SpawnedPolicy] = {}
 
 
-def spawned_policy(spec: IsolateSpec, where: str) -> SpawnedPolicy | None:
-    """The compiled policy a test's ``seccomp=`` asks for, or None.
+def spawned_policy(
+    spec: IsolateSpec, where: str, default: Mapping[str, Any] | None = None
+) -> SpawnedPolicy | None:
+    """The compiled policy a test's ``seccomp=`` asks for, else ``default``'s, else None.
 
     SpecError when the options are wrong or this machine cannot compile a
     filter (libseccomp missing): both are the user's to fix, and say how.
     """
     options = policy_options(spec, from_backend_keywords=False)
+    key: Hashable = spec.seccomp
     if options is None:
-        return None
-    if spec.seccomp not in _COMPILED:
-        _COMPILED[spec.seccomp] = _compile(options, where)
-    return _COMPILED[spec.seccomp]
+        if default is None:
+            return None
+        options, key = dict(default), ("default", tuple(sorted(default.items())))
+    if key not in _COMPILED:
+        _COMPILED[key] = _compile(options, where)
+    return _COMPILED[key]
 
 
 def _compile(options: dict[str, Any], where: str) -> SpawnedPolicy:

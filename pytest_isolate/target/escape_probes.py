@@ -75,7 +75,7 @@ def _held(exc: OSError) -> str:
     return f"{errno.errorcode.get(exc.errno or 0, exc.errno)}: {exc.strerror}"
 
 
-def _attempt(what: str, call: Callable[[], Any], undo: Callable[[Any], None] | None = None) -> str:
+def _attempt(what: str, call: Callable[[], Any], undo: Callable[[Any], Any] | None = None) -> str:
     """Run ``call``; held (its errno) if it raises OSError, escaped if it returns."""
     try:
         result = call()

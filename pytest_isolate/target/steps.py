@@ -53,8 +53,48 @@ _CAP_LAST_GUESS = 63
 
 #: Environment variables a target keeps by default. Everything else (tokens,
 #: CI secrets, cloud credentials) is removed before the test runs.
-DEFAULT_ENV_ALLOW = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TERM", "TMPDIR", "TZ", "USER")
-DEFAULT_ENV_ALLOW_PREFIXES = ("PYTHON", "PYTEST_", "LC_")
+#: What a scrubbed target keeps of its environment: the locale, and the variables
+#: Python and pytest themselves read. Named one by one, not by prefix: a CI secret
+#: may well be called ``PYTEST_PYPI_TOKEN`` or ``PYTHON_REGISTRY_PASSWORD``.
+DEFAULT_ENV_ALLOW = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "TERM",
+    "TMPDIR",
+    "TZ",
+    "USER",
+    # Python's own (its documented PYTHON* variables that change how code runs)
+    "PYTHONPATH",
+    "PYTHONSAFEPATH",
+    "PYTHONHASHSEED",
+    "PYTHONIOENCODING",
+    "PYTHONNOUSERSITE",
+    "PYTHONUNBUFFERED",
+    "PYTHONDONTWRITEBYTECODE",
+    "PYTHONPYCACHEPREFIX",
+    "PYTHONWARNINGS",
+    "PYTHONFAULTHANDLER",
+    "PYTHONTRACEMALLOC",
+    "PYTHONDEVMODE",
+    "PYTHONUTF8",
+    "PYTHONWARNDEFAULTENCODING",
+    "PYTHONINTMAXSTRDIGITS",
+    "PYTHONOPTIMIZE",
+    "PYTHONBREAKPOINT",
+    "PYTHONMALLOC",
+    "PYTHONASYNCIODEBUG",
+    "PYTHONCOERCECLOCALE",
+    # pytest's and pytest-xdist's (a test may ask which worker it runs in)
+    "PYTEST_CURRENT_TEST",
+    "PYTEST_VERSION",
+    "PYTEST_XDIST_WORKER",
+    "PYTEST_XDIST_WORKER_COUNT",
+    "PYTEST_XDIST_TESTRUNUID",
+    "PYTEST_THEME",
+    "PYTEST_THEME_MODE",
+)
+DEFAULT_ENV_ALLOW_PREFIXES = ("LC_",)
 
 
 def _prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:

@@ -29,7 +29,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("backends", ("backends",)),
     ("integrations", ("integrations",)),
     ("session", ("broker",)),
-    ("entry points", ("__init__", "plugin", "hookspecs", "doctor", "untrusted", "__main__")),
+    (
+        "entry points",
+        ("__init__", "plugin", "hookspecs", "doctor", "selftest", "untrusted", "__main__"),
+    ),
 ]
 
 #: Code that runs inside a target (a forked child, an agent in a container or
