@@ -8,6 +8,7 @@ nothing.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Hashable
 
 import pytest
 
@@ -83,6 +84,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="broker <-> target channel for forked backends (default: pipe)",
     )
     parser.addini("isolate_channel", "pipe or shm (see --isolate-channel)", default=None)
+    runtime_help = (
+        "container runtime of the engine for every container test without runtime=, "
+        "e.g. runsc (gVisor); default: the engine's"
+    )
+    group.addoption(
+        "--isolate-container-runtime",
+        dest="isolate_container_runtime",
+        default=None,
+        metavar="RUNTIME",
+        help=runtime_help,
+    )
+    parser.addini("isolate_container_runtime", runtime_help, default=None)
     group.addoption(
         "--isolate-matrix",
         dest="isolate_matrix",
@@ -132,9 +145,20 @@ def read_defaults(config: pytest.Config, registry: BackendRegistry) -> Defaults:
             mem_limit=parse_size(_option(config, "isolate_mem_limit"), "--isolate-mem-limit"),
             cpu_limit=parse_seconds(_option(config, "isolate_cpu_limit"), "--isolate-cpu-limit"),
             channel=str(_option(config, "isolate_channel") or "pipe"),
+            backend_options=_backend_options(config),
         )
     except SpecError as exc:
         raise pytest.UsageError(f"pytest-isolate: {exc}") from None
+
+
+def _backend_options(
+    config: pytest.Config,
+) -> tuple[tuple[str, tuple[tuple[str, Hashable], ...]], ...]:
+    """Backend keywords given run-wide on the command line or in the ini."""
+    runtime = _option(config, "isolate_container_runtime")
+    if runtime is None:
+        return ()
+    return (("container", (("runtime", str(runtime)),)),)
 
 
 def build_registry(config: pytest.Config) -> BackendRegistry:
@@ -213,7 +237,12 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
             return print_doctor(registry)
         from pytest_isolate.selftest import print_selftest
 
-        return print_selftest(registry, verbose=config.option.verbose > 0)
+        runtime = _option(config, "isolate_container_runtime")
+        return print_selftest(
+            registry,
+            verbose=config.option.verbose > 0,
+            container_runtime=str(runtime) if runtime else None,
+        )
     finally:
         unconfigure_after_command(config)
 

@@ -191,8 +191,13 @@ def _verdicts(junit: Path, only: str) -> Iterator[tuple[str, str, Verdict]]:
         yield names[int(match["index"])], backend, verdict
 
 
-def run_battery(backends: list[str], timeout: float = 900.0) -> dict[tuple[str, str], Verdict]:
-    """Run every probe in each of ``backends``; the verdicts by (probe, backend)."""
+def run_battery(
+    backends: list[str], timeout: float = 900.0, container_runtime: str | None = None
+) -> dict[tuple[str, str], Verdict]:
+    """Run every probe in each of ``backends``; the verdicts by (probe, backend).
+
+    ``container_runtime`` runs the container column under that runtime (``runsc``).
+    """
     secret = secrets.token_hex(16)
     with tempfile.TemporaryDirectory(prefix="pytest-isolate-selftest-") as tmp:
         root = Path(tmp)
@@ -228,6 +233,11 @@ def run_battery(backends: list[str], timeout: float = 900.0) -> dict[tuple[str, 
                     "no:cacheprovider",
                     "-q",
                     "--isolate-timeout=120",
+                    *(
+                        [f"--isolate-container-runtime={container_runtime}"]
+                        if container_runtime
+                        else []
+                    ),
                     f"--isolate-matrix={','.join(backends)}",
                     f"--junitxml={junit}",
                     str(project),
@@ -314,7 +324,9 @@ def claims_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-def print_selftest(registry: BackendRegistry, verbose: bool = False) -> int:
+def print_selftest(
+    registry: BackendRegistry, verbose: bool = False, container_runtime: str | None = None
+) -> int:
     """Run the battery on every backend available here, print the table; 1 if a claim failed."""
     unavailable: dict[str, str] = {}
     backends = []
@@ -324,7 +336,9 @@ def print_selftest(registry: BackendRegistry, verbose: bool = False) -> int:
             backends.append(backend)
         else:
             unavailable[backend] = availability.reason
-    verdicts = run_battery(backends) if backends else {}
+    verdicts = run_battery(backends, container_runtime=container_runtime) if backends else {}
+    if container_runtime and "container" in backends:
+        print(f"container targets run under the runtime {container_runtime!r}")
     for line in render(verdicts, unavailable, verbose):
         print(line)
     failed = failures(verdicts, backends)

@@ -141,6 +141,12 @@ class Defaults:
     mem_limit: int | None = None
     cpu_limit: float | None = None
     channel: str = "pipe"
+    #: Backend keywords given run-wide (``--isolate-container-runtime``), as
+    #: ((backend, ((keyword, value), ...)), ...): a mark's own value wins.
+    backend_options: tuple[tuple[str, tuple[tuple[str, Hashable], ...]], ...] = ()
+
+    def options_for(self, backend: str) -> dict[str, Hashable]:
+        return dict(dict(self.backend_options).get(backend, ()))
 
 
 def check_backend_name(name: object, valid: Iterable[str], where: str) -> str:

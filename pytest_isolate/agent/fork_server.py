@@ -26,6 +26,7 @@ from typing import Any, List, Tuple
 import pytest
 
 from pytest_isolate.agent.channel import AgentChannel, BrokerGone
+from pytest_isolate.agent.exit_watch import ExitWatch, wait_status
 from pytest_isolate.agent.seccomp_watch import SANDBOXED_FRAME, AgentSeccompWatch, loadable_policy
 from pytest_isolate.agent.sweep import kill_leftovers
 from pytest_isolate.policy.compiler import LoadablePolicy
@@ -242,10 +243,10 @@ def _relay(
 
     Under ``seccomp=`` the same loop services the child's listener (``watch``).
     """
-    pidfd = os.pidfd_open(pid)
+    exit_watch = ExitWatch(pid)
     poller = select.poll()
     poller.register(child.fileno(), select.POLLIN)
-    poller.register(pidfd, select.POLLIN)
+    poller.register(exit_watch.fd, select.POLLIN)
     poller.register(channel.in_fd, select.POLLIN)
     child_open, exited, drain_until = True, False, None
     listening = False
@@ -265,10 +266,13 @@ def _relay(
                 channel.send({"type": "alive"})
                 last_alive = time.monotonic()
             for fd, event in poller.poll(wait_ms):
-                if fd == pidfd and not exited:
+                if fd == exit_watch.fd and not exited:
+                    status = exit_watch.reap()
+                    if status is None:  # another child's SIGCHLD (no pidfd here)
+                        continue
                     exited = True
-                    poller.unregister(pidfd)
-                    outcome.status = _wait(pid)
+                    poller.unregister(exit_watch.fd)
+                    outcome.status = status
                     kill_leftovers()  # whoever still holds the socket dies now
                     outcome.swept = True
                     drain_until = time.monotonic() + DRAIN_AFTER_EXIT
@@ -287,9 +291,9 @@ def _relay(
                     else:  # every task under the filter is gone
                         poller.unregister(fd)
         if not exited:
-            outcome.status = _wait(pid)
+            outcome.status = wait_status(pid)
     finally:
-        os.close(pidfd)
+        exit_watch.close()
 
 
 def _pass_on(
@@ -356,17 +360,6 @@ def _broker_messages(
         outcome.killed = True
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-
-
-def _wait(pid: int) -> int:
-    while True:
-        try:
-            _pid, status = os.waitpid(pid, 0)
-            return status
-        except ChildProcessError:
-            return 0x9  # reaped elsewhere: report it as killed
-        except InterruptedError:
-            continue
 
 
 def _sections(

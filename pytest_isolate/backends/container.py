@@ -56,12 +56,26 @@ class ContainerBackend:
 
     # -- pure -------------------------------------------------------------
     def availability(self) -> Availability:
-        from pytest_isolate.container.engine import FIX_LOCAL_ENGINE, engine_available
+        from pytest_isolate.container.engine import (
+            FIX_LOCAL_ENGINE,
+            GVISOR_FIX,
+            engine_available,
+            engine_runtimes,
+        )
 
         ok, text = engine_available()
-        if ok:
-            return Availability(True, text)
-        return Availability(False, text, FIX_LOCAL_ENGINE)
+        if not ok:
+            return Availability(False, text, FIX_LOCAL_ENGINE)
+        runtimes = engine_runtimes()
+        gvisor = (
+            "registered as 'runsc': isolate('container', runtime='runsc') or "
+            "--isolate-container-runtime=runsc"
+            if "runsc" in runtimes
+            else f"not registered; to add it: {GVISOR_FIX}"
+        )
+        return Availability(
+            True, text, details=(("runtimes", ", ".join(runtimes) or "?"), ("gVisor", gvisor))
+        )
 
     def validate(self, spec: IsolateSpec, where: str) -> None:
         images = spec.option("image")

@@ -30,6 +30,10 @@ DEFAULT_CONTAINER_MEMORY = 2 << 30
 #: container's memory cgroup also counts; the test's own cap is RLIMIT_AS.
 AGENT_MEMORY_HEADROOM = 256 << 20
 ROOT_USERS = ("root", "0", "root:root", "0:0")
+#: gVisor's own processes and threads (its kernel, one stub per address space on
+#: the ptrace platform) count against the container's pids limit too: without
+#: room for them, a sandbox with pids_limit=64 dies before its first test.
+GVISOR_PIDS_HEADROOM = 256
 #: A root agent needs these to drop its children to an unprivileged uid, to
 #: give them a scratch directory and remove it, and to kill what they leave
 #: behind; the children lose every capability when they drop.
@@ -44,7 +48,10 @@ KEYWORDS = {
     "mounts": "extra host paths: ['HOST:CONTAINER[:ro|rw]', ...], read-only by default",
     "cpus": "CPU share of the container, e.g. 1.5",
     "platform": "image platform, e.g. linux/arm64 (needs emulation support in the engine)",
+    "runtime": "the engine's container runtime, e.g. 'runsc' for gVisor's user-space kernel "
+    "(default: the engine's own; --isolate-container-runtime sets it for every test)",
 }
+_RUNTIME_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,7 @@ class ContainerConfig:
     mounts: tuple[BindMount, ...] = ()
     cpus: float | None = None
     platform: str | None = None
+    runtime: str | None = None
     network: bool = False
     mem_limit: int | None = None
     pids_limit: int = DEFAULT_PIDS_LIMIT
@@ -126,6 +134,9 @@ def config_from_spec(spec: IsolateSpec, where: str = "isolate('container')") -> 
         isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or cpus <= 0
     ):
         raise SpecError(f"{where}: cpus={cpus!r} must be a positive number")
+    runtime = _optional_str(spec, "runtime", where)
+    if runtime is not None and not _RUNTIME_NAME.fullmatch(runtime):
+        raise SpecError(f"{where}: runtime={runtime!r} must be a runtime's name, e.g. 'runsc'")
     raw_mounts = spec.option("mounts", ())
     if isinstance(raw_mounts, str) or not isinstance(raw_mounts, tuple):
         raise SpecError(f"{where}: mounts={raw_mounts!r} must be a list")
@@ -137,6 +148,7 @@ def config_from_spec(spec: IsolateSpec, where: str = "isolate('container')") -> 
         mounts=tuple(parse_mount(m, where) for m in raw_mounts),
         cpus=float(cpus) if cpus is not None else None,
         platform=_optional_str(spec, "platform", where),
+        runtime=runtime,
         network=bool(spec.network),
         mem_limit=spec.mem_limit,
         pids_limit=spec.pids_limit or DEFAULT_PIDS_LIMIT,
@@ -180,7 +192,7 @@ def create_kwargs(
         user=config.user,
         read_only=config.read_only and not copy_mode,
         mem_limit=config.container_memory,
-        pids_limit=config.pids_limit,
+        pids_limit=config.pids_limit + (GVISOR_PIDS_HEADROOM if config.runtime == "runsc" else 0),
         cpus=config.cpus,
         binds=[*binds, *config.mounts] if not copy_mode else list(config.mounts),
         env={"PYTHONPATH": SITE_PATH},
@@ -192,10 +204,33 @@ def create_kwargs(
         kwargs["host_config"]["CapAdd"] = list(ROOT_AGENT_CAPABILITIES)
     if config.platform:
         kwargs["platform"] = config.platform
+    if config.runtime:
+        kwargs["host_config"]["Runtime"] = config.runtime
     return kwargs
 
 
 # -- error wording -----------------------------------------------------------
+def unknown_runtime_message(runtime: str, registered: Sequence[str]) -> str:
+    """The engine has no runtime of that name: which it has, and how to add gVisor's."""
+    known = ", ".join(sorted(registered)) or "none reported"
+    fix = (
+        "install gVisor (apt-get install runsc) and register it with the engine: "
+        'dockerd --add-runtime runsc=/usr/bin/runsc, or a "runtimes" entry in '
+        "/etc/docker/daemon.json, then restart dockerd"
+        if runtime == "runsc"
+        else f"register {runtime!r} with the engine (dockerd --add-runtime NAME=PATH)"
+    )
+    return f"the engine has no container runtime {runtime!r} (it has: {known}); {fix}"
+
+
+def wrong_runtime_message(asked: str, got: str) -> str:
+    """The container started under another runtime than asked: it is not used (fail closed)."""
+    return (
+        f"the container was asked to run under {asked!r} but the engine started it under "
+        f"{got!r}; not running the test without the runtime it asked for"
+    )
+
+
 def missing_image_message(image: str) -> str:
     """The image is not in the engine: how to get it, only with a command that can work."""
     from pytest_isolate.images.recipe import KNOWN_SUITES

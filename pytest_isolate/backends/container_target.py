@@ -24,6 +24,8 @@ from pytest_isolate.backends.container_config import (
     create_kwargs,
     missing_image_message,
     no_python_message,
+    unknown_runtime_message,
+    wrong_runtime_message,
 )
 from pytest_isolate.container.attached_stream import AttachedStream
 from pytest_isolate.container.engine import Engine
@@ -108,6 +110,13 @@ class ContainerTarget(AgentTarget):
             container_id = engine.api.create_container(**kwargs)["Id"]
         except docker.errors.ImageNotFound:
             raise ContainerStartError(missing_image_message(image)) from None
+        except docker.errors.APIError as exc:
+            if config.runtime and "runtime" in str(exc).lower():
+                registered = list((engine.api.info().get("Runtimes") or {}).keys())
+                raise ContainerStartError(
+                    unknown_runtime_message(config.runtime, registered)
+                ) from None
+            raise
         stream = AttachedStream.attach(engine.api, container_id)
         target = cls(engine, container_id, stream)
         try:
@@ -126,6 +135,10 @@ class ContainerTarget(AgentTarget):
                 raise ContainerStartError(
                     f"container of {image!r} did not start: {_first_line(text)}"
                 ) from None
+            if config.runtime:  # fail closed: never a test under another runtime than asked
+                got = engine.api.inspect_container(container_id)["HostConfig"].get("Runtime")
+                if got != config.runtime:
+                    raise ContainerStartError(wrong_runtime_message(config.runtime, str(got)))
             try:
                 target.handshake(request, HELLO_TIMEOUT, COLLECT_TIMEOUT)
             except AgentDead as exc:

@@ -77,7 +77,7 @@ def resolve_one(
 ) -> IsolateSpec:
     name = check_backend_name(request.backend, registry.names(), where)
     backend = registry.get(name)
-    kwargs = dict(request.kwargs)
+    kwargs = {**defaults.options_for(name), **dict(request.kwargs)}
     spec = build_spec(name, kwargs, defaults, backend.keywords, where)
     channels = backend_channels(backend)
     if spec.channel not in channels:

@@ -110,6 +110,10 @@ class Engine:
             f"at {self.url}, {mode}"
         )
 
+    def runtimes(self) -> list[str]:
+        """The container runtimes the engine has registered (``runc``, ``runsc``...)."""
+        return sorted((self.api.info().get("Runtimes") or {}).keys())
+
     def close(self) -> None:
         self.client.close()
 
@@ -165,6 +169,14 @@ def _unavailable_message(
     return f"pytest-isolate: Docker engine at {endpoint.url} does not answer ({reason}); {fix}"
 
 
+#: What gVisor needs to be a runtime of the engine (the doctor says it when missing).
+GVISOR_FIX = (
+    "apt-get install runsc, then register it with the engine: dockerd --add-runtime "
+    "runsc=/usr/bin/runsc, or a 'runtimes' entry in /etc/docker/daemon.json "
+    '(runtimeArgs ["--platform=ptrace"] where there is no KVM), and restart dockerd'
+)
+
+
 def engine_available(base_url: str | None = None) -> tuple[bool, str]:
     """(True, version line) when the engine answers, else (False, reason and fix)."""
     try:
@@ -174,3 +186,12 @@ def engine_available(base_url: str | None = None) -> tuple[bool, str]:
         return False, str(exc)
     except ValueError as exc:
         return False, str(exc)
+
+
+def engine_runtimes(base_url: str | None = None) -> list[str]:
+    """The engine's registered runtimes; empty when it does not answer."""
+    try:
+        with connect_engine(base_url, timeout=10) as engine:
+            return engine.runtimes()
+    except (EngineUnavailableError, ValueError):
+        return []

@@ -13,6 +13,7 @@ here, in the broker, and survive ``fork()`` at the same addresses.
 from __future__ import annotations
 
 import ctypes
+import errno
 import functools
 import os
 
@@ -110,7 +111,17 @@ class LoadablePolicy:
         """
         listener: int | None = None
         if self._notify is not None:
-            listener = _load(self.seccomp_nr, self._notify, SECCOMP_FILTER_FLAG_NEW_LISTENER)
+            try:
+                listener = _load(self.seccomp_nr, self._notify, SECCOMP_FILTER_FLAG_NEW_LISTENER)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                raise OSError(
+                    exc.errno,
+                    "seccomp(SET_MODE_FILTER): this kernel refuses a filter with a "
+                    "user-notification listener (gVisor's runsc has none); the policy's "
+                    "denials need one: choose policy='permissive' or the engine's runc",
+                ) from None
         try:
             _load(self.seccomp_nr, self._baseline, 0)
         except BaseException:

@@ -280,6 +280,8 @@ def reach_metadata_service(context: Mapping[str, Any]) -> str:
 def raise_capability(context: Mapping[str, Any]) -> str:
     with open("/proc/self/status") as file:
         fields = dict(line.split(":", 1) for line in file if ":" in line)
+    # Not every kernel shows the ambient set (gVisor); it is a subset of the permitted.
+    fields.setdefault("CapAmb", fields["CapPrm"])
     held = {name: int(fields[name].strip(), 16) for name in ("CapEff", "CapPrm", "CapAmb")}
     if any(held.values()):
         shown = ", ".join(f"{name} {value:#x}" for name, value in held.items() if value)

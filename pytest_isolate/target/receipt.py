@@ -91,7 +91,10 @@ def judge(
             ("CapBnd",) if promise.empty_bounding_set else ()
         )
         for field in fields:
-            if int(status.get(field, "1"), 16) != 0:
+            # A kernel that does not show the ambient set (gVisor) cannot hide one
+            # there: ambient capabilities are always a subset of the permitted.
+            shown = status.get(field) or (status.get("CapPrm") if field == "CapAmb" else None)
+            if int(shown or "1", 16) != 0:
                 raise LayerMissing(f"capabilities: {field} is {status.get(field)}")
         held.append("no-capabilities")
     if promise.no_new_privs:
@@ -120,10 +123,21 @@ def namespace_inodes(kinds: Tuple[str, ...]) -> Dict[str, int]:
     return found
 
 
+def _no_new_privs() -> int:
+    """``prctl(PR_GET_NO_NEW_PRIVS)``: 1 when set, 0 when not, -1 when it cannot be asked."""
+    import ctypes
+    import ctypes.util
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    return int(libc.prctl(39, 0, 0, 0, 0))  # PR_GET_NO_NEW_PRIVS
+
+
 def check_layers(promise: Promise) -> List[str]:
     """Read the kernel's view of this process and judge it; the receipt, or ``LayerMissing``."""
     with open("/proc/self/status") as handle:
         status = parse_status(handle.read())
+    if "NoNewPrivs" not in status:  # not shown by every kernel (gVisor): ask it directly
+        status["NoNewPrivs"] = str(_no_new_privs())
     cgroups = ""
     if promise.cgroup is not None:
         with open("/proc/self/cgroup") as handle:

@@ -21,10 +21,14 @@ from pytest_isolate.target.escape_probes import PROBES
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def battery(tmp_path_factory: pytest.TempPathFactory) -> subprocess.CompletedProcess[str]:
+@pytest.fixture(scope="module", params=["runc", "runsc"])
+def battery(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> subprocess.CompletedProcess[str]:
+    """The battery as a user runs it; its container column under runc, then gVisor's runsc."""
+    runtime = [f"--isolate-container-runtime={request.param}"] if request.param == "runsc" else []
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:randomly", "--isolate-selftest", "-v"],
+        [sys.executable, "-m", "pytest", "-p", "no:randomly", "--isolate-selftest", "-v", *runtime],
         cwd=tmp_path_factory.mktemp("selftest"),
         capture_output=True,
         text=True,
