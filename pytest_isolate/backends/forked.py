@@ -261,6 +261,7 @@ class ForkedBackend:
             keep_fds=[*keep, *self.restriction_fds()],
             terminal_fds=terminal,
             join_tree=context.tree.join,
+            tree_membership=context.tree.membership(),
             broker_namespaces=broker_namespaces(),
             output=None if output is None else output.write_fd,
         )

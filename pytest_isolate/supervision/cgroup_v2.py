@@ -211,6 +211,10 @@ class CgroupV2Tree:
         self._pids_max: int | None = None
         self._mem_max: int | None = None
 
+    def membership(self) -> str | None:
+        """``:/pytest-isolate/PID``: the unified hierarchy's line (``0::PATH``)."""
+        return ":/" + str(self.leaf.relative_to(self.layout.mount))
+
     @classmethod
     def create(cls, mount: Path | None = None) -> CgroupV2Tree | None:
         """The tree of this broker, or None where cgroup v2 cannot serve (the caller falls back).

@@ -53,6 +53,10 @@ class ProcessTree(Protocol):
 
     def before_fork(self, pids_limit: int | None = None, mem_limit: int | None = None) -> None: ...
     def join(self) -> None: ...
+    def membership(self) -> str | None:
+        """The end of the ``/proc/self/cgroup`` line a member shows, for its receipt."""
+        ...
+
     def oom_kills(self) -> int: ...
     def kill(self, pid: int) -> None: ...
     def close(self) -> None: ...
@@ -122,6 +126,10 @@ class CgroupV1Tree:
                 if line.startswith("oom_kill "):
                     return int(line.split()[1])
         return 0
+
+    def membership(self) -> str | None:
+        """``pids:/pytest-isolate/PID``: the pids hierarchy's line, relative to its mount."""
+        return "pids:/" + str(self.pids.relative_to(CGROUP_ROOT / "pids"))
 
     def join(self) -> None:
         """In the child, before untrusted code: enter our cgroups."""
@@ -201,6 +209,9 @@ class SubreaperTree:
 
     def join(self) -> None:
         pass
+
+    def membership(self) -> str | None:
+        return None  # no cgroup: nothing for the receipt to check
 
     def oom_kills(self) -> int:
         return 0

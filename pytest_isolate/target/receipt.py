@@ -44,8 +44,6 @@ class Promise:
     empty_bounding_set: bool = False
     #: Namespaces that must differ from the broker's: kind -> the broker's inode.
     other_namespaces: Tuple[Tuple[str, int], ...] = ()
-    #: A cgroup path the target must be in (its broker's leaf), if any.
-    cgroup: str | None = None
 
 
 def parse_status(text: str) -> Dict[str, str]:
@@ -62,7 +60,6 @@ def judge(
     promise: Promise,
     status: Dict[str, str],
     namespaces: Dict[str, int],
-    cgroups: str,
 ) -> List[str]:
     """The layers in force, in the order they were taken; ``LayerMissing`` for the first gap.
 
@@ -71,10 +68,6 @@ def judge(
     # A process of its own, by construction: the receipt's first word. (Its new
     # session is not judged here: setsid cannot fail without raising.)
     held: List[str] = ["forked"]
-    if promise.cgroup is not None:
-        if not any(line.endswith(":" + promise.cgroup) for line in cgroups.splitlines()):
-            raise LayerMissing(f"process tree: not in the cgroup {promise.cgroup}")
-        held.append("cgroup")
     for kind, broker_inode in promise.other_namespaces:
         if namespaces.get(kind) in (None, broker_inode):
             raise LayerMissing(f"{kind} namespace: the target shares the broker's")
@@ -123,6 +116,23 @@ def namespace_inodes(kinds: Tuple[str, ...]) -> Dict[str, int]:
     return found
 
 
+def in_cgroup(cgroups: str, membership: str) -> bool:
+    """Whether ``/proc/self/cgroup`` shows ``membership`` (``pids:/PATH``, ``:/PATH``)."""
+    return any(line.partition(":")[2] == membership for line in cgroups.splitlines())
+
+
+def check_membership(membership: str) -> bool:
+    """True when this process is in the cgroup its tree put it in; ``LayerMissing`` if not."""
+    with open("/proc/self/cgroup") as handle:
+        cgroups = handle.read()
+    if not in_cgroup(cgroups, membership):
+        shown = " | ".join(cgroups.splitlines())[:300]
+        raise LayerMissing(
+            f"process tree: not in the cgroup {membership} (the kernel says {shown})"
+        )
+    return True
+
+
 def _no_new_privs() -> int:
     """``prctl(PR_GET_NO_NEW_PRIVS)``: 1 when set, 0 when not, -1 when it cannot be asked."""
     import ctypes
@@ -138,9 +148,5 @@ def check_layers(promise: Promise) -> List[str]:
         status = parse_status(handle.read())
     if "NoNewPrivs" not in status:  # not shown by every kernel (gVisor): ask it directly
         status["NoNewPrivs"] = str(_no_new_privs())
-    cgroups = ""
-    if promise.cgroup is not None:
-        with open("/proc/self/cgroup") as handle:
-            cgroups = handle.read()
     kinds = tuple(kind for kind, _ in promise.other_namespaces)
-    return judge(promise, status, namespace_inodes(kinds), cgroups)
+    return judge(promise, status, namespace_inodes(kinds))

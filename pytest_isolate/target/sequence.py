@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping, Sequence, Tuple
 
 from pytest_isolate.policy.listener_handover import install_in_child
 from pytest_isolate.target import steps
-from pytest_isolate.target.receipt import Promise, check_layers
+from pytest_isolate.target.receipt import Promise, check_layers, check_membership
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,8 @@ class TargetPlan:
     output: int | None = None
     #: Join the run's process tree (the broker's cgroup, with the test's limits).
     join_tree: Callable[[], None] | None = None
+    #: The ``/proc/self/cgroup`` entry ``join_tree`` leads to (None: no cgroup), for the receipt.
+    tree_membership: str | None = None
     #: Also dump the traceback on SIGTERM: the broker's first way to end a hung test.
     traceback_on_sigterm: bool = True
     #: The broker's namespaces (kind -> inode), for the receipt's comparison.
@@ -127,6 +129,8 @@ def restrict_target(plan: TargetPlan, backend_steps: Callable[[], Privileges]) -
     # 4. Into the process tree that bounds and kills it.
     if plan.join_tree is not None:
         plan.join_tree()
+    # Checked now: a cgroup namespace made later (chroot's) would hide the path.
+    joined = plan.tree_membership is not None and check_membership(plan.tree_membership)
     # 5. Nothing inherited but what the test needs; no way to the real terminal.
     if plan.stdin is not None:
         os.dup2(plan.stdin, 0)
@@ -165,5 +169,8 @@ def restrict_target(plan: TargetPlan, backend_steps: Callable[[], Privileges]) -
     if privileges.seccomp is not None:
         install_in_child(privileges.seccomp, plan.channel)
     # 13. Fail closed: each promised layer is checked from the kernel's side.
-    return check_layers(privileges.promise(plan.broker_namespaces))
+    receipt = check_layers(privileges.promise(plan.broker_namespaces))
+    if joined:
+        receipt.insert(1, "cgroup")
+    return receipt
     # 14. The test runs: the caller's next step, with the receipt as a property.

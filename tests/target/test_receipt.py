@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_isolate.target.receipt import LayerMissing, Promise, judge, parse_status
+from pytest_isolate.target.receipt import LayerMissing, Promise, in_cgroup, judge, parse_status
 
 SANDBOXED = parse_status(
     "Name:\tpython3\nUid:\t65534\t65534\t65534\t65534\nGid:\t65534\t65534\t65534\t65534\n"
@@ -23,7 +23,7 @@ FULL = Promise(
 
 
 def test_every_layer_in_force_is_on_the_receipt() -> None:
-    assert judge(FULL, SANDBOXED, {"pid": 200}, "") == [
+    assert judge(FULL, SANDBOXED, {"pid": 200}) == [
         "forked",
         "pidns",
         "uid=65534",
@@ -51,23 +51,26 @@ def test_a_missing_layer_fails_closed_and_is_named(
     changes: dict[str, str], namespaces: dict[str, int], named: str
 ) -> None:
     with pytest.raises(LayerMissing, match=named):
-        judge(FULL, {**SANDBOXED, **changes}, namespaces, "")
+        judge(FULL, {**SANDBOXED, **changes}, namespaces)
 
 
 def test_a_plain_process_target_promises_a_process_of_its_own_only() -> None:
-    assert judge(Promise(), parse_status("Uid:\t0\t0\t0\t0\n"), {}, "") == ["forked"]
+    assert judge(Promise(), parse_status("Uid:\t0\t0\t0\t0\n"), {}) == ["forked"]
 
 
 def test_a_kernel_without_the_filter_count_is_judged_by_the_mode() -> None:
     status = {k: v for k, v in SANDBOXED.items() if k != "Seccomp_filters"}
-    assert "seccomp(2)" in judge(FULL, status, {"pid": 200}, "")
+    assert "seccomp(2)" in judge(FULL, status, {"pid": 200})
 
 
 def test_the_cgroup_of_the_broker_must_hold_the_target() -> None:
-    promise = Promise(cgroup="/pytest-isolate/42")
-    assert judge(promise, SANDBOXED, {}, "0::/pytest-isolate/42\n") == ["forked", "cgroup"]
-    with pytest.raises(LayerMissing, match="process tree"):
-        judge(promise, SANDBOXED, {}, "0::/user.slice\n")
+    """Judged from /proc/self/cgroup right after the join (v1 lines and v2's ``0::``)."""
+    v1 = "12:freezer:/pytest-isolate/42\n5:pids:/pytest-isolate/42\n"
+    assert in_cgroup(v1, "pids:/pytest-isolate/42")
+    assert in_cgroup("0::/pytest-isolate/42\n", ":/pytest-isolate/42")
+    assert not in_cgroup("0::/user.slice\n", ":/pytest-isolate/42")
+    assert not in_cgroup("5:pids:/pytest-isolate/4200\n", "pids:/pytest-isolate/42")
+    assert not in_cgroup(v1, ":/pytest-isolate/42")  # a v2 entry is not a v1 one
 
 
 def test_a_bounding_set_is_judged_only_where_it_was_promised_empty() -> None:
@@ -75,6 +78,6 @@ def test_a_bounding_set_is_judged_only_where_it_was_promised_empty() -> None:
     no_new_privs); a forked target's drop empties it."""
     status = {**SANDBOXED, "CapBnd": "00000000000000eb"}
     relaxed = Promise(uid=(65534, 65534), no_capabilities=True)
-    assert "no-capabilities" in judge(relaxed, status, {}, "")
+    assert "no-capabilities" in judge(relaxed, status, {})
     with pytest.raises(LayerMissing, match="CapBnd"):
-        judge(FULL, status, {"pid": 200}, "")
+        judge(FULL, status, {"pid": 200})
