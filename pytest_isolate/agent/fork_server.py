@@ -27,6 +27,7 @@ import pytest
 
 from pytest_isolate.agent.channel import AgentChannel, BrokerGone
 from pytest_isolate.agent.exit_watch import ExitWatch, wait_status
+from pytest_isolate.agent.live_output import LiveOutput
 from pytest_isolate.agent.seccomp_watch import SANDBOXED_FRAME, AgentSeccompWatch, loadable_policy
 from pytest_isolate.agent.sweep import kill_leftovers
 from pytest_isolate.policy.compiler import LoadablePolicy
@@ -82,6 +83,9 @@ class ForkPlan:
     drop_to: Tuple[int, int] | None
     #: what the broker's coverage measures, when it runs: each child measures its test
     coverage: Tuple[Tuple[str, Any], ...] | None = None
+    #: the run does not capture at the descriptor level (``-s``): the child's stdout
+    #: and stderr are relayed to the broker as they come (``agent.live_output``)
+    live_output: bool = False
 
 
 def plan_forks(config: pytest.Config) -> ForkPlan:
@@ -104,6 +108,7 @@ def plan_forks(config: pytest.Config) -> ForkPlan:
         capture_fds=tuple(capture_fds(config)),
         terminal_fds=tuple(saved_terminal_fds(config)),
         drop_to=steps.unprivileged_ids() if root else None,
+        live_output=config.getoption("capture", "fd") != "fd",
     )
 
 
@@ -142,18 +147,24 @@ def run_in_fork(
     # Before the fork: the watch notes where the kernel log stands.
     watch = None if request.seccomp is None else AgentSeccompWatch(request.seccomp)
     read_before_fork(item)  # hypothesis's examples, with the agent's own view
+    live = LiveOutput() if plan.live_output else None
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child never returns
         parent_end.close()
-        _child(item, request, child_end, crash_log, scratch, plan, policy)
+        output = None if live is None else live.write_fd
+        _child(item, request, child_end, crash_log, scratch, plan, policy, output)
     child_end.close()
+    if live is not None:
+        live.after_fork()
     outcome = ChildOutcome()
     if watch is not None:
         watch.pid = pid
     seccomp = None
     try:
-        _relay(pid, parent_end, channel, FrameDecoder(limits), outcome, watch)
+        _relay(pid, parent_end, channel, FrameDecoder(limits), outcome, watch, live)
     finally:
+        if live is not None:
+            live.close()
         if not outcome.swept:  # the relay ended early: the broker left, or the child lingers
             kill_leftovers()
         parent_end.close()
@@ -189,8 +200,12 @@ def _child(
     scratch: str,
     plan: ForkPlan,
     policy: LoadablePolicy | None,
+    output: int | None = None,
 ) -> None:
-    """The restriction steps in their fixed order, then the test. Never returns."""
+    """The restriction steps in their fixed order, then the test. Never returns.
+
+    ``output``: the pipe its stdout and stderr go to under ``-s``.
+    """
 
     target = TargetPlan(
         # As init, the agent cannot die without its children: the kernel
@@ -203,6 +218,7 @@ def _child(
         terminal_fds=plan.terminal_fds,
         default_signals=(signal.SIGINT, signal.SIGTERM, signal.SIGPIPE),
         stdin=plan.devnull,
+        output=output,
         traceback_on_sigterm=False,
     )
     # The agent scrubbed the environment and emptied the bounding set for every child.
@@ -238,16 +254,20 @@ def _relay(
     decoder: FrameDecoder,
     outcome: ChildOutcome,
     watch: AgentSeccompWatch | None = None,
+    live: LiveOutput | None = None,
 ) -> None:
     """Pass the child's frames on until it exited and its socket closed.
 
-    Under ``seccomp=`` the same loop services the child's listener (``watch``).
+    Under ``seccomp=`` the same loop services the child's listener (``watch``);
+    under ``-s`` it sends the child's output as it comes (``live``).
     """
     exit_watch = ExitWatch(pid)
     poller = select.poll()
     poller.register(child.fileno(), select.POLLIN)
     poller.register(exit_watch.fd, select.POLLIN)
     poller.register(channel.in_fd, select.POLLIN)
+    if live is not None:
+        poller.register(live.read_fd, select.POLLIN)
     child_open, exited, drain_until = True, False, None
     listening = False
     last_alive = time.monotonic()
@@ -278,6 +298,9 @@ def _relay(
                     drain_until = time.monotonic() + DRAIN_AFTER_EXIT
                 elif fd == channel.in_fd:
                     _broker_messages(channel, pid, outcome, buffered_only=False)
+                elif live is not None and fd == live.read_fd:
+                    if not live.pump(channel.send):
+                        poller.unregister(fd)
                 elif fd == child.fileno():
                     child_open = _pass_on(child, channel, decoder, pid, outcome, watch)
                     if not child_open:
@@ -292,6 +315,8 @@ def _relay(
                         poller.unregister(fd)
         if not exited:
             outcome.status = wait_status(pid)
+        if live is not None:
+            live.drain(channel.send)
     finally:
         exit_watch.close()
 

@@ -108,7 +108,23 @@ def agent_base_args(config: pytest.Config, rootdir: str) -> list[str]:
     import_mode = getattr(config.option, "importmode", None)
     if isinstance(import_mode, str):
         args.append(f"--import-mode={import_mode}")
-    return args + target_plugins(config).args() + parse_time_args(config) + matrix_args(config)
+    return (
+        args
+        + target_plugins(config).args()
+        + parse_time_args(config)
+        + matrix_args(config)
+        + capture_args(config)
+    )
+
+
+def capture_args(config: pytest.Config) -> list[str]:
+    """The broker's capture method, when it is not pytest's default ``fd``.
+
+    Under ``-s`` (or ``sys``, ``tee-sys``) the agent captures as the broker
+    does, and relays what reaches the test's descriptors as it comes.
+    """
+    method = getattr(config.option, "capture", "fd")
+    return [] if method in (None, "fd") else [f"--capture={method}"]
 
 
 def parse_time_args(config: pytest.Config) -> list[str]:

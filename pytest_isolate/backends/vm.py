@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from pytest_isolate._package import PACKAGE_DIR
 from pytest_isolate.backends.agent_args import (
+    capture_args,
     coverage_for_target,
     forwarded_options,
     matrix_args,
@@ -385,7 +386,8 @@ class Guests(SpawnedTargets[GuestShape, _RunningGuest]):
                         inifile,
                         target_plugins(config).args()
                         + parse_time_args(config)
-                        + matrix_args(config),
+                        + matrix_args(config)
+                        + capture_args(config),
                     )
                 ),
                 options=tuple(forwarded_options(config).items()),

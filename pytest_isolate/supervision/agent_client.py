@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from pytest_isolate.spec import IsolateSpec
 from pytest_isolate.supervision.outcome import phase_after, result_of
+from pytest_isolate.supervision.output_relay import show_target_output
 from pytest_isolate.supervision.result import FailureKind, TargetResult
 from pytest_isolate.wire import agent_protocol as protocol
 from pytest_isolate.wire.agent_protocol import Collected, Hello, RunRequest, StartRequest
@@ -223,6 +224,8 @@ class AgentClient:
             state.exited = protocol.parse_exited(message)
         elif kind == "refused":
             state.refused = protocol.parse_refused(message)
+        elif kind == protocol.OUTPUT_FRAME:  # the test's own output, under -s
+            show_target_output(protocol.parse_output(message))
         else:
             state.recorder.handle(message)
 

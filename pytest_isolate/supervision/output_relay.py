@@ -29,6 +29,22 @@ def captures_fds(capture_method: str | None) -> bool:
     return capture_method == "fd"
 
 
+def show_target_output(text: str, out: TextIO | None = None) -> None:
+    """Write a target's own output to the terminal, every control character shown escaped.
+
+    Also the way a container's or guest's test output arrives under ``-s``:
+    as ``output`` frames its agent sent (``supervision.agent_client``).
+    """
+    if not text:
+        return
+    out = out or sys.__stdout__  # the terminal, also when sys capture holds sys.stdout
+    if out is None:
+        return
+    with contextlib.suppress(OSError, ValueError):
+        out.write(neutralise(text, NO_CUT))
+        out.flush()
+
+
 class OutputRelay:
     """One target's stdout and stderr pipe, read by the broker and shown neutralised."""
 
@@ -73,14 +89,7 @@ class OutputRelay:
         return bool(readable)
 
     def _show(self, text: str) -> None:
-        if not text:
-            return
-        out = self._out or sys.__stdout__  # the terminal, also when sys capture holds sys.stdout
-        if out is None:
-            return
-        with contextlib.suppress(OSError, ValueError):
-            out.write(neutralise(text, NO_CUT))
-            out.flush()
+        show_target_output(text, self._out)
 
     def close(self) -> None:
         self._close_write_end()

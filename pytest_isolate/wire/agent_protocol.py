@@ -295,6 +295,23 @@ def parse_exited(message: Dict[str, Any]) -> Exited:
     )
 
 
+#: The test's own output, relayed as it comes when the run does not capture it (``-s``).
+OUTPUT_FRAME = "output"
+#: Text per output frame; the agent splits what it reads to fit.
+MAX_OUTPUT_TEXT = 64 * 1024
+
+
+def output_frame(text: str) -> Dict[str, Any]:
+    return {"type": OUTPUT_FRAME, "text": text}
+
+
+def parse_output(message: Dict[str, Any]) -> str:
+    """The text of an ``output`` frame; shown escaped by the broker, never interpreted."""
+    _expect(message, OUTPUT_FRAME)
+    _only_keys(message, ("text",))
+    return _text(message, "text", MAX_OUTPUT_TEXT)
+
+
 def parse_refused(message: Dict[str, Any]) -> str:
     _expect(message, "refused")
     _only_keys(message, ("message",))
