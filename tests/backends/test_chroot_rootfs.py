@@ -10,6 +10,7 @@ that died, the mount plan) are table-tested at the end.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -194,7 +195,8 @@ def run(
 
 
 def _printed(run: ProjectRun, word: str) -> list[str]:
-    return [line.split()[1] for line in run.lines if line.startswith(word + " ")]
+    """What tests printed after ``word`` (under -s, as the terminal shows it: mid-line too)."""
+    return re.findall(rf"\b{word} (\S+)", run.output)
 
 
 @pytest.mark.parametrize(
