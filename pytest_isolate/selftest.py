@@ -63,8 +63,9 @@ CLAIMS: dict[str, tuple[str, str, str, str, str]] = {
 #: Why a backend does not claim what it might be expected to.
 CLAIM_NOTES = {
     "process": "a fork of the broker, with its user and its view of the machine: it keeps "
-    "the broker's memory and outcome safe from the test, not the machine (it has no terminal "
-    "unless the run keeps one, under --pdb)",
+    "the broker's memory and outcome safe from the test, not the machine",
+    "debugging": "under --pdb or --trace, process, seccomp and chroot targets hold the user's "
+    "terminal (the debugger needs it); their filters still stop TIOCSTI",
     "seccomp": "the host's files are read as the unprivileged user the target drops to: "
     "what that user may read or write (a world-readable file, a world-writable directory), "
     "the test may too",

@@ -194,6 +194,9 @@ class IsolateSession:
             record_startup(item, reports, result.startup)
         for report in reports:
             item.ihook.pytest_runtest_logreport(report=report)
+        if result.exit_request is not None:  # the test ended the run, as it would in-process
+            reason, returncode = result.exit_request
+            pytest.exit(reason, returncode)
 
     def run_target(self, item: pytest.Item, spec: IsolateSpec) -> TargetResult:
         """Run the item's whole protocol in a new target; count it in the summary."""

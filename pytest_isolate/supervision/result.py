@@ -52,6 +52,8 @@ class TargetResult:
     coverage: list[CoverageFrame] = field(default_factory=list)  # checked, not yet recorded
     examples: list[ExampleChange] = field(default_factory=list)  # checked, not yet saved
     benchmark: BenchmarkRecord | None = None  # checked, not yet added to pytest-benchmark's
+    #: The test ended the run (``pytest.exit()``, ``q`` in pdb): reason and return code.
+    exit_request: tuple[str, int | None] | None = None
     failure: str | None = None
     failure_kind: FailureKind | None = None
     sections: list[tuple[str, str]] = field(default_factory=list)
@@ -77,6 +79,7 @@ class TargetResult:
             coverage=record.coverage,
             examples=record.examples,
             benchmark=record.benchmark,
+            exit_request=record.exit_request,
             duration=duration,
             failure=failure,
             failure_kind=failure_kind,

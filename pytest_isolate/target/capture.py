@@ -41,8 +41,19 @@ def capture_fds(config: pytest.Config) -> list[int]:
     return fds
 
 
+def debugging(config: pytest.Config) -> bool:
+    """``--pdb`` or ``--trace``: the user asked for a debugger on their terminal."""
+    return bool(config.getoption("usepdb", False) or config.getoption("trace", False))
+
+
 def saved_terminal_fds(config: pytest.Config) -> list[int]:
-    """pytest's saved copies of the real stdin, stdout and stderr: blank them in a target."""
+    """pytest's saved copies of the real stdin, stdout and stderr: blank them in a target.
+
+    Under ``--pdb`` or ``--trace`` none: pytest's debugger restores them to talk to
+    the user, who asked for it (a forked target then holds the terminal).
+    """
+    if debugging(config):
+        return []
     return [
         value
         for capture in _captures(config)

@@ -30,6 +30,7 @@ from pytest_isolate.pytest_compat import (
     saferepr,
 )
 from pytest_isolate.target.benchmark_results import BenchmarkResults
+from pytest_isolate.target.capture import debugging
 from pytest_isolate.target.coverage_probe import TargetCoverage
 from pytest_isolate.target.hypothesis_examples import ExampleDatabaseCopy
 from pytest_isolate.wire.frames import encode_frame
@@ -37,6 +38,7 @@ from pytest_isolate.wire.reports import FAILED_SUBTESTS
 from pytest_isolate.wire.test_frames import (
     MAX_WARNING_TEXT,
     done_frame,
+    exit_frame,
     report_frame,
     setup_error_frame,
     warning_frame,
@@ -147,6 +149,15 @@ def _scalar_subtest_kwargs(data: dict[str, Any]) -> None:
         }
 
 
+def _no_debugger(*args: Any, **kwargs: Any) -> None:
+    """``breakpoint()`` in a target without a terminal: fail the test and say how to debug it."""
+    pytest.fail(
+        "breakpoint() cannot stop in an isolated test without a terminal: run with --pdb "
+        "(process, seccomp and chroot targets then get the terminal) or with --no-isolate",
+        pytrace=False,
+    )
+
+
 def forget_broker_finalizers(session: pytest.Session) -> None:
     """Fixtures the broker set up are torn down by the broker, never by a target.
 
@@ -199,10 +210,15 @@ def run_item(
     silence_broker_reporting(config)
     forget_broker_finalizers(item.session)
     prepare_forwarder(config).sender = sender
+    if not debugging(config):
+        sys.breakpointhook = _no_debugger
     coverage = measure()
     kept = [found for begin in PLUGIN_RESULTS if (found := begin(item)) is not None]
     with catch_warnings_for_item(config=config, ihook=item.ihook, when="runtest", item=item):
-        runtestprotocol(item, log=True, nextitem=None)
+        try:
+            runtestprotocol(item, log=True, nextitem=None)
+        except pytest.exit.Exception as exc:  # pytest.exit(), or q in the debugger
+            sender.send(exit_frame(str(exc.msg), exc.returncode))
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()

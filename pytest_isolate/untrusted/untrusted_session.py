@@ -150,6 +150,8 @@ class UntrustedSession:
         result = self._run(item, options.spec)
         self.ran += 1
         self._log(item, result)
+        if result.exit_request is not None:  # the test ended the run, as it would in-process
+            pytest.exit(*result.exit_request)
         ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
         return True
 

@@ -39,6 +39,8 @@ from pytest_isolate.wire.text import escape_controls
 
 REPORT_FRAME = "report"
 WARNING_FRAME = "warning"
+#: The test asked to end the run (``pytest.exit()``, or ``q`` in the debugger).
+EXIT_FRAME = "exit"
 DONE_FRAME = "done"
 SETUP_ERROR_FRAME = "setup-error"
 
@@ -50,6 +52,7 @@ TEST_FRAME_TYPES = frozenset(
         COVERAGE_FRAME,
         EXAMPLES_FRAME,
         BENCHMARK_FRAME,
+        EXIT_FRAME,
         SETUP_ERROR_FRAME,
         DONE_FRAME,
     }
@@ -78,6 +81,10 @@ def warning_frame(
         "lineno": lineno,
         "when": when,
     }
+
+
+def exit_frame(reason: str, returncode: int | None) -> dict[str, Any]:
+    return {"type": EXIT_FRAME, "reason": reason[:MAX_SETUP_ERROR], "returncode": returncode}
 
 
 def done_frame(pid: int) -> dict[str, Any]:
@@ -115,6 +122,8 @@ class TestRecord:
     coverage: List[CoverageFrame] = field(default_factory=list)
     examples: List[ExampleChange] = field(default_factory=list)
     benchmark: BenchmarkRecord | None = None
+    #: ``pytest.exit()`` in the target: (reason, return code) for the broker to end the run.
+    exit_request: tuple[str, int | None] | None = None
     finished: bool = False
     setup_error: str | None = None
 
@@ -149,6 +158,7 @@ class TestFrameRecorder:
             COVERAGE_FRAME: self._coverage,
             EXAMPLES_FRAME: self._examples,
             BENCHMARK_FRAME: self._benchmark,
+            EXIT_FRAME: self._exit,
             DONE_FRAME: self._done,
             SETUP_ERROR_FRAME: self._setup_error,
         }
@@ -185,6 +195,16 @@ class TestFrameRecorder:
         if self.record.benchmark is not None:  # pytest-benchmark allows one per test
             raise ProtocolViolation("benchmark: a second benchmark frame for one test")
         self.record.benchmark = parse_benchmark_frame(message)
+
+    def _exit(self, message: dict[str, Any]) -> None:
+        reason, code = message.get("reason"), message.get("returncode")
+        if not isinstance(reason, str) or len(reason) > MAX_SETUP_ERROR:
+            raise ProtocolViolation(f"exit: reason is not a text of at most {MAX_SETUP_ERROR}")
+        if code is not None and (isinstance(code, bool) or not isinstance(code, int)):
+            raise ProtocolViolation("exit: returncode is not an integer")
+        if code is not None and not 0 <= code <= 255:
+            raise ProtocolViolation("exit: returncode is not from 0 to 255")
+        self.record.exit_request = (escape_controls(reason), code)
 
     def _done(self, message: dict[str, Any]) -> None:
         self.record.finished = True
