@@ -114,6 +114,7 @@ def test_only_test_frames_may_come_from_a_tests_child() -> None:
         "coverage",
         "examples",
         "benchmark",
+        "exit",
         "setup-error",
         "done",
     } == TEST_FRAME_TYPES

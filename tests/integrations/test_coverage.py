@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from frame_forgery import SPRAY_FRAME
 from project_runner import FRONT_DOOR, ProjectRun, run_pytest, write_project
 
 SAMPLE = """
@@ -161,19 +162,13 @@ def test_coverage_run_counts_the_targets_lines_too(project: Path) -> None:
 
 COVERAGE_RUN = (sys.executable, "-m", "coverage", "run", "--source=sample")
 
-FORGERS = """
-import json, os, struct
+FORGERS = (
+    SPRAY_FRAME
+    + """
 import sample
 from pytest_isolate import isolate
 
-def spray(message):
-    body = json.dumps(message).encode()
-    data = struct.pack(">I", len(body)) + body
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            os.write(int(name), data)
-        except OSError:
-            pass
+spray = spray_frame
 
 @isolate("process")
 def test_claims_a_file_outside_the_project():
@@ -192,6 +187,7 @@ def test_claims_a_huge_set():
 def test_honest():
     assert sample.unused() == 1
 """
+)
 
 
 @pytest.fixture(scope="module")

@@ -12,17 +12,19 @@ must not carry the broker's writes elsewhere.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
 import pytest
-from every_backend import EVERY_BACKEND
+from every_backend import PLAIN_AND_EVERY_BACKEND, one_test_per_backend
+from frame_forgery import SPRAY_FRAME
 from project_runner import FRONT_DOOR, ProjectRun, run_pytest, write_project
 
 from pytest_isolate.integrations.hypothesis import save_examples
 from pytest_isolate.wire.example_frames import ExampleChange, example_name
 
-BACKENDS: dict[str, str | None] = {"plain": None, **EVERY_BACKEND}
+BACKENDS = PLAIN_AND_EVERY_BACKEND
 
 #: Profiles from hypothesis's root one, so that a CI machine's "ci" profile
 #: (derandomized, no database) does not apply.
@@ -39,17 +41,13 @@ settings.register_profile(
 
 
 def _tests() -> str:
-    lines = ["from hypothesis import given, strategies as st", "from pytest_isolate import isolate"]
-    for name, args in BACKENDS.items():
-        mark = f"@isolate({args})\n" if args else ""
-        lines.append(
-            f"""
-{mark}@given(st.integers())
-def test_{name}(x):
-    assert x < 1000
-"""
-        )
-    return "\n".join(lines)
+    # hypothesis's decorator goes under the mark: ``given`` is the first line of the body
+    source = one_test_per_backend(
+        "from hypothesis import given, strategies as st\nfrom pytest_isolate import isolate\n",
+        "(x):\n    assert x < 1000\n",
+        BACKENDS,
+    )
+    return re.sub(r"^def test_", "@given(st.integers())\ndef test_", source, flags=re.M)
 
 
 def _project(root: Path) -> Path:
@@ -137,20 +135,15 @@ def test_untrusted_mode_saves_and_replays_too(tmp_path: Path) -> None:
     assert "x=1000" in again.report_of("test_prop")
 
 
-FORGERS = """
-import base64, hashlib, json, os, struct
+FORGERS = (
+    SPRAY_FRAME
+    + """
+import base64, hashlib
 from pytest_isolate import isolate
 
 def spray(key, name, value):
-    message = {"type": "examples", "key": key, "name": name,
-               "value": None if value is None else base64.b64encode(value).decode()}
-    body = json.dumps(message).encode()
-    data = struct.pack(">I", len(body)) + body
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            os.write(int(fd), data)
-        except OSError:
-            pass
+    spray_frame({"type": "examples", "key": key, "name": name,
+                 "value": None if value is None else base64.b64encode(value).decode()})
 
 def name_of(value):
     return hashlib.sha384(value).hexdigest()[:16]
@@ -168,6 +161,7 @@ def test_sends_a_huge_example():
     value = b"x" * (2 * 1024 * 1024)
     spray("0123456789abcdef", name_of(value), value)
 """
+)
 
 
 @pytest.mark.parametrize(

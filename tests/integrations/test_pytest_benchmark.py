@@ -15,26 +15,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from every_backend import EVERY_BACKEND
+from every_backend import PLAIN_AND_EVERY_BACKEND, one_test_per_backend
+from frame_forgery import SPRAY_FRAME
 from plugins_venv import plugins_python
 from project_runner import ProjectRun, run_pytest, write_project
 
-BACKENDS: dict[str, str | None] = {"plain": None, **EVERY_BACKEND}
+BACKENDS = PLAIN_AND_EVERY_BACKEND
 FAST = ("--benchmark-max-time=0.05", "--benchmark-min-rounds=5", "-p", "no:randomly")
 
 
 def _tests() -> str:
-    lines = ["from pytest_isolate import isolate", "", "def work():", "    return sum(range(100))"]
-    for name, args in BACKENDS.items():
-        mark = f"@isolate({args})\n" if args else ""
-        lines.append(
-            f"""
-{mark}def test_{name}(benchmark):
+    return one_test_per_backend(
+        "from pytest_isolate import isolate\n\ndef work():\n    return sum(range(100))\n",
+        """(benchmark):
     benchmark.extra_info["backend"] = "{name}"
     assert benchmark(work) == 4950
-"""
-        )
-    return "\n".join(lines)
+""",
+        BACKENDS,
+    )
 
 
 def _command() -> tuple[str, ...]:
@@ -79,22 +77,18 @@ def test_every_backends_benchmark_is_in_the_table(runs: dict[str, Any], backend:
     assert f"test_{backend} " in table.split("Legend:", 1)[0]
 
 
-FORGER = """
-import json, os, struct
+FORGER = (
+    SPRAY_FRAME
+    + """
 from pytest_isolate import isolate
 
 @isolate("process")
 def test_forges_its_timings(benchmark):
     benchmark(lambda: None)
-    message = {"type": "benchmark", "group": None, "extra_info": {}, "options": {},
-               "iterations": 1, "has_error": False, "data": [-1.0]}
-    body = json.dumps(message).encode()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            os.write(int(fd), struct.pack(">I", len(body)) + body)
-        except OSError:
-            pass
+    spray_frame({"type": "benchmark", "group": None, "extra_info": {}, "options": {},
+                 "iterations": 1, "has_error": False, "data": [-1.0]})
 """
+)
 
 
 def test_a_forged_timing_fails_its_test_with_the_reason(tmp_path: Path) -> None:

@@ -18,27 +18,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from every_backend import EVERY_BACKEND
+from every_backend import PLAIN_AND_EVERY_BACKEND, one_test_per_backend
 from plugins_venv import plugins_python
 from project_runner import ProjectRun, run_pytest, write_project
 
-BACKENDS: dict[str, str | None] = {"plain": None, **EVERY_BACKEND}
+BACKENDS = PLAIN_AND_EVERY_BACKEND
 
 
 def _tests() -> str:
-    lines = ["import pytest_html", "from pytest_isolate import isolate"]
-    for name, args in BACKENDS.items():
-        mark = f"@isolate({args})\n" if args else ""
-        lines.append(
-            f"""
-{mark}def test_{name}(extras):
+    return one_test_per_backend(
+        "import pytest_html\nfrom pytest_isolate import isolate\n",
+        """(extras):
     extras.append(pytest_html.extras.text("attached by the test"))
     extras.append(pytest_html.extras.url("https://example.invalid/log"))
     print("captured out")
     assert 1 == 2
-"""
-        )
-    return "\n".join(lines)
+""",
+        BACKENDS,
+    )
 
 
 def _rows(run: ProjectRun, report: Path) -> dict[str, list[dict[str, Any]]]:

@@ -11,25 +11,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from every_backend import EVERY_BACKEND
+from every_backend import PLAIN_AND_EVERY_BACKEND, one_test_per_backend
 from plugins_venv import plugins_python
 from project_runner import ProjectRun, run_pytest, write_project
 
-BACKENDS: dict[str, str | None] = {"plain": None, **EVERY_BACKEND}
+BACKENDS = PLAIN_AND_EVERY_BACKEND
 
 
 def _tests() -> str:
-    lines = ["import random", "from pytest_isolate import isolate", ""]
-    for name, args in BACKENDS.items():
-        mark = f"@isolate({args})\n" if args else ""
-        lines.append(
-            f"""
-{mark}def test_{name}(record_property):
+    return one_test_per_backend(
+        "import random\nfrom pytest_isolate import isolate\n",
+        """(record_property):
     print("drawn:", repr(random.random()))
     assert False, "show the draw"
-"""
-        )
-    return "\n".join(lines)
+""",
+        BACKENDS,
+    )
 
 
 @pytest.fixture(scope="module")
