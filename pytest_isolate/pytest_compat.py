@@ -90,6 +90,21 @@ def ensure_basetemp(config: pytest.Config) -> None:
         factory.getbasetemp()
 
 
+def make_tmp_path(config: pytest.Config, name: str) -> Any:
+    """A new numbered directory where a plain run's ``tmp_path`` would be, or None.
+
+    As pytest's ``tmp_path`` fixture names it (the test's name, its odd
+    characters replaced, cut at 30), under the run's basetemp, so that
+    ``tmp_path_retention_count`` and ``--basetemp`` treat it as theirs.
+    """
+    import re
+
+    factory = getattr(config, "_tmp_path_factory", None)
+    if factory is None:
+        return None
+    return factory.mktemp(re.sub(r"[\W]", "_", name)[:30], numbered=True)
+
+
 def use_basetemp(config: pytest.Config, base: Any) -> bool:
     """Make ``tmp_path`` and ``tmp_path_factory`` create under ``base`` in this process.
 

@@ -239,7 +239,7 @@ def _child(
 
     settings = plan.coverage
     measure = (lambda: None) if settings is None else (lambda: TargetCoverage.start(dict(settings)))
-    run_in_target(item, FrameSender(channel), restrict, measure)
+    run_in_target(item, FrameSender(channel), restrict, measure, send_tmp_path=True)
 
 
 # -- the agent's side ------------------------------------------------------

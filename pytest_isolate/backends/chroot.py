@@ -84,6 +84,7 @@ class PreparedJail:
 
 
 class ChrootBackend(ForkedBackend):
+    shares_tmp_path = False  # its tmp_path is private: a failing test's files come back
     name = "chroot"
     summary = (
         "namespace jail: own root with only system dirs, Python and the project "

@@ -87,6 +87,9 @@ class ForkedBackend:
     default_network = True
     #: most processes a test may have at once (cgroup pids controller) unless pids_limit= says
     default_pids_limit = 4096
+    #: the target writes its ``tmp_path`` where the broker keeps it (False: to private
+    #: space, so a failing test's files are sent back to be kept)
+    shares_tmp_path = True
 
     def availability(self) -> Availability:
         if not hasattr(os, "fork") or not sys.platform.startswith("linux"):
@@ -275,7 +278,8 @@ class ForkedBackend:
             receipt = restrict_target(plan, backend_steps)
             item.user_properties.append((RECEIPT_PROPERTY, " ".join(receipt)))
 
-        run_in_target(item, FrameSender(channel if ring is None else ring.writer()), restrict)
+        sender = FrameSender(channel if ring is None else ring.writer())
+        run_in_target(item, sender, restrict, send_tmp_path=not self.shares_tmp_path)
 
     def _result(
         self,

@@ -55,6 +55,7 @@ def hand_scratch_to_target_user(scratch: Path) -> None:
 
 
 class SeccompBackend(ForkedBackend):
+    shares_tmp_path = False  # its tmp_path is private: a failing test's files come back
     name = "seccomp"
     summary = "process + PID namespace, scrubbed env, unprivileged uid and a seccomp-bpf filter"
     keywords = POLICY_KEYWORDS

@@ -22,6 +22,7 @@ from pytest_isolate.backends.forked import ForkedBackend
 from pytest_isolate.backends.registry import BackendRegistry
 from pytest_isolate.backends.spawned import announce
 from pytest_isolate.broker import resolve
+from pytest_isolate.broker.kept_files import keep_tmp_path
 from pytest_isolate.broker.summary import RunStats
 from pytest_isolate.integrations import coverage
 from pytest_isolate.integrations.benchmark import add_benchmark
@@ -190,6 +191,7 @@ class IsolateSession:
     def _run(self, item: pytest.Item, spec: IsolateSpec) -> None:
         result = self.run_target(item, spec)
         reports = self.reports_of(item, result, spec.label)
+        keep_tmp_path(item, result, reports)
         if result.startup:
             record_startup(item, reports, result.startup)
         for report in reports:

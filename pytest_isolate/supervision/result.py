@@ -9,6 +9,7 @@ if TYPE_CHECKING:
     from pytest_isolate.wire.benchmark_frames import BenchmarkRecord
     from pytest_isolate.wire.coverage_frames import CoverageFrame
     from pytest_isolate.wire.example_frames import ExampleChange
+    from pytest_isolate.wire.kept_files import KeptFile
     from pytest_isolate.wire.test_frames import TestRecord
 
 #: Why a target did not finish normally; the broker words the report and the
@@ -54,6 +55,9 @@ class TargetResult:
     benchmark: BenchmarkRecord | None = None  # checked, not yet added to pytest-benchmark's
     #: The test ended the run (``pytest.exit()``, ``q`` in pdb): reason and return code.
     exit_request: tuple[str, int | None] | None = None
+    #: A failing test's ``tmp_path`` files from a private target, and what it left out.
+    kept_files: list[KeptFile] = field(default_factory=list)
+    kept_left_out: list[str] | None = None
     failure: str | None = None
     failure_kind: FailureKind | None = None
     sections: list[tuple[str, str]] = field(default_factory=list)
@@ -80,6 +84,8 @@ class TargetResult:
             examples=record.examples,
             benchmark=record.benchmark,
             exit_request=record.exit_request,
+            kept_files=record.kept_files,
+            kept_left_out=record.kept_left_out,
             duration=duration,
             failure=failure,
             failure_kind=failure_kind,

@@ -16,6 +16,7 @@ import sys
 import traceback
 import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
 import pytest
@@ -33,6 +34,7 @@ from pytest_isolate.target.benchmark_results import BenchmarkResults
 from pytest_isolate.target.capture import debugging
 from pytest_isolate.target.coverage_probe import TargetCoverage
 from pytest_isolate.target.hypothesis_examples import ExampleDatabaseCopy
+from pytest_isolate.target.kept_tmp_path import kept_tmp_path_frames
 from pytest_isolate.wire.frames import encode_frame
 from pytest_isolate.wire.reports import FAILED_SUBTESTS
 from pytest_isolate.wire.test_frames import (
@@ -97,11 +99,25 @@ class ReportForwarder:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.sender: FrameSender | None = None
+        #: what the target's test left: whether a phase failed, and its ``tmp_path``
+        self.failed = False
+        self.tmp_path: Path | None = None
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> None:
+        """Note the test's ``tmp_path`` before teardown forgets the fixture values."""
+        funcargs = getattr(item, "funcargs", None)
+        if self.sender is None or not isinstance(funcargs, dict):
+            return
+        found = funcargs.get("tmp_path") or funcargs.get("tmpdir")
+        if found is not None:
+            self.tmp_path = Path(str(found))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.sender is None:
             return
+        self.failed = self.failed or report.failed
         data = self.config.hook.pytest_report_to_serializable(config=self.config, report=report)
         if data is None:
             return
@@ -204,12 +220,18 @@ def run_item(
     item: pytest.Item,
     sender: FrameSender,
     measure: Callable[[], TargetCoverage | None] = TargetCoverage.begin,
+    send_tmp_path: bool = False,
 ) -> None:
-    """Run ``item``'s full protocol here and stream its reports, then say ``done``."""
+    """Run ``item``'s full protocol here and stream its reports, then say ``done``.
+
+    ``send_tmp_path``: this target's files are its own; a failing test's
+    ``tmp_path`` is sent for the broker to keep (``target.kept_tmp_path``).
+    """
     config = item.config
     silence_broker_reporting(config)
     forget_broker_finalizers(item.session)
-    prepare_forwarder(config).sender = sender
+    forwarder = prepare_forwarder(config)
+    forwarder.sender = sender
     if not debugging(config):
         sys.breakpointhook = _no_debugger
     coverage = measure()
@@ -228,6 +250,9 @@ def run_item(
     for results in kept:
         for frame in results.frames():
             sender.send(frame)
+    if send_tmp_path and forwarder.failed and forwarder.tmp_path is not None:
+        for frame in kept_tmp_path_frames(forwarder.tmp_path):
+            sender.send(frame)
     sender.send(done_frame(os.getpid()))
 
 
@@ -236,6 +261,7 @@ def run_in_target(
     sender: FrameSender,
     restrict: Callable[[], None],
     measure: Callable[[], TargetCoverage | None] = TargetCoverage.begin,
+    send_tmp_path: bool = False,
 ) -> NoReturn:
     """In a freshly forked child: apply ``restrict``, run the item, and always exit.
 
@@ -251,7 +277,7 @@ def run_in_target(
         os._exit(3)
     code = 0
     try:
-        run_item(item, sender, measure)
+        run_item(item, sender, measure, send_tmp_path)
     except BaseException:
         with contextlib.suppress(Exception):
             sys.stderr.write(traceback.format_exc())

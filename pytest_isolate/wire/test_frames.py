@@ -34,6 +34,15 @@ from pytest_isolate.wire.example_frames import (
     parse_example_frame,
 )
 from pytest_isolate.wire.frames import ProtocolViolation
+from pytest_isolate.wire.kept_files import (
+    KEPT_FILE_FRAME,
+    KEPT_FILES_END,
+    MAX_BYTES,
+    MAX_FILES,
+    KeptFile,
+    parse_kept_file,
+    parse_kept_files_end,
+)
 from pytest_isolate.wire.reports import sanitize_report
 from pytest_isolate.wire.text import escape_controls
 
@@ -53,6 +62,8 @@ TEST_FRAME_TYPES = frozenset(
         EXAMPLES_FRAME,
         BENCHMARK_FRAME,
         EXIT_FRAME,
+        KEPT_FILE_FRAME,
+        KEPT_FILES_END,
         SETUP_ERROR_FRAME,
         DONE_FRAME,
     }
@@ -124,6 +135,9 @@ class TestRecord:
     benchmark: BenchmarkRecord | None = None
     #: ``pytest.exit()`` in the target: (reason, return code) for the broker to end the run.
     exit_request: tuple[str, int | None] | None = None
+    #: a failing test's ``tmp_path`` files, and what the target left out of them
+    kept_files: List[KeptFile] = field(default_factory=list)
+    kept_left_out: List[str] | None = None
     finished: bool = False
     setup_error: str | None = None
 
@@ -159,6 +173,8 @@ class TestFrameRecorder:
             EXAMPLES_FRAME: self._examples,
             BENCHMARK_FRAME: self._benchmark,
             EXIT_FRAME: self._exit,
+            KEPT_FILE_FRAME: self._kept_file,
+            KEPT_FILES_END: self._kept_files_end,
             DONE_FRAME: self._done,
             SETUP_ERROR_FRAME: self._setup_error,
         }
@@ -205,6 +221,20 @@ class TestFrameRecorder:
         if code is not None and not 0 <= code <= 255:
             raise ProtocolViolation("exit: returncode is not from 0 to 255")
         self.record.exit_request = (escape_controls(reason), code)
+
+    def _kept_file(self, message: dict[str, Any]) -> None:
+        kept = self.record.kept_files
+        if self.record.kept_left_out is not None or len(kept) >= MAX_FILES:
+            raise ProtocolViolation(f"kept-file: more than {MAX_FILES} files, or after their end")
+        found = parse_kept_file(message)
+        if sum(len(k.data) for k in kept) + len(found.data) > MAX_BYTES:
+            raise ProtocolViolation(f"kept-file: more than {MAX_BYTES} bytes of files")
+        kept.append(found)
+
+    def _kept_files_end(self, message: dict[str, Any]) -> None:
+        if self.record.kept_left_out is not None:
+            raise ProtocolViolation("kept-files: said twice")
+        self.record.kept_left_out = [escape_controls(t) for t in parse_kept_files_end(message)]
 
     def _done(self, message: dict[str, Any]) -> None:
         self.record.finished = True
