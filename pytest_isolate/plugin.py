@@ -119,6 +119,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "system calls, capabilities) and print what held; exit 1 if a documented stop did not",
     )
     parser.addini("isolate", "backend for unmarked tests (as --isolate=BACKEND)", default=None)
+    parser.addini(
+        "isolate_inherit_fixtures",
+        "let a forked target use the project's session, package, module and class fixtures "
+        "that the broker already set up for plain tests (order-dependent); default: each "
+        "target sets them up itself",
+        type="bool",
+        default=False,
+    )
 
 
 def _option(config: pytest.Config, dest: str) -> object:

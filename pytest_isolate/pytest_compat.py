@@ -127,6 +127,32 @@ def forget_session_finalizers(session: pytest.Session) -> None:
             finalizers.clear()
 
 
+def forget_project_fixtures(item: pytest.Item, root: str) -> int:
+    """Set up the project's fixtures above function scope afresh in this process.
+
+    A forked target inherits the values of the broker's session, package,
+    module and class fixtures that a plain test happened to build first; an
+    isolated test must not see a fixture's value depend on test order. The
+    fixtures whose function lives under ``root`` (the project's, not a
+    plugin's) are forgotten here, so the target sets them up itself and tears
+    them down with itself. Returns how many were forgotten.
+    """
+    info = getattr(item, "_fixtureinfo", None)
+    forgotten = 0
+    for fixturedefs in (getattr(info, "name2fixturedefs", None) or {}).values():
+        for fixturedef in fixturedefs:
+            if fixturedef.scope == "function" or fixturedef.cached_result is None:
+                continue
+            code = getattr(fixturedef.func, "__code__", None)
+            source = getattr(code, "co_filename", "")
+            if not source.startswith(root.rstrip("/") + "/") or "site-packages" in source:
+                continue
+            fixturedef.cached_result = None
+            fixturedef._finalizers.clear()
+            forgotten += 1
+    return forgotten
+
+
 def mute_terminal_reporter(reporter: Any, writer: Any) -> None:
     """Send the terminal reporter's output to ``writer`` (a ``TerminalWriter``)."""
     reporter._tw = writer

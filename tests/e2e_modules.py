@@ -20,6 +20,8 @@ E2E = (
     "channel/test_shm_channel_selection.py",
     "channel/test_shm_hostile_targets.py",
     "broker/test_crashes.py",
+    "broker/test_exit_and_debugger.py",
+    "broker/test_fixture_scopes.py",
     "broker/test_hooks.py",
     "broker/test_hostile_frames.py",
     "broker/test_interrupted_runs.py",

@@ -25,6 +25,7 @@ from pytest_isolate.pytest_compat import (
     TerminalWriter,
     catch_warnings_for_item,
     failed_subtests_of,
+    forget_project_fixtures,
     forget_session_finalizers,
     mute_terminal_reporter,
     runtestprotocol,
@@ -230,6 +231,8 @@ def run_item(
     config = item.config
     silence_broker_reporting(config)
     forget_broker_finalizers(item.session)
+    if not config.getini("isolate_inherit_fixtures"):
+        forget_project_fixtures(item, str(config.rootpath))
     forwarder = prepare_forwarder(config)
     forwarder.sender = sender
     if not debugging(config):
