@@ -99,6 +99,7 @@ class ContainerTarget(AgentTarget):
         """Create, attach and start the container; its agent says hello and collects."""
         started = time.monotonic()
         image = ensure_image(engine, config, request.rootdir)
+        image_ready = time.monotonic()
         copy_mode = not engine.is_local
         binds = [BindMount(request.rootdir, request.rootdir), BindMount(str(site), SITE_PATH)]
         kwargs = create_kwargs(
@@ -119,6 +120,8 @@ class ContainerTarget(AgentTarget):
             raise
         stream = AttachedStream.attach(engine.api, container_id)
         target = cls(engine, container_id, stream)
+        target.start_steps = [("image", image_ready - started)]
+        step = target.step_done("create", image_ready)
         try:
             if copy_mode:
                 copy_in(
@@ -126,6 +129,7 @@ class ContainerTarget(AgentTarget):
                     container_id,
                     [(site, SITE_PATH), (Path(request.rootdir), request.rootdir)],
                 )
+                step = target.step_done("copy in", step)
             try:
                 engine.api.start(container_id)
             except docker.errors.APIError as exc:
@@ -135,6 +139,7 @@ class ContainerTarget(AgentTarget):
                 raise ContainerStartError(
                     f"container of {image!r} did not start: {_first_line(text)}"
                 ) from None
+            step = target.step_done("start", step)
             if config.runtime:  # fail closed: never a test under another runtime than asked
                 got = engine.api.inspect_container(container_id)["HostConfig"].get("Runtime")
                 if got != config.runtime:

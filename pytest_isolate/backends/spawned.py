@@ -239,10 +239,14 @@ class SpawnedTargets(Generic[K, T]):
         if note:
             announce(config, note)
         if not fresh:
+            details = ""
+            steps = getattr(target, "start_steps", None)
+            if steps and int(getattr(config.option, "verbose", 0) or 0) > 0:  # -v: where it went
+                details = ": " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in steps)
             announce(
                 config,
                 f"{self.describe(key)} ready in {target.started_in:.2f} s "
-                f"({len(target.collected.nodeids)} tests collected in it)",
+                f"({len(target.collected.nodeids)} tests collected in it){details}",
             )
 
     def close(self) -> None:

@@ -6,6 +6,8 @@ one test at a time. Subclasses know how to start and stop their engine.
 
 from __future__ import annotations
 
+import time
+
 from pytest_isolate.spec import IsolateSpec
 from pytest_isolate.supervision.agent_client import AgentClient, RunPolicy
 from pytest_isolate.supervision.result import TargetResult
@@ -19,11 +21,24 @@ class AgentTarget:
     client: AgentClient
     collected: Collected = Collected(())
     started_in: float = 0.0
+    #: Where the start-up time went, step by step (shown under ``-v``).
+    start_steps: list[tuple[str, float]]
+
+    def step_done(self, name: str, since: float) -> float:
+        """Note a start-up step that began at ``since``; the time it ended."""
+        now = time.monotonic()
+        if not hasattr(self, "start_steps"):
+            self.start_steps = []
+        self.start_steps.append((name, now - since))
+        return now
 
     def handshake(self, start: StartRequest, hello_timeout: float, collect_timeout: float) -> None:
         """Hello, then collection inside the target; raises ``AgentDead`` on failure."""
+        began = time.monotonic()
         self.client.hello(hello_timeout)
+        began = self.step_done("agent hello", began)
         self.collected = self.client.start(start, collect_timeout)
+        self.step_done("collection", began)
 
     @property
     def alive(self) -> bool:

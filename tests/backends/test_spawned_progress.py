@@ -73,6 +73,21 @@ def test_the_ready_line_stands_alone_with_the_one_prefix(verbose_run: ContainerR
     assert "test_progress.py::" not in ready
 
 
+def test_dash_v_says_where_the_start_went(verbose_run: ContainerRun) -> None:
+    """-v: the ready line names each step of the start with its time."""
+    [ready] = [line for line in verbose_run.output.splitlines() if " ready in " in line]
+    steps = re.findall(r"(image|create|start|agent hello|collection) (\d+\.\d\d) s", ready)
+    assert [name for name, _ in steps] == ["image", "create", "start", "agent hello", "collection"]
+    total = float(re.search(r"ready in (\d+\.\d\d) s", ready).group(1))  # type: ignore[union-attr]
+    assert sum(float(seconds) for _, seconds in steps) <= total + 0.05, ready
+
+
+def test_without_dash_v_the_ready_line_is_short(tmp_path_factory: pytest.TempPathFactory) -> None:
+    run = _run(tmp_path_factory.mktemp("plain-verbosity"))
+    [ready] = [line for line in run.output.splitlines() if " ready in " in line]
+    assert ready.endswith("collected in it)"), ready
+
+
 def test_dash_qq_prints_no_progress(tmp_path_factory: pytest.TempPathFactory) -> None:
     run = _run(tmp_path_factory.mktemp("quiet"), "-qq")
     assert run.ret == 0, run.output[-3000:]
