@@ -2,7 +2,7 @@
 
 A seccomp, chroot, container or guest target sends its failing test's
 ``tmp_path`` files (``target.kept_tmp_path``; checked on arrival by
-``wire.kept_files``: plain relative names, capped). They are written into a
+``wire.kept_file_frames``: plain relative names, capped). They are written into a
 new directory named as pytest names a ``tmp_path``, under the run's
 basetemp, so ``--basetemp`` and ``tmp_path_retention_count`` apply, and the
 failing report says where they are and what the target left out.

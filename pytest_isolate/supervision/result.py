@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from pytest_isolate.wire.benchmark_frames import BenchmarkRecord
     from pytest_isolate.wire.coverage_frames import CoverageFrame
     from pytest_isolate.wire.example_frames import ExampleChange
-    from pytest_isolate.wire.kept_files import KeptFile
+    from pytest_isolate.wire.kept_file_frames import KeptFile
     from pytest_isolate.wire.test_frames import TestRecord
 
 #: Why a target did not finish normally; the broker words the report and the

@@ -166,6 +166,14 @@ def _scalar_subtest_kwargs(data: dict[str, Any]) -> None:
         }
 
 
+def _inherit_fixtures(config: pytest.Config) -> bool:
+    """The ini's ``isolate_inherit_fixtures`` (False where the plugin's ini is not known)."""
+    try:
+        return bool(config.getini("isolate_inherit_fixtures"))
+    except ValueError:
+        return False
+
+
 def _no_debugger(*args: Any, **kwargs: Any) -> None:
     """``breakpoint()`` in a target without a terminal: fail the test and say how to debug it."""
     pytest.fail(
@@ -231,7 +239,7 @@ def run_item(
     config = item.config
     silence_broker_reporting(config)
     forget_broker_finalizers(item.session)
-    if not config.getini("isolate_inherit_fixtures"):
+    if not _inherit_fixtures(config):
         forget_project_fixtures(item, str(config.rootpath))
     forwarder = prepare_forwarder(config)
     forwarder.sender = sender

@@ -4,7 +4,7 @@ A plain run keeps a failing test's ``tmp_path`` for the user to look at. A
 seccomp or chroot target writes it to private temporary space, a container
 or guest to its own file system: all of it goes with the target. So after a
 failing test, such a target sends the regular files below its ``tmp_path``
-as ``kept-file`` frames (``wire.kept_files``, within its caps), then names
+as ``kept-file`` frames (``wire.kept_file_frames``, within its caps), then names
 what it left out: links, devices, files past the caps.
 
 Runs in targets: Python 3.9 syntax.
@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, List
 
-from pytest_isolate.wire.kept_files import (
+from pytest_isolate.wire.kept_file_frames import (
     MAX_BYTES,
     MAX_FILES,
     kept_file_frame,

@@ -34,7 +34,7 @@ from pytest_isolate.wire.example_frames import (
     parse_example_frame,
 )
 from pytest_isolate.wire.frames import ProtocolViolation
-from pytest_isolate.wire.kept_files import (
+from pytest_isolate.wire.kept_file_frames import (
     KEPT_FILE_FRAME,
     KEPT_FILES_END,
     MAX_BYTES,

@@ -115,6 +115,8 @@ def test_only_test_frames_may_come_from_a_tests_child() -> None:
         "examples",
         "benchmark",
         "exit",
+        "kept-file",
+        "kept-files",
         "setup-error",
         "done",
     } == TEST_FRAME_TYPES
