@@ -23,8 +23,21 @@ def doctor_lines(registry: BackendRegistry) -> list[str]:
     return lines
 
 
+def gvisor_lines(registry: BackendRegistry) -> list[str]:
+    """Whether gVisor's runtime, when the engine has it registered, really starts a sandbox."""
+    if "container" not in registry.names() or not registry.availability("container"):
+        return []
+    from pytest_isolate.backends.container_config import DEFAULT_IMAGE
+    from pytest_isolate.container.engine import engine_runtimes, runtime_works
+
+    if "runsc" not in engine_runtimes():
+        return []
+    ok, words = runtime_works("runsc", DEFAULT_IMAGE)
+    return ["", f"  gVisor (runsc): {'works' if ok else 'FAILS'}: {words}"]
+
+
 def print_doctor(registry: BackendRegistry) -> int:
     """Print the table; exit status 0 when every backend works, 1 otherwise."""
-    for line in doctor_lines(registry):
+    for line in doctor_lines(registry) + gvisor_lines(registry):
         sys.stdout.write(line + "\n")
     return 0 if all(registry.availability(n) for n in registry.names()) else 1

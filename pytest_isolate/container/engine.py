@@ -195,3 +195,31 @@ def engine_runtimes(base_url: str | None = None) -> list[str]:
             return engine.runtimes()
     except (EngineUnavailableError, ValueError):
         return []
+
+
+def runtime_works(runtime: str, image: str, base_url: str | None = None) -> tuple[bool, str]:
+    """Start one throwaway container of ``image`` under ``runtime``: does it run, and how fast.
+
+    For the doctor: a registered runtime may still fail to start a sandbox
+    (gVisor needs ptrace or KVM). No network, removed at once.
+    """
+    import time
+
+    try:
+        with connect_engine(base_url, timeout=10) as engine:
+            started = time.monotonic()
+            output = engine.client.containers.run(
+                image,
+                ["python3", "-c", "import platform; print(platform.release())"],
+                runtime=runtime,
+                network_mode="none",
+                remove=True,
+                stdout=True,
+                stderr=True,
+            )
+            seconds = time.monotonic() - started
+    except Exception as exc:  # any engine or runtime error is the answer
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return False, first[:300]
+    kernel = output.decode("utf-8", "replace").strip()
+    return True, f"a container of {image} ran in {seconds:.1f} s; its kernel says {kernel}"

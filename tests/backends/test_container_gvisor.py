@@ -102,3 +102,6 @@ def test_the_doctor_says_whether_gvisor_is_registered() -> None:
         check=False,
     ).stdout
     assert "gVisor: registered as 'runsc'" in doctor, doctor
+    # and it really starts a sandbox: gVisor's own kernel answers
+    assert "gVisor (runsc): works: a container of" in doctor, doctor
+    assert "its kernel says 4.4.0" in doctor
