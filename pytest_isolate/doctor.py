@@ -25,13 +25,16 @@ def doctor_lines(registry: BackendRegistry) -> list[str]:
 
 def gvisor_lines(registry: BackendRegistry) -> list[str]:
     """Whether gVisor's runtime, when the engine has it registered, really starts a sandbox."""
-    if "container" not in registry.names() or not registry.availability("container"):
+    if "container" not in registry.names():
+        return []
+    availability = registry.availability("container")  # asked once, with the engine's runtimes
+    if not availability or "runsc" not in dict(availability.details).get("runtimes", "").split(
+        ", "
+    ):
         return []
     from pytest_isolate.backends.container_config import DEFAULT_IMAGE
-    from pytest_isolate.container.engine import engine_runtimes, runtime_works
+    from pytest_isolate.container.engine import runtime_works
 
-    if "runsc" not in engine_runtimes():
-        return []
     ok, words = runtime_works("runsc", DEFAULT_IMAGE)
     return ["", f"  gVisor (runsc): {'works' if ok else 'FAILS'}: {words}"]
 

@@ -56,17 +56,11 @@ class ContainerBackend:
 
     # -- pure -------------------------------------------------------------
     def availability(self) -> Availability:
-        from pytest_isolate.container.engine import (
-            FIX_LOCAL_ENGINE,
-            GVISOR_FIX,
-            engine_available,
-            engine_runtimes,
-        )
+        from pytest_isolate.container.engine import FIX_LOCAL_ENGINE, GVISOR_FIX, engine_facts
 
-        ok, text = engine_available()
+        ok, text, runtimes = engine_facts()  # one connection for the run's start
         if not ok:
             return Availability(False, text, FIX_LOCAL_ENGINE)
-        runtimes = engine_runtimes()
         gvisor = (
             "registered as 'runsc': isolate('container', runtime='runsc') or "
             "--isolate-container-runtime=runsc"

@@ -177,24 +177,19 @@ GVISOR_FIX = (
 )
 
 
+def engine_facts(base_url: str | None = None) -> tuple[bool, str, list[str]]:
+    """One connection: (answers, version line or reason and fix, registered runtimes)."""
+    try:
+        with connect_engine(base_url, timeout=10) as engine:
+            return True, engine.describe(), engine.runtimes()
+    except (EngineUnavailableError, ValueError) as exc:
+        return False, str(exc), []
+
+
 def engine_available(base_url: str | None = None) -> tuple[bool, str]:
     """(True, version line) when the engine answers, else (False, reason and fix)."""
-    try:
-        with connect_engine(base_url, timeout=10) as engine:
-            return True, engine.describe()
-    except EngineUnavailableError as exc:
-        return False, str(exc)
-    except ValueError as exc:
-        return False, str(exc)
-
-
-def engine_runtimes(base_url: str | None = None) -> list[str]:
-    """The engine's registered runtimes; empty when it does not answer."""
-    try:
-        with connect_engine(base_url, timeout=10) as engine:
-            return engine.runtimes()
-    except (EngineUnavailableError, ValueError):
-        return []
+    ok, text, _runtimes = engine_facts(base_url)
+    return ok, text
 
 
 def runtime_works(runtime: str, image: str, base_url: str | None = None) -> tuple[bool, str]:
