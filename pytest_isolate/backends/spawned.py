@@ -28,6 +28,7 @@ from typing import Generic, TypeVar
 
 import pytest
 
+from pytest_isolate.backends import worker_lines
 from pytest_isolate.backends.agent_args import (
     agent_base_args,
     coverage_for_target,
@@ -100,10 +101,13 @@ def announce(config: pytest.Config, line: str, *, step: bool = False) -> None:
     ``step`` lines (each step of a VM's boot) are left out under ``-q``; the
     others (a target is ready, a note said once per run) under ``-qq``. The
     session starts targets before a test's line is printed, so these lines
-    never land inside a result line.
+    never land inside a result line. An xdist worker's lines reach the
+    controller's terminal with its next report (``worker_lines``).
     """
     verbosity = int(getattr(config.option, "verbose", 0) or 0)
     if verbosity < (0 if step else -1):
+        return
+    if worker_lines.hold(config, line):  # an xdist worker: the controller prints it
         return
     line = f"{PREFIX} {line}"
     reporter = config.pluginmanager.get_plugin("terminalreporter")

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from pytest_isolate.backends import worker_lines
 from pytest_isolate.backends.base import FailureKind, TargetResult, backend_prepare_target
 from pytest_isolate.backends.forked import ForkedBackend
 from pytest_isolate.backends.registry import BackendRegistry
@@ -272,6 +273,15 @@ class IsolateSession:
         item.config.hook.pytest_warning_recorded.call_historic(
             kwargs=dict(warning_message=message, when="runtest", nodeid=item.nodeid, location=None)
         )
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """An xdist worker's report carries its progress lines; the controller prints them."""
+        if worker_lines.worker_id(self.config) is not None:
+            worker_lines.attach(self.config, report)
+            return
+        for line in worker_lines.carried(report):
+            announce(self.config, line)
 
     # -- end ------------------------------------------------------------
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
