@@ -39,8 +39,42 @@ def gvisor_lines(registry: BackendRegistry) -> list[str]:
     return ["", f"  gVisor (runsc): {'works' if ok else 'FAILS'}: {words}"]
 
 
+def arch_lines(registry: BackendRegistry) -> list[str]:
+    """Per architecture: whether its programs run here, and whether its image is built."""
+    if "container" not in registry.names() or not registry.availability("container"):
+        return []
+    from pytest_isolate.arches import ARCHES, binfmt_fix, binfmt_state, host_arch, needs_emulation
+    from pytest_isolate.backends.container_config import default_image
+    from pytest_isolate.container.engine import connect_engine
+    from pytest_isolate.images.build import list_images
+
+    with connect_engine() as engine:
+        built = {image.tag for image in list_images(engine)}
+    lines = ["", "  architectures (isolate('container', arch=...)):"]
+    for arch in ARCHES.values():
+        if arch == host_arch():
+            lines.append(f"    {arch.debian:<8} this machine's own")
+            continue
+        missing = binfmt_state(arch)
+        if missing is not None:
+            lines.append(f"    {arch.debian:<8} cannot run here: {missing}")
+            lines.append(f"    {'':<8} fix: {binfmt_fix(arch)}")
+            continue
+        how = f"under qemu-user ({arch.binfmt})" if needs_emulation(arch) else "natively"
+        tag = default_image(arch)
+        if tag in built:
+            lines.append(f"    {arch.debian:<8} runs {how}; image {tag}: built")
+        else:
+            suite = tag.rsplit(":", 1)[1].split("-", 1)[0]
+            lines.append(
+                f"    {arch.debian:<8} runs {how}; image {tag}: missing; build it: "
+                f"python -m pytest_isolate image build debian:{suite} --arch {arch.debian}"
+            )
+    return lines
+
+
 def print_doctor(registry: BackendRegistry) -> int:
     """Print the table; exit status 0 when every backend works, 1 otherwise."""
-    for line in doctor_lines(registry) + gvisor_lines(registry):
+    for line in doctor_lines(registry) + gvisor_lines(registry) + arch_lines(registry):
         sys.stdout.write(line + "\n")
     return 0 if all(registry.availability(n) for n in registry.names()) else 1

@@ -88,7 +88,11 @@ class ContainerBackend:
             config = config_from_spec(spec, item.nodeid)
             # Always at least our baseline, as in a jail: the engine's own profile varies
             # with its version (some allow io_uring, whose operations no filter sees).
-            policy = spawned_policy(spec, item.nodeid, default=ALWAYS_ON)
+            # Under emulation the engine loads it (``policy.engine_profile``): qemu-user
+            # refuses a filter from the program it runs.
+            policy = (
+                None if config.foreign else spawned_policy(spec, item.nodeid, default=ALWAYS_ON)
+            )
         except SpecError as exc:
             return TargetResult(failure=f"usage error: {exc}", failure_kind="usage")
         return self._targets.run(item, spec, context, config, policy)

@@ -8,17 +8,21 @@ the hardening choices and the error wording are table-tested.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from pytest_isolate.arches import Arch, arch_named, host_arch, needs_emulation
 from pytest_isolate.container.hardening import (
     DEFAULT_PIDS_LIMIT,
     UNPRIVILEGED_USER,
     BindMount,
     hardened_create_kwargs,
 )
+from pytest_isolate.images.recipe import image_tag
+from pytest_isolate.policy.engine_profile import engine_profile
 from pytest_isolate.spec import IsolateSpec, SpecError
 
 DEFAULT_IMAGE = "pytest-isolate/debian:bookworm"
@@ -48,6 +52,8 @@ KEYWORDS = {
     "mounts": "extra host paths: ['HOST:CONTAINER[:ro|rw]', ...], read-only by default",
     "cpus": "CPU share of the container, e.g. 1.5",
     "platform": "image platform, e.g. linux/arm64 (needs emulation support in the engine)",
+    "arch": "CPU architecture of the container, by Debian's name: amd64, i386, arm64, armhf, "
+    "ppc64el, riscv64; a foreign one runs under qemu-user (default: the machine's own)",
     "runtime": "the engine's container runtime, e.g. 'runsc' for gVisor's user-space kernel "
     "(default: the engine's own; --isolate-container-runtime sets it for every test)",
 }
@@ -66,6 +72,8 @@ class ContainerConfig:
     cpus: float | None = None
     platform: str | None = None
     runtime: str | None = None
+    #: Debian's name of an architecture other than the machine's; None for the machine's own
+    arch: str | None = None
     network: bool = False
     mem_limit: int | None = None
     pids_limit: int = DEFAULT_PIDS_LIMIT
@@ -73,6 +81,11 @@ class ContainerConfig:
     @property
     def runs_as_root(self) -> bool:
         return self.user in ROOT_USERS
+
+    @property
+    def foreign(self) -> Arch | None:
+        """The container's architecture when it is not the machine's."""
+        return None if self.arch is None else arch_named(self.arch)
 
     @property
     def container_memory(self) -> int:
@@ -137,6 +150,27 @@ def config_from_spec(spec: IsolateSpec, where: str = "isolate('container')") -> 
     runtime = _optional_str(spec, "runtime", where)
     if runtime is not None and not _RUNTIME_NAME.fullmatch(runtime):
         raise SpecError(f"{where}: runtime={runtime!r} must be a runtime's name, e.g. 'runsc'")
+    arch = _arch(spec, where)
+    if arch is not None and spec.seccomp is not None:
+        why = (
+            "qemu-user refuses to load a seccomp filter for the program it emulates, and the "
+            "kernel sees the host's system calls, not the emulated ones"
+            if needs_emulation(arch)
+            else f"a per-test filter is compiled for {host_arch().debian} system calls only"
+        )
+        raise SpecError(
+            f"{where}: seccomp= cannot be enforced in an {arch.debian} container: {why}; such a "
+            "container gets the baseline filter from the engine instead. Drop seccomp= for "
+            "this test, or run it in the machine's own architecture"
+        )
+    platform = _optional_str(spec, "platform", where)
+    if arch is not None and platform is not None and platform != arch.docker_platform:
+        raise SpecError(
+            f"{where}: platform={platform!r} and arch={arch.debian!r} disagree "
+            f"({arch.debian} is {arch.docker_platform}); give only arch="
+        )
+    if arch is not None:
+        image = image_tag(image, arch) if spec.option("image") else default_image(arch)
     raw_mounts = spec.option("mounts", ())
     if isinstance(raw_mounts, str) or not isinstance(raw_mounts, tuple):
         raise SpecError(f"{where}: mounts={raw_mounts!r} must be a list")
@@ -147,25 +181,58 @@ def config_from_spec(spec: IsolateSpec, where: str = "isolate('container')") -> 
         read_only=read_only,
         mounts=tuple(parse_mount(m, where) for m in raw_mounts),
         cpus=float(cpus) if cpus is not None else None,
-        platform=_optional_str(spec, "platform", where),
+        platform=arch.docker_platform if arch is not None else platform,
         runtime=runtime,
+        arch=arch.debian if arch is not None else None,
         network=bool(spec.network),
         mem_limit=spec.mem_limit,
         pids_limit=spec.pids_limit or DEFAULT_PIDS_LIMIT,
     )
 
 
+def default_image(arch: Arch | None) -> str:
+    """The builder's image for ``arch``: bookworm where Debian has that port, else a later suite."""
+    if arch is None:
+        return DEFAULT_IMAGE
+    repository, _, suite = DEFAULT_IMAGE.rpartition(":")
+    if suite not in arch.suites:
+        suite = arch.suites[0]
+    return image_tag(f"{repository}:{suite}", arch)
+
+
+def _arch(spec: IsolateSpec, where: str) -> Arch | None:
+    """``arch=``: None for the machine's own architecture (or none asked)."""
+    value = spec.option("arch")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise SpecError(f"{where}: arch={value!r} must be an architecture's name, e.g. 'arm64'")
+    try:
+        arch = arch_named(value)
+    except ValueError as exc:
+        raise SpecError(f"{where}: {exc}") from None
+    return None if arch == host_arch() else arch
+
+
 def split_images(spec: IsolateSpec) -> list[IsolateSpec]:
-    """``image=[a, b]`` -> one spec per image, each labelled ``container:<image>``."""
+    """``image=[a, b]`` and ``arch=[x, y]`` -> one spec per pair, labelled ``container:IMAGE@ARCH``.
+
+    The label names the architecture only when one was asked for.
+    """
     images = spec.option("image", DEFAULT_IMAGE)
     if isinstance(images, str):
         images = (images,)
-    if not isinstance(images, tuple) or not images:
+    arches = spec.option("arch")
+    if arches is None or isinstance(arches, str):
+        arches = (arches,)
+    if not isinstance(images, tuple) or not images or not isinstance(arches, tuple) or not arches:
         return [spec]  # validate() names the problem
     out = []
     for image in images:
-        single = spec.with_options(image=image)
-        out.append(replace(single, variant=str(image)))
+        for arch in arches:
+            single = spec.with_options(image=image, **({} if arch is None else {"arch": arch}))
+            variant = str(image) if arch is None else f"{image}@{arch}"
+            out.append(replace(single, variant=variant))
     return out
 
 
@@ -204,6 +271,9 @@ def create_kwargs(
         kwargs["host_config"]["CapAdd"] = list(ROOT_AGENT_CAPABILITIES)
     if config.platform:
         kwargs["platform"] = config.platform
+    if config.foreign is not None:  # the baseline filter, loaded natively by the runtime
+        profile = json.dumps(engine_profile(), separators=(",", ":"))
+        kwargs["host_config"]["SecurityOpt"].append(f"seccomp={profile}")
     if config.runtime:
         kwargs["host_config"]["Runtime"] = config.runtime
     return kwargs
@@ -233,19 +303,29 @@ def wrong_runtime_message(asked: str, got: str) -> str:
 
 def missing_image_message(image: str) -> str:
     """The image is not in the engine: how to get it, only with a command that can work."""
-    from pytest_isolate.images.recipe import KNOWN_SUITES
+    from pytest_isolate.images.recipe import KNOWN_SUITES, UnknownFlavourError, recipe_for
 
     if image.startswith("pytest-isolate/"):
-        name = image.split("/", 1)[1]
-        distro, _, suite = name.partition(":")
-        if distro == "debian" and suite in KNOWN_SUITES:
-            fix = f"build it: python -m pytest_isolate image build {name}"
-        else:
+        try:
+            recipe = recipe_for(image)
+        except UnknownFlavourError:
             known = ", ".join(f"pytest-isolate/debian:{s}" for s in KNOWN_SUITES)
             fix = f"the image builder makes {known} only; name one of those, or an image you built"
+        else:
+            arch = "" if recipe.foreign_arch is None else f" --arch {recipe.foreign_arch}"
+            fix = f"build it: python -m pytest_isolate image build debian:{recipe.suite}{arch}"
     else:
         fix = f"pull or build it first (docker pull {image})"
     return f"image {image!r} is not in the container engine; {fix}"
+
+
+def wrong_arch_message(image: str, has: str, wanted: Arch) -> str:
+    """The image exists but for another architecture: Docker would run it emulated, or not."""
+    return (
+        f"image {image!r} is built for {has or 'an unknown architecture'}, not {wanted.debian} "
+        f"({wanted.docker_platform}); name an image of that architecture, or build one: "
+        f"python -m pytest_isolate image build debian:{wanted.suites[0]} --arch {wanted.debian}"
+    )
 
 
 _NO_MODULE = re.compile(r"No module named '([^']+)'")

@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from pytest_isolate.arches import binfmt_fix, binfmt_state
 from pytest_isolate.backends.container_config import (
     SITE_PATH,
     ContainerConfig,
@@ -25,6 +26,7 @@ from pytest_isolate.backends.container_config import (
     missing_image_message,
     no_python_message,
     unknown_runtime_message,
+    wrong_arch_message,
     wrong_runtime_message,
 )
 from pytest_isolate.container.attached_stream import AttachedStream
@@ -98,6 +100,11 @@ class ContainerTarget(AgentTarget):
     ) -> ContainerTarget:
         """Create, attach and start the container; its agent says hello and collects."""
         started = time.monotonic()
+        arch = config.foreign
+        if arch is not None and (missing := binfmt_state(arch)) is not None:
+            raise ContainerStartError(
+                f"{arch.debian} containers cannot run here: {missing}; fix: {binfmt_fix(arch)}"
+            )
         image = ensure_image(engine, config, request.rootdir)
         image_ready = time.monotonic()
         copy_mode = not engine.is_local
@@ -188,9 +195,14 @@ def ensure_image(engine: Engine, config: ContainerConfig, rootdir: str) -> str:
 
     if config.dockerfile is None:
         try:
-            engine.api.inspect_image(config.image)
+            facts = engine.api.inspect_image(config.image)
         except docker.errors.ImageNotFound:
             raise ContainerStartError(missing_image_message(config.image)) from None
+        wanted = config.foreign
+        if wanted is not None:  # an image of the machine's architecture would run natively
+            has = str(facts.get("Architecture") or "")
+            if wanted.docker_platform.split("/")[1] != has:
+                raise ContainerStartError(wrong_arch_message(config.image, has, wanted))
         return config.image
     dockerfile = Path(rootdir, config.dockerfile)
     try:

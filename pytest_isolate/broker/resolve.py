@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 
 import pytest
 
+from pytest_isolate.arches import arch_named
 from pytest_isolate.backends.base import backend_channels, backend_variant_keyword
 from pytest_isolate.backends.registry import BackendRegistry
 from pytest_isolate.spec import (
@@ -92,11 +93,21 @@ def resolve_one(
 
 
 def parse_matrix(text: str, defaults: Defaults, registry: BackendRegistry) -> list[IsolateSpec]:
-    """``--isolate-matrix=process,container:IMG`` -> specs; a bad entry is a usage error."""
+    """``--isolate-matrix=process,container:IMG,container@arm64`` -> specs.
+
+    ``@ARCH`` at the end of an entry sets the backend's ``arch=`` (an image
+    named by digest, ``IMG@sha256:...``, keeps its ``@``). A bad entry is a
+    usage error.
+    """
     specs: list[IsolateSpec] = []
     for entry in filter(None, (part.strip() for part in text.split(","))):
+        entry, arch = _split_arch(entry)
         backend, _, variant = entry.partition(":")
         kwargs: dict[str, object] = {}
+        if arch is not None:
+            if backend in registry and "arch" not in registry.get(backend).keywords:
+                raise SpecError(f"--isolate-matrix: backend {backend!r} takes no '@{arch}'")
+            kwargs["arch"] = arch
         if variant:
             key = backend_variant_keyword(registry.get(backend)) if backend in registry else None
             if key is None:
@@ -107,6 +118,18 @@ def parse_matrix(text: str, defaults: Defaults, registry: BackendRegistry) -> li
         )
         specs.extend(registry.get(spec.backend).variants(spec))
     return specs
+
+
+def _split_arch(entry: str) -> tuple[str, str | None]:
+    """``container@arm64`` -> (``container``, ``arm64``); no architecture after ``@``: as is."""
+    head, at, tail = entry.rpartition("@")
+    if not at:
+        return entry, None
+    try:
+        arch_named(tail)
+    except ValueError:
+        return entry, None
+    return head, tail
 
 
 def label_ids(targets: Sequence[IsolateSpec]) -> list[str]:

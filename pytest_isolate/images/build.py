@@ -13,8 +13,8 @@ the work directory descend into a live ``/proc``. It also dies with us
 
 from __future__ import annotations
 
+import contextlib
 import glob
-import json
 import os
 import shutil
 import signal
@@ -26,14 +26,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_isolate.arches import binfmt_fix, binfmt_state
 from pytest_isolate.container.engine import Engine
 from pytest_isolate.images.apt_sources import machine_debian_mirror
+from pytest_isolate.images.archive import ArchiveError, load_archive, write_archive
 from pytest_isolate.images.recipe import (
     LABEL_PYTHON,
     LABEL_RECIPE,
     ImageRecipe,
     image_labels,
-    import_changes,
     python_version_from_link,
 )
 from pytest_isolate.target.steps import set_parent_death_signal
@@ -93,18 +94,36 @@ def build_image(
         if cached is not None:
             progress(f"{recipe.tag}: up to date (recipe {cached.recipe_digest}), nothing to do")
             return cached
+    missing = binfmt_state(recipe.arch)
+    if missing is not None:  # debootstrap runs the new root's programs
+        raise ImageBuildError(
+            f"pytest-isolate: cannot build {recipe.tag}: {missing}; fix: {binfmt_fix(recipe.arch)}"
+        )
     mirror = mirror or machine_debian_mirror()
     with _work_directory(work_parent) as work:
         root = os.path.join(work, "root")
-        with _step(progress, f"debootstrap {recipe.suite} from {mirror}"):
+        with _step(progress, f"debootstrap {recipe.suite} ({recipe.arch.debian}) from {mirror}"):
             _debootstrap(recipe, root, mirror)
         with _step(progress, "slim (apt caches, docs, man pages, locales)"):
             removed = slim_root(root, recipe.slim)
         progress(f"  removed {removed / 1e6:.0f} MB")
         python_version = _python_version_in(root)
         labels = image_labels(recipe, python_version)
-        with _step(progress, f"import as {recipe.tag}"):
-            image_id = _import_root(engine, root, recipe, labels)
+        with _step(progress, f"load as {recipe.tag} ({recipe.arch.docker_platform})"):
+            archive = os.path.join(work, "archive")
+            os.mkdir(archive)
+            try:
+                image_id = write_archive(root, archive, recipe.tag, recipe.arch, labels)
+                shutil.rmtree(root)  # the layer holds it now: half the disk
+                replaced = _tagged_image_id(engine, recipe.tag)
+                load_archive(engine.api, archive)
+            except ArchiveError as exc:
+                raise ImageBuildError(str(exc)) from None
+            if replaced not in (None, image_id):  # the old build lost its tag: not kept
+                import docker.errors
+
+                with contextlib.suppress(docker.errors.APIError):  # a container still uses it
+                    engine.client.images.remove(replaced)
     image = engine.client.images.get(image_id)
     built = BuiltImage(
         tag=recipe.tag,
@@ -118,6 +137,15 @@ def build_image(
         f"{built.tag}: Python {python_version}, {built.size_bytes / 1e6:.0f} MB, {image_id[:19]}"
     )
     return built
+
+
+def _tagged_image_id(engine: Engine, tag: str) -> str | None:
+    import docker.errors
+
+    try:
+        return str(engine.client.images.get(tag).id)
+    except docker.errors.ImageNotFound:
+        return None
 
 
 @contextmanager
@@ -163,7 +191,7 @@ def _debootstrap(recipe: ImageRecipe, root: str, mirror: str) -> None:
     command = [
         "unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child",
         "debootstrap", f"--variant={recipe.variant}", f"--include={','.join(recipe.include)}",
-        recipe.suite, root, mirror,
+        f"--arch={recipe.arch.debian}", recipe.suite, root, mirror,
     ]  # fmt: skip
     parent = os.getpid()
     result = subprocess.run(
@@ -219,48 +247,6 @@ def _python_version_in(root: str) -> str:
     if version is None:
         raise ImageBuildError(f"pytest-isolate: no python3 found in the new root ({link})")
     return version
-
-
-def _import_root(engine: Engine, root: str, recipe: ImageRecipe, labels: dict[str, str]) -> str:
-    """Stream ``tar -C root -c .`` into the engine's image import."""
-    tar = subprocess.Popen(
-        ["tar", "-C", root, "--numeric-owner", "-c", "."],
-        stdout=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-    )
-    assert tar.stdout is not None
-    try:
-        answer = engine.api.import_image_from_stream(
-            tar.stdout,
-            repository=recipe.repository,
-            tag=recipe.suite,
-            changes=import_changes(labels),
-        )
-    finally:
-        tar.stdout.close()
-        status = tar.wait()
-    if status != 0:
-        raise ImageBuildError(f"pytest-isolate: tar of the new root failed with status {status}")
-    image_id = _image_id_from_answer(answer)
-    if image_id is None:
-        raise ImageBuildError(f"pytest-isolate: the engine did not import the image: {answer!r}")
-    return image_id
-
-
-def _image_id_from_answer(answer: Any) -> str | None:
-    """The import answer is one or more JSON lines ending in ``{"status": "sha256:..."}``."""
-    text = answer.decode(errors="replace") if isinstance(answer, bytes) else str(answer)
-    image_id = None
-    for line in text.splitlines():
-        try:
-            doc = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(doc, dict) and str(doc.get("status", "")).startswith("sha256:"):
-            image_id = str(doc["status"])
-        if isinstance(doc, dict) and doc.get("error"):
-            raise ImageBuildError(f"pytest-isolate: image import failed: {doc['error']}")
-    return image_id
 
 
 def list_images(engine: Engine) -> list[BuiltImage]:

@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 
+from pytest_isolate.arches import ARCHES
 from pytest_isolate.container.engine import EngineUnavailableError, connect_engine
 from pytest_isolate.images.apt_sources import NoDebianMirrorError
 from pytest_isolate.images.build import ImageBuildError, build_image, list_images
@@ -30,6 +31,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="FLAVOUR",
         help="e.g. " + ", ".join(f"debian:{suite}" for suite in KNOWN_SUITES),
     )
+    build.add_argument(
+        "--arch",
+        help="architecture, by Debian's name (default: this machine's): "
+        + ", ".join(ARCHES)
+        + "; a foreign one runs under qemu-user-static",
+    )
     build.add_argument("--mirror", help="Debian mirror URL (default: from apt's sources)")
     build.add_argument("--force", action="store_true", help="rebuild even if up to date")
     build.add_argument("--engine", help="engine URL (default: DOCKER_HOST or the local socket)")
@@ -44,6 +51,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     export.add_argument("flavour", metavar="FLAVOUR", help="e.g. debian:bookworm, or a full tag")
     export.add_argument("directory", metavar="DIR", help="created; kept if it exists")
+    export.add_argument("--arch", help="the image of this architecture (Debian's name)")
     export.add_argument("--force", action="store_true", help="replace DIR if it exists")
     export.add_argument("--engine", help="engine URL (default: DOCKER_HOST or the local socket)")
     export.set_defaults(func=run_export)
@@ -55,7 +63,7 @@ def _say(message: str) -> None:
 
 def run_build(args: argparse.Namespace) -> int:
     try:
-        recipes = [recipe_for(flavour) for flavour in args.flavours]
+        recipes = [recipe_for(flavour, args.arch) for flavour in args.flavours]
         with connect_engine(args.engine) as engine:
             for recipe in recipes:
                 started = time.monotonic()
@@ -96,7 +104,7 @@ def run_export(args: argparse.Namespace) -> int:
     from pytest_isolate.images.export import ImageExportError, export_rootfs
 
     try:
-        image = args.flavour if "/" in args.flavour else recipe_for(args.flavour).tag
+        image = args.flavour if "/" in args.flavour else recipe_for(args.flavour, args.arch).tag
         with connect_engine(args.engine) as engine:
             started = time.monotonic()
             path = export_rootfs(engine, image, Path(args.directory), force=args.force)

@@ -9,7 +9,8 @@ Naming: ``pytest-isolate/<distro>:<suite>``, e.g. ``pytest-isolate/debian:bookwo
 The repository part says who made it (never confused with a pulled
 ``debian:bookworm``) and the tag is the suite, which fixes the Python version
 (bookworm: 3.11, trixie: 3.13). Users may name the flavour either way:
-``debian:bookworm`` or the full tag.
+``debian:bookworm`` or the full tag. An image of another architecture than
+the machine's says so in its tag: ``pytest-isolate/debian:bookworm-arm64``.
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 
+from pytest_isolate.arches import Arch, arch_named, host_arch
+
 IMAGE_REPOSITORY_PREFIX = "pytest-isolate/"
 LABEL_RECIPE = "org.pytest-isolate.recipe"
 LABEL_SUITE = "org.pytest-isolate.suite"
 LABEL_PYTHON = "org.pytest-isolate.python"
 LABEL_BUILDER = "org.pytest-isolate.builder"
+LABEL_ARCH = "org.pytest-isolate.arch"
 
 #: Bumped whenever the build steps change in a way the recipe fields miss.
 BUILDER_REVISION = 1
@@ -61,33 +65,88 @@ class ImageRecipe:
     include: tuple[str, ...] = ("python3",)
     slim: tuple[str, ...] = SLIM_PATTERNS
     builder_revision: int = BUILDER_REVISION
+    #: Debian's name of a foreign architecture; None for the machine's own
+    foreign_arch: str | None = None
 
     @property
     def repository(self) -> str:
         return f"{IMAGE_REPOSITORY_PREFIX}{self.distro}"
 
     @property
+    def tag_suffix(self) -> str:
+        """``bookworm`` or ``bookworm-arm64``: the tag names a foreign architecture."""
+        return self.suite if self.foreign_arch is None else f"{self.suite}-{self.foreign_arch}"
+
+    @property
     def tag(self) -> str:
-        return f"{self.repository}:{self.suite}"
+        return f"{self.repository}:{self.tag_suffix}"
+
+    @property
+    def arch(self) -> Arch:
+        return host_arch() if self.foreign_arch is None else arch_named(self.foreign_arch)
 
     def digest(self) -> str:
-        """A short, stable hash of every field (the cache key)."""
-        canonical = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        """A short, stable hash of every field (the cache key).
+
+        The machine's own architecture is left out, so an image built before
+        architectures were named keeps its key.
+        """
+        fields = asdict(self)
+        if fields["foreign_arch"] is None:
+            del fields["foreign_arch"]
+        canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def recipe_for(flavour: str) -> ImageRecipe:
-    """The recipe for ``debian:bookworm``, ``pytest-isolate/debian:trixie``, ..."""
+def recipe_for(flavour: str, arch: str | None = None) -> ImageRecipe:
+    """The recipe for ``debian:bookworm``, ``pytest-isolate/debian:trixie``, ...
+
+    ``arch`` (Debian's name, or Docker's) picks another architecture than the
+    machine's; a tag that already names one (``debian:bookworm-arm64``) does too.
+    """
     name = flavour
     if name.startswith(IMAGE_REPOSITORY_PREFIX):
         name = name[len(IMAGE_REPOSITORY_PREFIX) :]
     distro, sep, suite = name.partition(":")
+    suite, dash, tagged_arch = suite.partition("-")
+    choices = ", ".join(f"debian:{s}" for s in KNOWN_SUITES)
     if distro != "debian" or not sep or suite not in KNOWN_SUITES:
-        choices = ", ".join(f"debian:{s}" for s in KNOWN_SUITES)
         raise UnknownFlavourError(
-            f"pytest-isolate: cannot build image {flavour!r}; known flavours: {choices}"
+            f"pytest-isolate: cannot build image {flavour!r}; known flavours: {choices} "
+            "(add --arch ARCH for another architecture)"
         )
-    return ImageRecipe(distro=distro, suite=suite)
+    try:
+        wanted = arch_named(arch or tagged_arch) if (arch or dash) else host_arch()
+        if dash and arch and arch_named(tagged_arch) != wanted:
+            raise UnknownFlavourError(
+                f"pytest-isolate: image {flavour!r} names architecture {tagged_arch}, "
+                f"but --arch says {arch}"
+            )
+    except ValueError as exc:
+        raise UnknownFlavourError(
+            f"pytest-isolate: cannot build image {flavour!r}: {exc}"
+        ) from None
+    if suite not in wanted.suites:
+        raise UnknownFlavourError(
+            f"pytest-isolate: Debian {suite} has no {wanted.debian} port; "
+            f"it has one in: {', '.join(wanted.suites)}"
+        )
+    foreign = None if wanted == host_arch() else wanted.debian
+    return ImageRecipe(distro=distro, suite=suite, foreign_arch=foreign)
+
+
+def image_tag(image: str, arch: Arch) -> str:
+    """The tag of ``image`` in ``arch``: a builder image's tag gains the architecture's suffix.
+
+    ``pytest-isolate/debian:bookworm`` in arm64 is ``pytest-isolate/debian:bookworm-arm64``.
+    Any other image is the user's to name and is left as written.
+    """
+    if not image.startswith(IMAGE_REPOSITORY_PREFIX) or arch == host_arch():
+        return image
+    try:
+        return recipe_for(image, arch.debian).tag
+    except UnknownFlavourError:
+        return image
 
 
 def python_version_from_link(link_target: str) -> str | None:
@@ -106,14 +165,5 @@ def image_labels(recipe: ImageRecipe, python_version: str) -> dict[str, str]:
         LABEL_SUITE: recipe.suite,
         LABEL_PYTHON: python_version,
         LABEL_BUILDER: str(recipe.builder_revision),
+        LABEL_ARCH: recipe.arch.debian,
     }
-
-
-def import_changes(labels: dict[str, str]) -> list[str]:
-    """Dockerfile instructions applied at import (``docker import --change``).
-
-    JSON-quoted values keep a label with spaces one value.
-    """
-    changes = [f"LABEL {key}={json.dumps(value)}" for key, value in sorted(labels.items())]
-    changes += ["ENV LANG=C.UTF-8", 'CMD ["/usr/bin/python3"]']
-    return changes

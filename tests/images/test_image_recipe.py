@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 
+from pytest_isolate.arches import ARCHES
+from pytest_isolate.images.archive import image_config
 from pytest_isolate.images.recipe import (
     LABEL_PYTHON,
     LABEL_RECIPE,
     ImageRecipe,
     UnknownFlavourError,
     image_labels,
-    import_changes,
     python_version_from_link,
     recipe_for,
 )
@@ -23,6 +25,9 @@ from pytest_isolate.images.recipe import (
     [
         ("debian:bookworm", "pytest-isolate/debian:bookworm"),
         ("pytest-isolate/debian:trixie", "pytest-isolate/debian:trixie"),
+        ("debian:bookworm-arm64", "pytest-isolate/debian:bookworm-arm64"),
+        ("debian:bookworm-aarch64", "pytest-isolate/debian:bookworm-arm64"),
+        ("debian:bookworm-amd64", "pytest-isolate/debian:bookworm"),
     ],
 )
 def test_flavours_are_named_by_either_spelling(flavour: str, tag: str) -> None:
@@ -75,7 +80,43 @@ def test_labels_carry_the_recipe_digest_as_cache_key() -> None:
     assert labels[LABEL_PYTHON] == "3.11"
 
 
-def test_import_changes_quote_label_values() -> None:
-    changes = import_changes({"a.b": "x y"})
-    assert 'LABEL a.b="x y"' in changes
-    assert 'CMD ["/usr/bin/python3"]' in changes
+def test_a_foreign_architecture_is_named_in_the_tag_and_changes_the_digest() -> None:
+    native = recipe_for("debian:bookworm")
+    arm64 = recipe_for("debian:bookworm", "arm64")
+    assert arm64.tag == "pytest-isolate/debian:bookworm-arm64"
+    assert arm64.arch.docker_platform == "linux/arm64"
+    assert arm64.digest() != native.digest()
+    assert recipe_for("debian:bookworm", "amd64") == native  # the machine's own: no suffix
+
+
+def test_the_native_digest_is_unchanged_by_the_architecture_field() -> None:
+    """Images built before architectures were named keep their cache key."""
+    assert ImageRecipe(distro="debian", suite="bookworm").digest() == "26439610a6e6bc35"
+
+
+@pytest.mark.parametrize(
+    ("flavour", "arch", "words"),
+    [
+        ("debian:bookworm", "sparc", "unknown architecture 'sparc'; known: amd64, i386, arm64"),
+        (
+            "debian:bookworm",
+            "riscv64",
+            "Debian bookworm has no riscv64 port; it has one in: trixie",
+        ),
+        ("debian:bookworm-arm64", "i386", "names architecture arm64, but --arch says i386"),
+    ],
+)
+def test_an_architecture_that_cannot_be_built_is_refused_in_words(
+    flavour: str, arch: str, words: str
+) -> None:
+    with pytest.raises(UnknownFlavourError, match=re.escape(words)):
+        recipe_for(flavour, arch)
+
+
+def test_the_image_config_names_the_platform_for_docker_load() -> None:
+    config = image_config(ARCHES["armhf"], {"a.b": "x y"}, "sha256:00")
+    assert (config["os"], config["architecture"], config["variant"]) == ("linux", "arm", "v7")
+    assert config["config"]["Labels"] == {"a.b": "x y"}
+    assert config["config"]["Cmd"] == ["/usr/bin/python3"]
+    assert "LANG=C.UTF-8" in config["config"]["Env"]
+    assert config["rootfs"]["diff_ids"] == ["sha256:00"]

@@ -1,0 +1,60 @@
+"""The baseline filter as a container engine's seccomp profile, for targets that cannot load ours.
+
+A test in a container of another architecture runs under ``qemu-user``,
+which refuses ``prctl(PR_SET_SECCOMP)`` and ``seccomp()`` for the program it
+emulates, and whose real system calls are the host's, numbered as the host
+numbers them. So the per-test filter the agent's child loads cannot work
+there, and one compiled for the emulated architecture would filter nothing
+the kernel sees. The engine's runtime (runc) loads a profile natively, before
+the container's first program, for the host's architecture and its 32-bit
+companion: this module writes our baseline (``filter_plan.baseline_plan``)
+in that profile's JSON form, so the same calls are killed there.
+
+Masked equality in the profile: ``value`` is the mask and ``valueTwo`` the
+datum, as libseccomp's ``SCMP_CMP_MASKED_EQ`` takes them.
+"""
+
+from __future__ import annotations
+
+import platform
+from typing import Any
+
+from pytest_isolate.policy.filter_plan import ALLOW, ENOSYS, KILL, FilterPlan, baseline_plan
+
+_ENOSYS = 38
+
+_ACTIONS = {KILL: "SCMP_ACT_KILL_PROCESS", ENOSYS: "SCMP_ACT_ERRNO", ALLOW: "SCMP_ACT_ALLOW"}
+
+#: The host's architectures by machine: its own and the 32-bit one its kernel also runs.
+#: Any other (x32 on x86-64) gets the profile's bad-architecture answer.
+HOST_ARCHITECTURES: dict[str, tuple[str, ...]] = {
+    "x86_64": ("SCMP_ARCH_X86_64", "SCMP_ARCH_X86"),
+    "aarch64": ("SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"),
+}
+
+
+def engine_profile(plan: FilterPlan | None = None) -> dict[str, Any]:
+    """``plan`` (default: the baseline) as a Docker seccomp profile."""
+    plan = baseline_plan() if plan is None else plan
+    rules: list[dict[str, Any]] = []
+    for rule in plan.rules:
+        entry: dict[str, Any] = {"names": [rule.syscall], "action": _ACTIONS[rule.action]}
+        if rule.action == ENOSYS:
+            entry["errnoRet"] = _ENOSYS
+        if rule.test is not None:
+            entry["args"] = [
+                {
+                    "index": rule.test.index,
+                    "value": rule.test.mask,
+                    "valueTwo": rule.test.value,
+                    "op": "SCMP_CMP_MASKED_EQ",
+                }
+            ]
+        rules.append(entry)
+    # The agent loads no filter in such a target, and nothing in it may load one later.
+    rules.append({"names": ["seccomp"], "action": "SCMP_ACT_KILL_PROCESS"})
+    return {
+        "defaultAction": _ACTIONS[plan.default_action],
+        "architectures": list(HOST_ARCHITECTURES.get(platform.machine(), ())),
+        "syscalls": rules,
+    }
