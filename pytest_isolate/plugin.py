@@ -127,6 +127,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type="bool",
         default=False,
     )
+    parser.addini(
+        "isolate_share_session_fixtures",
+        "in a container, a guest or a jail on another root: set up the project's session "
+        "fixtures once in the target's agent and share them with every test it runs (each "
+        "still in its own fork); default: each test sets them up itself",
+        type="bool",
+        default=False,
+    )
 
 
 def _option(config: pytest.Config, dest: str) -> object:

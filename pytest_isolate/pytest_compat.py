@@ -6,6 +6,7 @@ something, this module is the one to change.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pytest
@@ -127,7 +128,43 @@ def forget_session_finalizers(session: pytest.Session) -> None:
             finalizers.clear()
 
 
-def forget_project_fixtures(item: pytest.Item, root: str) -> int:
+def set_up_session_fixtures(item: pytest.Item, root: str) -> list[str]:
+    """Set up here, before a fork, the project's session fixtures ``item`` uses; their names.
+
+    The session node goes on pytest's setup stack, so the fixtures register
+    their teardown with it and pytest tears them down at this process's
+    session end. A fixture that fails is cached failed, as pytest caches it:
+    the test forked next reports the error as its own setup error.
+    """
+    from _pytest.outcomes import OutcomeException
+
+    session = item.session
+    state = session._setupstate
+    if session not in state.stack:
+        state.setup(session)  # type: ignore[arg-type]  # a node of its own chain
+    info = getattr(item, "_fixtureinfo", None)
+    names = []
+    for name in getattr(item, "fixturenames", ()):
+        fixturedefs = (getattr(info, "name2fixturedefs", None) or {}).get(name)
+        if not fixturedefs:
+            continue
+        fixturedef = fixturedefs[-1]
+        if fixturedef.scope != "session" or not _of_project(fixturedef, root):
+            continue
+        with contextlib.suppress(Exception, OutcomeException):
+            item._request.getfixturevalue(name)  # type: ignore[attr-defined]
+        names.append(name)
+    return names
+
+
+def _of_project(fixturedef: Any, root: str) -> bool:
+    """Is the fixture's function the project's (under ``root``), not a plugin's?"""
+    code = getattr(fixturedef.func, "__code__", None)
+    source = getattr(code, "co_filename", "")
+    return source.startswith(root.rstrip("/") + "/") and "site-packages" not in source
+
+
+def forget_project_fixtures(item: pytest.Item, root: str, keep_session: bool = False) -> int:
     """Set up the project's fixtures above function scope afresh in this process.
 
     A forked target inherits the values of the broker's session, package,
@@ -135,7 +172,9 @@ def forget_project_fixtures(item: pytest.Item, root: str) -> int:
     isolated test must not see a fixture's value depend on test order. The
     fixtures whose function lives under ``root`` (the project's, not a
     plugin's) are forgotten here, so the target sets them up itself and tears
-    them down with itself. Returns how many were forgotten.
+    them down with itself. ``keep_session``: the session fixtures were set up
+    on purpose in the process this one forked from (``set_up_session_fixtures``),
+    and are kept. Returns how many were forgotten.
     """
     info = getattr(item, "_fixtureinfo", None)
     forgotten = 0
@@ -143,9 +182,9 @@ def forget_project_fixtures(item: pytest.Item, root: str) -> int:
         for fixturedef in fixturedefs:
             if fixturedef.scope == "function" or fixturedef.cached_result is None:
                 continue
-            code = getattr(fixturedef.func, "__code__", None)
-            source = getattr(code, "co_filename", "")
-            if not source.startswith(root.rstrip("/") + "/") or "site-packages" in source:
+            if keep_session and fixturedef.scope == "session":
+                continue
+            if not _of_project(fixturedef, root):
                 continue
             fixturedef.cached_result = None
             fixturedef._finalizers.clear()

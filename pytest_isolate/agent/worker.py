@@ -19,7 +19,11 @@ import pytest
 from pytest_isolate.agent.channel import AgentChannel, BrokerGone
 from pytest_isolate.agent.fork_server import ForkPlan, plan_forks, run_in_fork
 from pytest_isolate.target.coverage_probe import TargetCoverage
-from pytest_isolate.target.item_runner import prepare_forwarder, silence_broker_reporting
+from pytest_isolate.target.item_runner import (
+    prepare_forwarder,
+    share_session_fixtures,
+    silence_broker_reporting,
+)
 from pytest_isolate.wire.agent_protocol import (
     Collected,
     ProtocolViolation,
@@ -121,6 +125,7 @@ class AgentWorker:
             for frame in self._collection_frames:  # once, with the first test
                 self.channel.send(frame)
             self._collection_frames = []
+            share_session_fixtures(item)
             run_in_fork(item, request, self.channel, self.limits, plan)
 
 

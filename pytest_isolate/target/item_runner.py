@@ -30,6 +30,7 @@ from pytest_isolate.pytest_compat import (
     mute_terminal_reporter,
     runtestprotocol,
     saferepr,
+    set_up_session_fixtures,
 )
 from pytest_isolate.target.benchmark_results import BenchmarkResults
 from pytest_isolate.target.capture import debugging
@@ -174,6 +175,27 @@ def _inherit_fixtures(config: pytest.Config) -> bool:
         return False
 
 
+_SESSION_SHARED = pytest.StashKey[bool]()
+
+
+def share_session_fixtures(item: pytest.Item) -> None:
+    """In an agent, before forking ``item``: set up the session fixtures it uses, once for all.
+
+    Only with the ini's ``isolate_share_session_fixtures``; each test still
+    runs in its own fork, so what one test changes in the value does not
+    reach the next. The fixture code runs in the agent, which already ran
+    the project's code when it collected.
+    """
+    config = item.config
+    try:
+        wanted = bool(config.getini("isolate_share_session_fixtures"))
+    except ValueError:  # an agent started without the plugin's ini
+        wanted = False
+    if wanted:
+        set_up_session_fixtures(item, str(config.rootpath))
+        config.stash[_SESSION_SHARED] = True
+
+
 def _no_debugger(*args: Any, **kwargs: Any) -> None:
     """``breakpoint()`` in a target without a terminal: fail the test and say how to debug it."""
     pytest.fail(
@@ -240,7 +262,8 @@ def run_item(
     silence_broker_reporting(config)
     forget_broker_finalizers(item.session)
     if not _inherit_fixtures(config):
-        forget_project_fixtures(item, str(config.rootpath))
+        shared = config.stash.get(_SESSION_SHARED, False)
+        forget_project_fixtures(item, str(config.rootpath), keep_session=shared)
     forwarder = prepare_forwarder(config)
     forwarder.sender = sender
     if not debugging(config):

@@ -9,6 +9,7 @@ itself, on every backend and under both orders; the ini's
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,50 @@ def test_the_ini_can_ask_for_the_brokers_values(tmp_path: Path) -> None:
     run = run_pytest(project, "-p", "no:randomly", xdist=False)
     assert run.outcome("test_isolated_process") == "FAILED"
     assert "set up elsewhere" in run.summary_line("test_isolated_process")
+
+
+SHARED_CONFTEST = """
+import os, uuid
+import pytest
+
+@pytest.fixture(scope="session")
+def shared():
+    return {"token": uuid.uuid4().hex, "pid": os.getpid(), "seen": []}
+"""
+
+SHARED_TEST = """
+@isolate({args})
+@pytest.mark.parametrize("n", range(3))
+def test_{name}(shared, n):
+    print("TOKEN", "{name}", shared["token"])
+    assert shared["pid"] != os.getpid(), "set up in this test's own fork"
+    assert shared["seen"] == [], "a change made by an earlier test leaked"
+    shared["seen"].append(n)
+"""
+
+SPAWNED = {name: EVERY_BACKEND[name] for name in ("container", "vm")}
+
+
+@pytest.mark.parametrize("share", [True, False], ids=["shared", "per-test"])
+def test_the_ini_can_share_session_fixtures_within_a_spawned_target(
+    tmp_path: Path, share: bool
+) -> None:
+    """Shared: one setup in the agent, the same value in every test of that target."""
+    module = "import os\nimport pytest\nfrom pytest_isolate import isolate\n" + "".join(
+        SHARED_TEST.format(args=args, name=name) for name, args in SPAWNED.items()
+    )
+    ini = f"[pytest]\nisolate_share_session_fixtures = {str(share).lower()}\n"
+    files = {"conftest.py": SHARED_CONFTEST, "test_shared.py": module, "pytest.ini": ini}
+    project = write_project(tmp_path, files)
+    project.chmod(0o755)
+    run = run_pytest(project, "-p", "no:randomly", "-rA", xdist=False)
+    for name in SPAWNED:
+        tokens = re.findall(rf"^TOKEN {name} (\w+)$", run.output, re.M)
+        assert len(tokens) == 3, run.output[-4000:]
+        if share:
+            assert len(set(tokens)) == 1, tokens
+            assert run.outcome(f"test_{name}[0]") == "PASSED", run.output[-4000:]
+        else:
+            assert len(set(tokens)) == 3, tokens
+            # set up in the test's own fork: the pid check fails, as it should
+            assert "set up in this test's own fork" in run.output

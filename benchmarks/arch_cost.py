@@ -1,0 +1,86 @@
+"""What another architecture costs in a container: arm64 under qemu-user, i386 natively.
+
+The same 300 trivial tests as ``run.py``, every one in a container of the
+machine's architecture, of arm64 and of i386 (``--isolate-matrix=container@ARCH``),
+plain pytest beside them; rounds interleave the rows. As in ``gvisor_cost.py``,
+the first test pays for its container's start and each later test pays
+(median wall time - plain's - start) / 300.
+
+Usage::
+
+    python benchmarks/arch_cost.py            # run, rewrite its part of docs/benchmarks.md
+    python benchmarks/arch_cost.py --no-write
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from gvisor_cost import run_once
+from run import DOCS, TESTS, machine, replace_section, write_project
+
+ROWS = {
+    "plain": ("--no-isolate",),
+    "amd64 (native)": ("--isolate-matrix=container",),
+    "i386 (native, 32-bit)": ("--isolate-matrix=container@i386",),
+    "arm64 (qemu-user)": ("--isolate-matrix=container@arm64",),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args(argv)
+    walls: dict[str, list[float]] = {name: [] for name in ROWS}
+    starts: dict[str, list[float]] = {name: [] for name in ROWS}
+    with tempfile.TemporaryDirectory(prefix="isolate-arch-bench-") as tmp:
+        project = write_project(Path(tmp) / "project", TESTS)
+        for path in (Path(tmp), project):
+            path.chmod(0o755)  # the container's agent runs as an unprivileged user
+        for _ in range(args.rounds):
+            for name, row in ROWS.items():
+                wall, startup = run_once(row, project)
+                walls[name].append(wall)
+                starts[name].append(startup)
+    plain = statistics.median(walls["plain"])
+    native = "amd64 (native)"
+    warm = {
+        name: (statistics.median(walls[name]) - plain - statistics.median(starts[name])) / TESTS
+        for name in ROWS
+        if name != "plain"
+    }
+    lines = [
+        "| architecture | wall time, 300 tests | first test: the container's start | "
+        "each warm test, added | / native |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name in warm:
+        lines.append(
+            f"| {name} | {statistics.median(walls[name]):.2f} s | "
+            f"{statistics.median(starts[name]):.2f} s | {warm[name] * 1000:.1f} ms "
+            f"| {warm[name] / warm[native]:.2f} |"
+        )
+    print("\n".join(lines))
+    if not args.no_write:
+        body = (
+            "## Other architectures in a container\n\n"
+            f"`python benchmarks/arch_cost.py`: {TESTS} trivial tests, every one in a "
+            f"container, {args.rounds} rounds, medians; plain pytest {plain:.2f} s. "
+            "arm64 runs under Debian's qemu-user-static (TCG, no accelerator); i386 runs "
+            "natively on the 64-bit kernel. The target for arm64 was a warm test under "
+            "100 ms.\n\n"
+            f"Machine: {machine()}.\n\n" + "\n".join(lines)
+        )
+        replace_section(DOCS, "arch", body)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
