@@ -17,8 +17,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pytest_isolate")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     from pytest_isolate.images import cli as image_cli
+    from pytest_isolate.vm import kit_cli
 
     image_cli.register(subparsers)
+    kit_cli.register(subparsers)
     return parser
 
 

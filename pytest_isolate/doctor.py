@@ -73,8 +73,35 @@ def arch_lines(registry: BackendRegistry) -> list[str]:
     return lines
 
 
+def guest_arch_lines(registry: BackendRegistry) -> list[str]:
+    """Per foreign guest architecture: its QEMU, and whether its kit is in the cache."""
+    if "vm" not in registry.names():
+        return []
+    import shutil
+
+    from pytest_isolate.vm.foreign_kit import fetch_command, find_kit
+    from pytest_isolate.vm.guest_arch import GUEST_ARCHES, HOST_GUEST
+
+    lines = ["", "  vm guests of other architectures (isolate('vm', arch=...)):"]
+    for arch in GUEST_ARCHES.values():
+        if arch == HOST_GUEST:
+            continue
+        words = []
+        if shutil.which(arch.qemu) is None:
+            words.append(f"{arch.qemu} missing (apt-get install {arch.qemu_package})")
+        kit = find_kit(arch.debian)
+        if kit is None:
+            words.append(f"kernel and userland missing; fetch them: {fetch_command(arch.debian)}")
+        else:
+            words.append(f"kernel {kit.release} and userland fetched")
+        status = "ok" if len(words) == 1 and kit is not None else "UNAVAILABLE"
+        lines.append(f"    {arch.debian:<8} {status}: {'; '.join(words)}")
+    return lines
+
+
 def print_doctor(registry: BackendRegistry) -> int:
     """Print the table; exit status 0 when every backend works, 1 otherwise."""
-    for line in doctor_lines(registry) + gvisor_lines(registry) + arch_lines(registry):
+    lines = doctor_lines(registry) + gvisor_lines(registry)
+    for line in lines + arch_lines(registry) + guest_arch_lines(registry):
         sys.stdout.write(line + "\n")
     return 0 if all(registry.availability(n) for n in registry.names()) else 1

@@ -123,8 +123,14 @@ class IsolateSpec:
 
     @property
     def label(self) -> str:
-        """The id used in matrix items and the summary: ``process``, ``container:py311``."""
-        return f"{self.backend}:{self.variant}" if self.variant else self.backend
+        """The id used in matrix items and the summary: ``process``, ``container:py311``.
+
+        A variant that only names an architecture reads ``vm@arm64``.
+        """
+        if not self.variant:
+            return self.backend
+        separator = "" if self.variant.startswith("@") else ":"
+        return f"{self.backend}{separator}{self.variant}"
 
     def with_options(self, **changes: Hashable) -> IsolateSpec:
         merged = dict(self.options)

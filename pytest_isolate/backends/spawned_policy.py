@@ -78,25 +78,31 @@ _COMPILED: dict[Hashable, SpawnedPolicy] = {}
 
 
 def spawned_policy(
-    spec: IsolateSpec, where: str, default: Mapping[str, Any] | None = None
+    spec: IsolateSpec,
+    where: str,
+    default: Mapping[str, Any] | None = None,
+    arch: str | None = None,
 ) -> SpawnedPolicy | None:
     """The compiled policy a test's ``seccomp=`` asks for, else ``default``'s, else None.
 
-    SpecError when the options are wrong or this machine cannot compile a
-    filter (libseccomp missing): both are the user's to fix, and say how.
+    ``arch``: Debian's name of the target kernel's architecture when it is
+    not the machine's (an arm64 guest): the filter is compiled for its system
+    call numbers and audit architecture, never loaded where it would mean
+    something else. SpecError when the options are wrong or this machine
+    cannot compile a filter (libseccomp missing): both are the user's to fix.
     """
     options = policy_options(spec, from_backend_keywords=False)
-    key: Hashable = spec.seccomp
+    key: Hashable = (spec.seccomp, arch)
     if options is None:
         if default is None:
             return None
-        options, key = dict(default), ("default", tuple(sorted(default.items())))
+        options, key = dict(default), ("default", tuple(sorted(default.items())), arch)
     if key not in _COMPILED:
-        _COMPILED[key] = _compile(options, where)
+        _COMPILED[key] = _compile(options, where, arch)
     return _COMPILED[key]
 
 
-def _compile(options: dict[str, Any], where: str) -> SpawnedPolicy:
+def _compile(options: dict[str, Any], where: str, arch: str | None = None) -> SpawnedPolicy:
     from pytest_isolate.policy import compile_policy, seccomp_available
 
     policy = build_policy(options, where)
@@ -106,4 +112,5 @@ def _compile(options: dict[str, Any], where: str) -> SpawnedPolicy:
             f"{where}: seccomp= needs libseccomp in the broker ({reason}); "
             "pip install 'pytest-isolate-sandbox[seccomp]'"
         )
-    return SpawnedPolicy(compile_policy(policy), bool(options.get("fail_on_violation", True)))
+    compiled = compile_policy(policy, arch)
+    return SpawnedPolicy(compiled, bool(options.get("fail_on_violation", True)))

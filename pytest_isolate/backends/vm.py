@@ -27,7 +27,7 @@ import re
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from pytest_isolate._package import PACKAGE_DIR
@@ -67,6 +67,9 @@ VM_KEYWORDS: Mapping[str, str] = {
     "cpus": "guest CPUs (default 1)",
     "machine": "auto (microvm where available, else q35), microvm or q35",
     "cpu": "QEMU CPU model (default: the host's under KVM, x86-64-v2 under TCG; 'max' for AVX2)",
+    "arch": "guest CPU architecture, by Debian's name: arm64 boots Debian's arm64 kernel and "
+    "userland under TCG (fetch them: python -m pytest_isolate vm fetch --arch arm64); "
+    "default: the machine's own",
 }
 
 DEFAULT_MEMORY_MIB = 1024
@@ -96,6 +99,8 @@ class GuestShape:
     cpus: int = 1
     machine: str = "auto"
     cpu: str | None = None
+    #: Debian's name of a guest architecture other than the machine's; None for its own
+    arch: str | None = None
 
 
 def parse_memory_mib(value: object, where: str) -> int:
@@ -142,7 +147,30 @@ def guest_shape(spec: IsolateSpec, where: str) -> GuestShape:
             f"{where}: cpu={cpu!r} is not a QEMU CPU model; "
             "use a name with optional features, e.g. 'max' or 'qemu64,+avx2'"
         )
-    return GuestShape(kernel, accel, memory, cpus, machine, cpu)
+    arch = _guest_arch(spec, where)
+    if arch is not None and accel == "kvm":
+        raise SpecError(f"{where}: accel='kvm' cannot run an {arch} guest here: it is emulated")
+    return GuestShape(kernel, accel, memory, cpus, machine, cpu, arch)
+
+
+def _guest_arch(spec: IsolateSpec, where: str) -> str | None:
+    """``arch=``: Debian's name of a foreign guest architecture; None for the machine's own."""
+    from pytest_isolate.arches import arch_named, host_arch
+    from pytest_isolate.vm.guest_arch import GUEST_ARCHES
+
+    value = spec.option("arch")
+    if value is None:
+        return None
+    try:
+        arch = arch_named(value) if isinstance(value, str) else None
+    except ValueError as exc:
+        raise SpecError(f"{where}: {exc}") from None
+    if arch is None or arch.debian not in GUEST_ARCHES:
+        raise SpecError(
+            f"{where}: arch={value!r}: vm guests can be {', '.join(GUEST_ARCHES)} "
+            "(a container runs more architectures: isolate('container', arch=...))"
+        )
+    return None if arch == host_arch() else arch.debian
 
 
 def agent_config(
@@ -174,6 +202,44 @@ def agent_config(
         cpus=shape.cpus,
         machine=shape.machine,
         cpu=shape.cpu,
+    )
+
+
+def foreign_agent_config(
+    shape: GuestShape, site: str, project_dirs: Sequence[str], cwd: str
+) -> VMConfig:
+    """A guest of another architecture: its own kernel, busybox and userland (the kit).
+
+    Its Python is the userland's; pytest, pluggy, this package and the
+    broker's plugins come from the injected ``site`` (pure Python, as in a
+    container), shared read-only and put on PYTHONPATH.
+    """
+    from pytest_isolate.vm.foreign_kit import require_kit
+
+    assert shape.arch is not None
+    kit = require_kit(shape.arch)
+    env = (
+        ("HOME", "/tmp"),
+        ("LC_ALL", "C.UTF-8"),
+        ("PATH", GUEST_PATH),
+        ("PYTHONDONTWRITEBYTECODE", "1"),
+        ("PYTHONPATH", site),
+    )
+    return VMConfig(
+        command=("/usr/bin/python3", "-m", "pytest_isolate.agent"),
+        shares=tuple(dict.fromkeys([*project_dirs, site])),
+        env=env,
+        cwd=cwd,
+        kernel=shape.kernel or kit.kernel,
+        accel="tcg",
+        memory_mib=shape.memory_mib,
+        cpus=shape.cpus,
+        machine="virt",
+        cpu=shape.cpu,
+        arch=shape.arch,
+        userland=kit.userland,
+        modules_root=kit.modules_root,
+        busybox=kit.busybox,
     )
 
 
@@ -287,16 +353,25 @@ class VMBackend:
         return Availability(True, reason, details=details)
 
     def validate(self, spec: IsolateSpec, where: str) -> None:
-        guest_shape(spec, where)
+        for variant in self.variants(spec):
+            guest_shape(variant, where)
         check_spawned_policy(spec, where)  # loaded by the agent in the test's child, in the guest
 
     def variants(self, spec: IsolateSpec) -> list[IsolateSpec]:
-        return [spec]
+        """``arch=[a, b]``: a guest per architecture, named in the label (``vm@arm64``)."""
+        arches = spec.option("arch")
+        if arches is None:
+            return [spec]
+        if isinstance(arches, str):
+            arches = (arches,)
+        if not isinstance(arches, tuple) or not arches:
+            return [spec]  # validate() names the problem
+        return [replace(spec.with_options(arch=arch), variant=f"@{arch}") for arch in arches]
 
     def run(self, item: pytest.Item, spec: IsolateSpec, context: BrokerContext) -> TargetResult:
         shape = guest_shape(spec, item.nodeid)
         try:
-            policy = spawned_policy(spec, item.nodeid)
+            policy = spawned_policy(spec, item.nodeid, arch=shape.arch)
         except SpecError as exc:
             return TargetResult(failure=f"usage error: {exc}", failure_kind="usage")
         return self._guests.run(item, spec, context, shape, policy)
@@ -355,8 +430,13 @@ class Guests(SpawnedTargets[GuestShape, _RunningGuest]):
         nodeids = [item.nodeid] if spec.fresh else _same_shape_nodeids(item, key, context)
         inifile = str(config.inipath) if config.inipath else None
         try:
-            vm_config = agent_config(key, sys.executable, PACKAGE_DIR, [rootdir], rootdir)
-            guest = Guest.start(vm_config, progress=say.progress, snapshots=True)
+            if key.arch is None:
+                vm_config = agent_config(key, sys.executable, PACKAGE_DIR, [rootdir], rootdir)
+            else:
+                site = str(self.plugin_site(config))
+                vm_config = foreign_agent_config(key, site, [rootdir], rootdir)
+            # a foreign guest always boots: its reseed helper cannot serve a restored one
+            guest = Guest.start(vm_config, progress=say.progress, snapshots=key.arch is None)
         except (VMError, ValueError, OSError) as exc:
             raise VMBootError(f"the VM could not be started: {exc}") from None
         self._say_accel(say, guest)

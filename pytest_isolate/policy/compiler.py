@@ -16,6 +16,7 @@ import ctypes
 import errno
 import functools
 import os
+from typing import Any
 
 from pytest_isolate.policy.filter_plan import (
     ALLOW,
@@ -167,12 +168,35 @@ def _action(name: str) -> int:
     return int(actions[name])
 
 
-def _export(plan: FilterPlan) -> bytes:
-    """libseccomp -> BPF bytes. Wrong architecture (incl. x32 on x86_64) kills the process."""
+#: Libseccomp's architectures by Debian's name, for a target kernel that is not the machine's.
+LIBSECCOMP_ARCHES = {"arm64": "AARCH64", "amd64": "X86_64", "i386": "X86", "armhf": "ARM"}
+
+
+def _arch_token(arch: str | None) -> Any:
+    """libseccomp's token for ``arch`` (Debian's name); the machine's own for None."""
+    import pyseccomp
+
+    if arch is None:
+        return pyseccomp.Arch.NATIVE
+    if arch not in LIBSECCOMP_ARCHES:
+        raise ValueError(f"no seccomp filter can be compiled here for architecture {arch!r}")
+    return getattr(pyseccomp.Arch, LIBSECCOMP_ARCHES[arch])
+
+
+def _export(plan: FilterPlan, arch: str | None = None) -> bytes:
+    """libseccomp -> BPF bytes. Wrong architecture (incl. x32 on x86_64) kills the process.
+
+    For another architecture the filter holds that one alone: libseccomp
+    translates each rule's call to its number there (a call it lacks is
+    left out), and checks its audit architecture.
+    """
     import pyseccomp
 
     syscall_filter = pyseccomp.SyscallFilter(_action(plan.default_action))
     syscall_filter.set_attr(pyseccomp.Attr.ACT_BADARCH, pyseccomp.KILL_PROCESS)
+    if arch is not None:
+        syscall_filter.add_arch(_arch_token(arch))
+        syscall_filter.remove_arch(pyseccomp.Arch.NATIVE)
     for rule in plan.rules:
         number = int(pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, rule.syscall))
         if number < 0:
@@ -194,15 +218,19 @@ def _export(plan: FilterPlan) -> bytes:
 
 
 @functools.lru_cache(maxsize=64)
-def compile_policy(spec: PolicySpec) -> CompiledPolicy:
-    """Build the programs for ``spec`` (broker side; cached per spec)."""
+def compile_policy(spec: PolicySpec, arch: str | None = None) -> CompiledPolicy:
+    """Build the programs for ``spec`` (broker side; cached per spec and architecture).
+
+    ``arch``: Debian's name of the target kernel's architecture when it is
+    not the machine's; ``seccomp_nr`` is then that architecture's number.
+    """
     import pyseccomp
 
     notify = policy_plan(spec)
-    seccomp_nr = int(pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, "seccomp"))
+    seccomp_nr = int(pyseccomp.resolve_syscall(_arch_token(arch), "seccomp"))
     return CompiledPolicy(
         spec,
-        baseline=_export(baseline_plan()),
-        notify=None if notify is None else _export(notify),
+        baseline=_export(baseline_plan(), arch),
+        notify=None if notify is None else _export(notify, arch),
         seccomp_nr=seccomp_nr,
     )

@@ -25,15 +25,18 @@ CHECKPOINT = b"pytest-isolate checkpoint\n"
 SEED_BYTES = 64  # what ``reseed.CODE`` reads
 
 
-def launch_payload(script: str, seed: bytes | None = None, now_ns: int | None = None) -> bytes:
+def launch_payload(
+    script: str, seed: bytes | None = None, now_ns: int | None = None, etc_source: str = "/etc"
+) -> bytes:
     """The answer to ``CHECKPOINT``: ``b"<size>\\n"`` and a cpio archive of that size.
 
     ``seed`` and ``now_ns`` default to fresh ``os.urandom`` bytes and the
     host's ``time.time_ns()``; they are parameters only so tests can check
-    the archive's contents.
+    the archive's contents. ``etc_source``: the /etc whose library and
+    name-service files the guest gets (a foreign guest's userland has its own).
     """
     seed = os.urandom(SEED_BYTES) if seed is None else seed
     now_ns = time.time_ns() if now_ns is None else now_ns
     extra = [cpio.regular("pi/seed", seed_file(now_ns, seed), 0o600)]
-    archive = launch_archive(script, extra=extra)
+    archive = launch_archive(script, etc_source, extra=extra)
     return str(len(archive)).encode() + b"\n" + archive

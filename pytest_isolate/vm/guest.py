@@ -281,7 +281,9 @@ class Guest:
 
     def _hand_over(self) -> None:
         with contextlib.suppress(OSError):  # a dead guest is reported by the wait that follows
-            self.channel.sendall(launch_payload(self._launch.script))
+            self.channel.sendall(
+                launch_payload(self._launch.script, etc_source=self._launch.etc_source)
+            )
         self._handed_over = True
 
     def _save(self, path: Path) -> None:

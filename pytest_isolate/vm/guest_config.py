@@ -7,7 +7,7 @@ from dataclasses import dataclass
 #: Accepted values of ``VMConfig.accel``.
 ACCELS = ("auto", "kvm", "tcg")
 #: Accepted values of ``VMConfig.machine``.
-MACHINES = ("auto", "microvm", "q35")
+MACHINES = ("auto", "microvm", "q35", "virt")
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,16 @@ class VMConfig:
     machine: str = "auto"
     #: QEMU's ``-cpu`` model; None picks one per accelerator (``qemu_args.cpu_model``)
     cpu: str | None = None
+    #: Debian's name of a guest architecture other than the machine's (``arm64``); such a
+    #: guest runs under TCG on ``userland`` with its own kernel, modules and busybox
+    arch: str | None = None
+    #: a directory holding the guest's own userland, shared in place of the host's system
+    #: directories (and its /etc files used for the guest's); None: the host's
+    userland: str | None = None
+    #: the root under which ``lib/modules/<release>`` of the kernel lies (default: /)
+    modules_root: str = "/"
+    #: a static busybox of the guest's architecture (default: the host's)
+    busybox: str | None = None
 
     def __post_init__(self) -> None:
         if not self.command:

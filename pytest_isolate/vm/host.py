@@ -13,17 +13,18 @@ import subprocess
 import sys
 
 from pytest_isolate.vm.errors import QemuMissing
+from pytest_isolate.vm.guest_arch import HOST_GUEST, GuestArch
 
-QEMU_NAME = "qemu-system-x86_64"
+QEMU_NAME = HOST_GUEST.qemu
 
 
-def qemu_binary() -> str:
-    """Path of ``qemu-system-x86_64`` or raise ``QemuMissing`` saying how to install it."""
-    path = shutil.which(QEMU_NAME)
+def qemu_binary(arch: GuestArch = HOST_GUEST) -> str:
+    """Path of the architecture's QEMU or raise ``QemuMissing`` saying how to install it."""
+    path = shutil.which(arch.qemu)
     if path is None:
         raise QemuMissing(
-            f"{QEMU_NAME} is not on PATH; install QEMU "
-            "(Debian/Ubuntu: apt-get install qemu-system-x86)"
+            f"{arch.qemu} is not on PATH; install QEMU "
+            f"(Debian/Ubuntu: apt-get install {arch.qemu_package})"
         )
     return path
 

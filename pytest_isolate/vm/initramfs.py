@@ -115,9 +115,23 @@ def busybox_path() -> str:
     raise VMError("busybox is missing; install it (Debian/Ubuntu: apt-get install busybox-static)")
 
 
-def build_base(release: str, busybox: str) -> bytes:
-    """The cached part: /init, busybox, modules and the mount points."""
-    moddir = Path("/lib/modules") / release
+#: The reseed step of a guest of another architecture than the machine's, which
+#: the x86-64 helper cannot serve. Such a guest always boots (it is never restored
+#: from a snapshot), so its RNG state is its own; the host's entropy is mixed in and
+#: its clock comes from the virtual RTC.
+FOREIGN_RESEED = (
+    b"#!/pi/busybox sh\n/pi/busybox dd if=/pi/seed of=/dev/urandom 2>/dev/null\nexit 0\n"
+)
+
+
+def build_base(release: str, busybox: str, modules_root: str = "/", foreign: bool = False) -> bytes:
+    """The cached part: /init, busybox, modules and the mount points.
+
+    ``modules_root``: where the kernel's ``lib/modules/<release>`` lies (a
+    guest of another architecture brings its own); ``foreign``: the guest is
+    not x86-64, so the reseed helper is a script (``FOREIGN_RESEED``).
+    """
+    moddir = Path(modules_root) / "lib" / "modules" / release
     if not (moddir / "modules.dep").is_file():
         raise KernelMissing(
             f"no modules for guest kernel {release} in {moddir}; install the kernel package "
@@ -135,7 +149,7 @@ def build_base(release: str, busybox: str) -> bytes:
         cpio.directory("pi/modules"),
         cpio.regular("pi/busybox", Path(busybox).read_bytes(), 0o755),
         cpio.regular("init", INIT.encode(), 0o755),
-        cpio.regular("pi/reseed", reseed.executable(), 0o700),
+        cpio.regular("pi/reseed", FOREIGN_RESEED if foreign else reseed.executable(), 0o700),
     ]
     names = []
     for path in order:
@@ -146,20 +160,29 @@ def build_base(release: str, busybox: str) -> bytes:
     return cpio.archive(entries)
 
 
-def cached_base(release: str, progress: ProgressCallback = None) -> Path:
+def cached_base(
+    release: str,
+    progress: ProgressCallback = None,
+    modules_root: str = "/",
+    busybox: str | None = None,
+    foreign: bool = False,
+) -> Path:
     """Path of the base initramfs for kernel ``release`` and busybox, built on first use."""
-    busybox = busybox_path()
-    moddep = Path("/lib/modules") / release / "modules.dep"
+    busybox = busybox or busybox_path()
+    moddep = Path(modules_root) / "lib" / "modules" / release / "modules.dep"
     # Keyed by what goes in (the module tree and busybox), not by the kernel
     # file: kernels sharing a module tree share one initramfs.
     # INIT and the reseed helper are part of the key too: an edited init must
     # not be served from an old archive.
     key = release + (file_key(moddep) if moddep.exists() else "") + file_key(busybox)
     key += _short(INIT) + _short(reseed.CODE.hex())
+    if foreign:
+        key += _short(FOREIGN_RESEED.hex())
     target = cache_dir() / f"initramfs-{release}-{_short(key)}.cpio"
     if not target.exists():
         with timed(progress, f"building initramfs for {release}"):
-            write_atomically(target, build_base(release, busybox), mode=0o644)
+            image = build_base(release, busybox, modules_root, foreign)
+            write_atomically(target, image, mode=0o644)
     return target
 
 

@@ -56,15 +56,26 @@ def plan_layout(system: Iterable[tuple[str, str | None]], wanted: Sequence[str])
     return GuestLayout(tuple(kept), tuple(links))
 
 
-def host_system_dirs(candidates: Sequence[str] = SYSTEM_DIRS) -> list[tuple[str, str | None]]:
-    """The system directories present on this host, with symlink targets."""
+def host_system_dirs(
+    candidates: Sequence[str] = SYSTEM_DIRS, userland: str = "/"
+) -> list[tuple[str, str | None]]:
+    """The system directories present on this host (or in ``userland``), with symlink targets.
+
+    The paths are the guest's: ``/usr`` stands for ``userland + /usr`` (see ``host_path``).
+    """
     found: list[tuple[str, str | None]] = []
     for path in candidates:
-        if os.path.islink(path):
-            found.append((path, os.readlink(path)))
-        elif os.path.isdir(path):
+        real = host_path(path, userland)
+        if os.path.islink(real):
+            found.append((path, os.readlink(real)))
+        elif os.path.isdir(real):
             found.append((path, None))
     return found
+
+
+def host_path(guest_path: str, userland: str = "/") -> str:
+    """Where a system directory of the guest is on the host: under ``userland`` (default /)."""
+    return os.path.join(userland, guest_path.lstrip("/")) if userland != "/" else guest_path
 
 
 def resolve_shares(paths: Iterable[str]) -> list[str]:

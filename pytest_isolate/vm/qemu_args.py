@@ -9,20 +9,16 @@ QEMU's own seccomp sandbox, no reboot, shares read-only.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+
+from pytest_isolate.vm.guest_arch import HOST_GUEST, X86_TCG_CPU, GuestArch
 
 #: QEMU's seccomp sandbox: also deny obsolete syscalls, privilege changes,
 #: spawning processes and scheduler/resource control.
 SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
 
-#: The CPU a TCG guest emulates: x86-64-v2 (what distributions build for, up to
-#: SSE4.2 and POPCNT) with AMD's vendor id. Measured here on 200 trivial tests
-#: in one guest: 47 ms per test against 62 ms with ``max`` (AVX and XSAVE
-#: state make every context switch dearer) and 89 ms with Intel models (the
-#: guest kernel turns on page-table isolation for an Intel CPU without
-#: RDCL_NO). TCG emulates no speculation, so nothing is lost by that.
-#: A host whose Python needs x86-64-v3 (AVX2) passes ``cpu="max"``.
-TCG_CPU = "qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt,+cx16"
+#: The CPU an x86-64 TCG guest emulates (why: ``guest_arch.X86_TCG_CPU``).
+TCG_CPU = X86_TCG_CPU
 
 #: Name of the virtio-serial port carrying the command's stdin/stdout.
 CHANNEL_PORT_NAME = "pytest_isolate.channel"
@@ -34,7 +30,7 @@ class LaunchPlan:
 
     qemu: str
     accel: str  # "kvm" or "tcg"
-    machine: str  # "microvm" or "q35"
+    machine: str  # "microvm" or "q35"; "virt" for an arm64 guest
     kernel: str
     initrd: str
     kernel_cmdline: str
@@ -46,16 +42,19 @@ class LaunchPlan:
     cpu: str | None = None  # None: the host's CPU under KVM, ``TCG_CPU`` under TCG
     qmp_fd: int | None = None  # a QMP monitor on this socket (snapshots only)
     incoming_fd: int | None = None  # restore the guest from the migration stream on this fd
+    arch: GuestArch = field(default=HOST_GUEST)
 
 
-def cpu_model(accel: str, requested: str | None) -> str:
-    """The ``-cpu`` value: the user's, else the host's under KVM and ``TCG_CPU`` under TCG."""
+def cpu_model(accel: str, requested: str | None, arch: GuestArch = HOST_GUEST) -> str:
+    """The ``-cpu`` value: the user's, else the host's under KVM and the arch's own under TCG."""
     if requested:
         return requested
-    return "host" if accel == "kvm" else TCG_CPU
+    return "host" if accel == "kvm" else arch.tcg_cpu
 
 
-def kernel_cmdline(tsc_khz: int | None, lpj: int | None, quiet: bool = True) -> str:
+def kernel_cmdline(
+    tsc_khz: int | None, lpj: int | None, quiet: bool = True, arch: GuestArch = HOST_GUEST
+) -> str:
     """The guest kernel's command line.
 
     ``panic=-1`` turns "init exited" into an immediate reset, which
@@ -63,21 +62,23 @@ def kernel_cmdline(tsc_khz: int | None, lpj: int | None, quiet: bool = True) -> 
     Under TCG, microvm hangs at "Marking TSC unstable" without the host's TSC
     frequency and loops-per-jiffy, so they are passed when known.
     """
-    words = ["console=ttyS0", "panic=-1", "rdinit=/init", "reboot=t", "i8042.noaux", "i8042.nokbd"]
-    words.append("tsc=reliable")
+    words = [f"console={arch.console}", "panic=-1", "rdinit=/init", "reboot=t", *arch.cmdline]
     if quiet:
         words.append("quiet")
-    if tsc_khz:
+    if tsc_khz and arch == HOST_GUEST:
         words.append(f"tsc_early_khz={tsc_khz}")
-    if lpj:
+    if lpj and arch == HOST_GUEST:
         words.append(f"lpj={lpj}")
     return " ".join(words)
 
 
 def qemu_argv(plan: LaunchPlan) -> list[str]:
-    """The full argv for ``qemu-system-x86_64``."""
-    mmio = plan.machine == "microvm"
-    machine = "microvm,x-option-roms=off,isa-serial=on,rtc=on" if mmio else "q35,vmport=off"
+    """The full argv for ``qemu-system-x86_64`` (or the guest architecture's emulator)."""
+    mmio = plan.machine in ("microvm", "virt")  # virtio over MMIO, not PCI
+    machine = {
+        "microvm": "microvm,x-option-roms=off,isa-serial=on,rtc=on",
+        "q35": "q35,vmport=off",
+    }.get(plan.machine, plan.machine)
     argv = [
         plan.qemu,
         "-nodefaults",
@@ -96,7 +97,7 @@ def qemu_argv(plan: LaunchPlan) -> list[str]:
         "-accel",
         plan.accel,
         "-cpu",
-        cpu_model(plan.accel, plan.cpu),
+        cpu_model(plan.accel, plan.cpu, plan.arch),
         "-m",
         str(plan.memory_mib),
         "-smp",
