@@ -1,7 +1,8 @@
 """container: one suite across a platform matrix, each image built offline by our own builder.
 
 ``python -m pytest_isolate image build debian:bookworm debian:trixie`` makes the
-images (scripts/setup-machine does it); no registry is needed.
+images, ``... debian:bookworm --arch arm64`` those of other architectures
+(scripts/setup-machine does both); no registry is needed.
 """
 
 import os
@@ -33,3 +34,13 @@ def test_no_network_and_read_only_project():
 def test_unprivileged_and_without_the_docker_socket():
     assert os.getuid() == 65534
     assert not os.path.exists("/var/run/docker.sock")
+
+
+@isolate("container", arch=["amd64", "arm64", "i386"])
+def test_pointer_size_and_machine_on_each_architecture():
+    """arm64 runs under qemu-user (binfmt_misc), i386 natively: one test, three platforms."""
+    import platform
+    import struct
+
+    print(platform.machine(), struct.calcsize("P") * 8, "bit")
+    assert struct.calcsize("P") == (4 if platform.architecture()[0] == "32bit" else 8)

@@ -45,3 +45,10 @@ def test_a_seccomp_policy_inside_the_guest():
 
     with pytest.raises(PermissionError):
         socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+
+
+@isolate("vm", arch="arm64")
+def test_on_an_arm64_kernel():
+    """Debian's arm64 kernel and userland under qemu-system-aarch64 (fetched once)."""
+    print("guest", platform.machine(), platform.release())
+    assert platform.machine() == "aarch64"
