@@ -285,3 +285,38 @@ def test_the_engine_profile_kills_what_the_baseline_kills() -> None:
         "valueTwo": 0x10000000,
         "op": "SCMP_CMP_MASKED_EQ",
     }
+
+
+COVERED = """
+def sign(x):
+    if x > 0:
+        return "pos"
+    return "neg"
+"""
+
+COVERAGE_TESTS = """
+from pytest_isolate import isolate
+import covered
+
+@isolate("container", arch="arm64")
+def test_positive_in_an_arm64_container():
+    assert covered.sign(1) == "pos"
+
+@isolate("vm", arch="arm64")
+def test_negative_in_an_arm64_guest():
+    assert covered.sign(-1) == "neg"
+"""
+
+
+def test_coverage_from_arm64_targets_lands_on_the_hosts_files(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Each target measures its line; the broker maps both onto the project's file: 100%."""
+    run = run_project(
+        tmp_path_factory.mktemp("arch-coverage"),
+        {"covered.py": COVERED, "test_covered.py": COVERAGE_TESTS},
+        "--cov=covered",
+        "--cov-report=term-missing",
+    )
+    assert "2 passed" in run.output, run.output[-3000:]
+    assert re.search(r"^covered\.py\s+4\s+0\s+100%", run.output, re.M), run.output[-2000:]
