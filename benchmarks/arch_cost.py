@@ -18,13 +18,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gvisor_cost import run_once
-from run import DOCS, TESTS, machine, replace_section, write_project
+from gvisor_cost import measure_rows
+from run import DOCS, TESTS, machine, replace_section
 
 ROWS = {
     "plain": ("--no-isolate",),
@@ -41,17 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
-    walls: dict[str, list[float]] = {name: [] for name in ROWS}
-    starts: dict[str, list[float]] = {name: [] for name in ROWS}
-    with tempfile.TemporaryDirectory(prefix="isolate-arch-bench-") as tmp:
-        project = write_project(Path(tmp) / "project", TESTS)
-        for path in (Path(tmp), project):
-            path.chmod(0o755)  # the container's agent runs as an unprivileged user
-        for _ in range(args.rounds):
-            for name, row in ROWS.items():
-                wall, startup = run_once(row, project)
-                walls[name].append(wall)
-                starts[name].append(startup)
+    walls, starts = measure_rows(ROWS, args.rounds)
     plain = statistics.median(walls["plain"])
     native = {"container": "amd64 (native)", "vm": "vm, amd64 (TCG, restored)"}
     warm = {

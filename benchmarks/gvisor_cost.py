@@ -51,22 +51,30 @@ def run_once(args: tuple[str, ...], project: Path) -> tuple[float, float]:
     return seconds, startup
 
 
+def measure_rows(
+    rows: dict[str, tuple[str, ...]], rounds: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Wall times and target start times of each row's runs, the rows interleaved per round."""
+    walls: dict[str, list[float]] = {name: [] for name in rows}
+    starts: dict[str, list[float]] = {name: [] for name in rows}
+    with tempfile.TemporaryDirectory(prefix="isolate-rows-bench-") as tmp:
+        project = write_project(Path(tmp) / "project", TESTS)
+        for path in (Path(tmp), project):
+            path.chmod(0o755)  # the container's agent runs as an unprivileged user
+        for _ in range(rounds):
+            for name, row in rows.items():
+                wall, startup = run_once(row, project)
+                walls[name].append(wall)
+                starts[name].append(startup)
+    return walls, starts
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
-    walls: dict[str, list[float]] = {name: [] for name in ROWS}
-    starts: dict[str, list[float]] = {name: [] for name in ROWS}
-    with tempfile.TemporaryDirectory(prefix="isolate-gvisor-bench-") as tmp:
-        project = write_project(Path(tmp) / "project", TESTS)
-        for path in (Path(tmp), project):
-            path.chmod(0o755)  # the container's agent runs as an unprivileged user
-        for _ in range(args.rounds):
-            for name, row in ROWS.items():
-                wall, startup = run_once(row, project)
-                walls[name].append(wall)
-                starts[name].append(startup)
+    walls, starts = measure_rows(ROWS, args.rounds)
     plain = statistics.median(walls["plain"])
     lines = [
         "| runtime | wall time, 300 tests | first test: the container's start | "

@@ -146,3 +146,14 @@ def run_pytest(
     )
     output = completed.stdout.decode("utf-8", "replace")
     return ProjectRun(completed.returncode, output, time.monotonic() - started)
+
+
+def doctor_output(env: Mapping[str, str] | None = None) -> str:
+    """What ``pytest --isolate-doctor`` prints here (``env`` on top of this environment)."""
+    return subprocess.run(
+        [*PYTEST, "-p", "no:randomly", "--isolate-doctor"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **(env or {})},
+    ).stdout

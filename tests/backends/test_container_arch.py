@@ -10,14 +10,13 @@ frames, the baseline filter) are run there too.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import docker
 import pytest
 from container_project import BOOKWORM, ContainerRun, run_project, wait_no_containers
 from frame_forgery import SPRAY_FRAME
+from project_runner import doctor_output
 
 from pytest_isolate.arches import ARCHES, binfmt_state
 from pytest_isolate.policy.engine_profile import engine_profile
@@ -247,12 +246,7 @@ def test_there():
 
 
 def test_the_doctor_says_per_architecture_what_runs_and_which_image_is_built() -> None:
-    doctor = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:randomly", "--isolate-doctor"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout
+    doctor = doctor_output()
     assert (
         "arm64    runs under qemu-user (qemu-aarch64); "
         "image pytest-isolate/debian:bookworm-arm64: built"

@@ -8,11 +8,10 @@ Real containers under Debian's runsc, registered with the engine by
 from __future__ import annotations
 
 import platform
-import subprocess
-import sys
 
 import pytest
 from container_project import BOOKWORM, ContainerRun, run_project, wait_no_containers
+from project_runner import doctor_output
 
 PROJECT = """
 import platform
@@ -95,12 +94,7 @@ def test_no_container_outlives_the_run(run: ContainerRun) -> None:
 
 
 def test_the_doctor_says_whether_gvisor_is_registered() -> None:
-    doctor = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:randomly", "--isolate-doctor"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout
+    doctor = doctor_output()
     assert "gVisor: registered as 'runsc'" in doctor, doctor
     # and it really starts a sandbox: gVisor's own kernel answers
     assert "gVisor (runsc): works: a container of" in doctor, doctor

@@ -10,14 +10,11 @@ own guest.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from project_runner import ProjectRun, run_pytest, write_project
+from project_runner import ProjectRun, doctor_output, run_pytest, write_project
 
 from pytest_isolate.backends.vm import guest_shape
 from pytest_isolate.policy.compiler import compile_policy
@@ -185,19 +182,10 @@ def test_kvm_cannot_run_an_emulated_guest() -> None:
 
 
 def test_the_doctor_says_whether_the_arm64_kit_is_there(tmp_path: Path) -> None:
-    def doctor(env: dict[str, str]) -> str:
-        return subprocess.run(
-            [sys.executable, "-m", "pytest", "-p", "no:randomly", "--isolate-doctor"],
-            capture_output=True,
-            text=True,
-            check=False,
-            env={**os.environ, **env},
-        ).stdout
-
     kit = find_kit("arm64")
     assert kit is not None
-    assert f"arm64    ok: kernel {kit.release} and userland fetched" in doctor({})
-    empty = doctor({"PYTEST_ISOLATE_CACHE": str(tmp_path)})
+    assert f"arm64    ok: kernel {kit.release} and userland fetched" in doctor_output()
+    empty = doctor_output({"PYTEST_ISOLATE_CACHE": str(tmp_path)})
     assert (
         "arm64    UNAVAILABLE: kernel and userland missing; "
         "fetch them: python -m pytest_isolate vm fetch --arch arm64"
