@@ -9,6 +9,8 @@ frames, the baseline filter) are run there too.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 from collections.abc import Iterator
 
@@ -21,8 +23,9 @@ from project_runner import doctor_output
 from pytest_isolate.arches import ARCHES, binfmt_state
 from pytest_isolate.policy.engine_profile import engine_profile
 
-#: An image of the machine's architecture under a name the builder does not own.
-NATIVE_ONLY = "isolate-test/native-only:arch"
+#: An image of the machine's architecture under a name the builder does not own; one per
+#: process, since each xdist worker that runs this module tags (and removes) its own.
+NATIVE_ONLY = f"isolate-test/native-only:pid{os.getpid()}"
 
 PROJECT = (
     """
@@ -127,7 +130,8 @@ def native_only_tag() -> Iterator[str]:
     client = docker.from_env()
     client.images.get(BOOKWORM).tag(NATIVE_ONLY)
     yield NATIVE_ONLY
-    client.images.remove(NATIVE_ONLY, noprune=True)
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        client.images.remove(NATIVE_ONLY, noprune=True)
     client.close()
 
 
@@ -176,7 +180,7 @@ def test_what_works_in_a_foreign_container_passes(arch_run: ContainerRun, test: 
         ),
         (
             "test_arm64_image_of_the_wrong_architecture",
-            f"image '{NATIVE_ONLY}' is built for amd64, not arm64 (linux/arm64)",
+            "' is built for amd64, not arm64 (linux/arm64)",
         ),
         ("test_unknown_architecture", "unknown architecture 'sparc'; known: amd64, i386, arm64"),
     ],
