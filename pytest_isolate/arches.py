@@ -1,10 +1,10 @@
 """CPU architectures a target can have, by Debian's names, and whether this machine runs them.
 
 One table says, for each architecture a user may write in ``arch=``, what
-Docker calls its platform, what ``platform.machine()`` answers inside it, and
-which ``qemu-user`` interpreter runs it on another architecture. Everything
-that must agree on those names (the image builder, the container backend,
-the doctor) reads them here.
+Docker and libseccomp call it and which ``qemu-user`` interpreter runs it on
+another architecture. Everything that must agree on those names (the image
+builder, the container and vm backends, the filter compiler, the doctor)
+reads them here.
 
 A foreign architecture runs under ``qemu-user``, which the kernel starts for
 each foreign program through a ``binfmt_misc`` registration. Debian's
@@ -19,6 +19,8 @@ import os
 import platform
 from dataclasses import dataclass
 
+from pytest_isolate.spec import SpecError
+
 BINFMT_DIR = "/proc/sys/fs/binfmt_misc"
 
 
@@ -28,10 +30,10 @@ class Arch:
 
     #: Debian's name (``arm64``): what users write, and the image tag's suffix
     debian: str
-    #: Docker's platform (``linux/arm64``), given at image import and container create
+    #: Docker's platform (``linux/arm64``), given at image load and container create
     docker_platform: str
-    #: what ``platform.machine()`` prints inside it
-    machine: str
+    #: libseccomp's name (``AARCH64``): ``pyseccomp.Arch`` and the profiles' ``SCMP_ARCH_*``
+    seccomp_arch: str
     #: the binfmt_misc entry of Debian's qemu-user-static that runs it elsewhere
     binfmt: str
     #: the Debian suites that have it as a release architecture
@@ -39,16 +41,27 @@ class Arch:
     #: the host machines that run it without emulation (a 64-bit kernel runs 32-bit code)
     native_on: tuple[str, ...] = ()
 
+    @property
+    def docker_architecture(self) -> str:
+        """``arm`` of ``linux/arm/v7``: what an image's configuration says."""
+        return self.docker_platform.split("/")[1]
+
+    @property
+    def docker_variant(self) -> str | None:
+        """``v7`` of ``linux/arm/v7``; None where the platform has none."""
+        parts = self.docker_platform.split("/")
+        return parts[2] if len(parts) > 2 else None
+
 
 ARCHES: dict[str, Arch] = {
     arch.debian: arch
     for arch in (
-        Arch("amd64", "linux/amd64", "x86_64", "qemu-x86_64", native_on=("x86_64",)),
-        Arch("i386", "linux/386", "i686", "qemu-i386", native_on=("x86_64", "i686")),
-        Arch("arm64", "linux/arm64", "aarch64", "qemu-aarch64", native_on=("aarch64",)),
-        Arch("armhf", "linux/arm/v7", "armv7l", "qemu-arm", native_on=("aarch64", "armv7l")),
-        Arch("ppc64el", "linux/ppc64le", "ppc64le", "qemu-ppc64le", native_on=("ppc64le",)),
-        Arch("riscv64", "linux/riscv64", "riscv64", "qemu-riscv64", ("trixie",), ("riscv64",)),
+        Arch("amd64", "linux/amd64", "X86_64", "qemu-x86_64", native_on=("x86_64",)),
+        Arch("i386", "linux/386", "X86", "qemu-i386", native_on=("x86_64", "i686")),
+        Arch("arm64", "linux/arm64", "AARCH64", "qemu-aarch64", native_on=("aarch64",)),
+        Arch("armhf", "linux/arm/v7", "ARM", "qemu-arm", native_on=("aarch64", "armv7l")),
+        Arch("ppc64el", "linux/ppc64le", "PPC64LE", "qemu-ppc64le", native_on=("ppc64le",)),
+        Arch("riscv64", "linux/riscv64", "RISCV64", "qemu-riscv64", ("trixie",), ("riscv64",)),
     )
 }
 
@@ -81,13 +94,27 @@ def host_arch() -> Arch:
     return arch_named(machine) if ALIASES.get(machine, machine) in ARCHES else ARCHES["amd64"]
 
 
-def is_host(arch: Arch) -> bool:
-    return arch == host_arch()
+def foreign_arch(value: object, where: str) -> Arch | None:
+    """An ``arch=`` keyword: None when absent or the machine's own; SpecError when unknown."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise SpecError(f"{where}: arch={value!r} must be an architecture's name, e.g. 'arm64'")
+    try:
+        arch = arch_named(value)
+    except UnknownArchError as exc:
+        raise SpecError(f"{where}: {exc}") from None
+    return None if arch == host_arch() else arch
 
 
 def needs_emulation(arch: Arch) -> bool:
     """Whether this machine runs ``arch`` only through qemu-user."""
     return platform.machine() not in arch.native_on
+
+
+def kernel_arches() -> list[Arch]:
+    """What this machine's kernel runs natively: its own and its 32-bit companion."""
+    return [arch for arch in ARCHES.values() if not needs_emulation(arch)]
 
 
 def binfmt_state(arch: Arch) -> str | None:

@@ -47,6 +47,7 @@ def arch_lines(registry: BackendRegistry) -> list[str]:
     from pytest_isolate.backends.container_config import default_image
     from pytest_isolate.container.engine import connect_engine
     from pytest_isolate.images.build import list_images
+    from pytest_isolate.images.recipe import recipe_for
 
     with connect_engine() as engine:
         built = {image.tag for image in list_images(engine)}
@@ -62,14 +63,8 @@ def arch_lines(registry: BackendRegistry) -> list[str]:
             continue
         how = f"under qemu-user ({arch.binfmt})" if needs_emulation(arch) else "natively"
         tag = default_image(arch)
-        if tag in built:
-            lines.append(f"    {arch.debian:<8} runs {how}; image {tag}: built")
-        else:
-            suite = tag.rsplit(":", 1)[1].split("-", 1)[0]
-            lines.append(
-                f"    {arch.debian:<8} runs {how}; image {tag}: missing; build it: "
-                f"python -m pytest_isolate image build debian:{suite} --arch {arch.debian}"
-            )
+        state = "built" if tag in built else f"missing; build it: {recipe_for(tag).build_command}"
+        lines.append(f"    {arch.debian:<8} runs {how}; image {tag}: {state}")
     return lines
 
 

@@ -128,8 +128,8 @@ def forget_session_finalizers(session: pytest.Session) -> None:
             finalizers.clear()
 
 
-def set_up_session_fixtures(item: pytest.Item, root: str) -> list[str]:
-    """Set up here, before a fork, the project's session fixtures ``item`` uses; their names.
+def set_up_session_fixtures(item: pytest.Item, root: str) -> None:
+    """Set up here, before a fork, the project's session fixtures ``item`` uses.
 
     The session node goes on pytest's setup stack, so the fixtures register
     their teardown with it and pytest tears them down at this process's
@@ -143,7 +143,6 @@ def set_up_session_fixtures(item: pytest.Item, root: str) -> list[str]:
     if session not in state.stack:
         state.setup(session)  # type: ignore[arg-type]  # a node of its own chain
     info = getattr(item, "_fixtureinfo", None)
-    names = []
     for name in getattr(item, "fixturenames", ()):
         fixturedefs = (getattr(info, "name2fixturedefs", None) or {}).get(name)
         if not fixturedefs:
@@ -153,8 +152,6 @@ def set_up_session_fixtures(item: pytest.Item, root: str) -> list[str]:
             continue
         with contextlib.suppress(Exception, OutcomeException):
             item._request.getfixturevalue(name)  # type: ignore[attr-defined]
-        names.append(name)
-    return names
 
 
 def _of_project(fixturedef: Any, root: str) -> bool:

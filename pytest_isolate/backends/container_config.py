@@ -8,13 +8,12 @@ the hardening choices and the error wording are table-tested.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from pytest_isolate.arches import Arch, arch_named, host_arch, needs_emulation
+from pytest_isolate.arches import Arch, arch_named, foreign_arch, host_arch, needs_emulation
 from pytest_isolate.container.hardening import (
     DEFAULT_PIDS_LIMIT,
     UNPRIVILEGED_USER,
@@ -22,7 +21,7 @@ from pytest_isolate.container.hardening import (
     hardened_create_kwargs,
 )
 from pytest_isolate.images.recipe import image_tag
-from pytest_isolate.policy.engine_profile import engine_profile
+from pytest_isolate.policy.engine_profile import engine_profile_json
 from pytest_isolate.spec import IsolateSpec, SpecError
 
 DEFAULT_IMAGE = "pytest-isolate/debian:bookworm"
@@ -150,7 +149,7 @@ def config_from_spec(spec: IsolateSpec, where: str = "isolate('container')") -> 
     runtime = _optional_str(spec, "runtime", where)
     if runtime is not None and not _RUNTIME_NAME.fullmatch(runtime):
         raise SpecError(f"{where}: runtime={runtime!r} must be a runtime's name, e.g. 'runsc'")
-    arch = _arch(spec, where)
+    arch = foreign_arch(spec.option("arch"), where)
     if arch is not None and spec.seccomp is not None:
         why = (
             "qemu-user refuses to load a seccomp filter for the program it emulates, and the "
@@ -198,20 +197,6 @@ def default_image(arch: Arch | None) -> str:
     if suite not in arch.suites:
         suite = arch.suites[0]
     return image_tag(f"{repository}:{suite}", arch)
-
-
-def _arch(spec: IsolateSpec, where: str) -> Arch | None:
-    """``arch=``: None for the machine's own architecture (or none asked)."""
-    value = spec.option("arch")
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise SpecError(f"{where}: arch={value!r} must be an architecture's name, e.g. 'arm64'")
-    try:
-        arch = arch_named(value)
-    except ValueError as exc:
-        raise SpecError(f"{where}: {exc}") from None
-    return None if arch == host_arch() else arch
 
 
 def split_images(spec: IsolateSpec) -> list[IsolateSpec]:
@@ -272,8 +257,7 @@ def create_kwargs(
     if config.platform:
         kwargs["platform"] = config.platform
     if config.foreign is not None:  # the baseline filter, loaded natively by the runtime
-        profile = json.dumps(engine_profile(), separators=(",", ":"))
-        kwargs["host_config"]["SecurityOpt"].append(f"seccomp={profile}")
+        kwargs["host_config"]["SecurityOpt"].append(f"seccomp={engine_profile_json()}")
     if config.runtime:
         kwargs["host_config"]["Runtime"] = config.runtime
     return kwargs
@@ -312,8 +296,7 @@ def missing_image_message(image: str) -> str:
             known = ", ".join(f"pytest-isolate/debian:{s}" for s in KNOWN_SUITES)
             fix = f"the image builder makes {known} only; name one of those, or an image you built"
         else:
-            arch = "" if recipe.foreign_arch is None else f" --arch {recipe.foreign_arch}"
-            fix = f"build it: python -m pytest_isolate image build debian:{recipe.suite}{arch}"
+            fix = f"build it: {recipe.build_command}"
     else:
         fix = f"pull or build it first (docker pull {image})"
     return f"image {image!r} is not in the container engine; {fix}"
@@ -321,10 +304,12 @@ def missing_image_message(image: str) -> str:
 
 def wrong_arch_message(image: str, has: str, wanted: Arch) -> str:
     """The image exists but for another architecture: Docker would run it emulated, or not."""
+    from pytest_isolate.images.recipe import recipe_for
+
     return (
         f"image {image!r} is built for {has or 'an unknown architecture'}, not {wanted.debian} "
         f"({wanted.docker_platform}); name an image of that architecture, or build one: "
-        f"python -m pytest_isolate image build debian:{wanted.suites[0]} --arch {wanted.debian}"
+        f"{recipe_for(default_image(wanted)).build_command}"
     )
 
 

@@ -201,7 +201,7 @@ def ensure_image(engine: Engine, config: ContainerConfig, rootdir: str) -> str:
         wanted = config.foreign
         if wanted is not None:  # an image of the machine's architecture would run natively
             has = str(facts.get("Architecture") or "")
-            if wanted.docker_platform.split("/")[1] != has:
+            if wanted.docker_architecture != has:
                 raise ContainerStartError(wrong_arch_message(config.image, has, wanted))
         return config.image
     dockerfile = Path(rootdir, config.dockerfile)

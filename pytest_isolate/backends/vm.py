@@ -155,22 +155,16 @@ def guest_shape(spec: IsolateSpec, where: str) -> GuestShape:
 
 def _guest_arch(spec: IsolateSpec, where: str) -> str | None:
     """``arch=``: Debian's name of a foreign guest architecture; None for the machine's own."""
-    from pytest_isolate.arches import arch_named, host_arch
+    from pytest_isolate.arches import foreign_arch
     from pytest_isolate.vm.guest_arch import GUEST_ARCHES
 
-    value = spec.option("arch")
-    if value is None:
-        return None
-    try:
-        arch = arch_named(value) if isinstance(value, str) else None
-    except ValueError as exc:
-        raise SpecError(f"{where}: {exc}") from None
-    if arch is None or arch.debian not in GUEST_ARCHES:
+    arch = foreign_arch(spec.option("arch"), where)
+    if arch is not None and arch.debian not in GUEST_ARCHES:
         raise SpecError(
-            f"{where}: arch={value!r}: vm guests can be {', '.join(GUEST_ARCHES)} "
+            f"{where}: arch={arch.debian!r}: vm guests can be {', '.join(GUEST_ARCHES)} "
             "(a container runs more architectures: isolate('container', arch=...))"
         )
-    return None if arch == host_arch() else arch.debian
+    return None if arch is None else arch.debian
 
 
 def agent_config(
@@ -183,18 +177,11 @@ def agent_config(
     editable install), so it is shared on its own and put on PYTHONPATH.
     Nothing of the broker's environment is passed on.
     """
-    env = (
-        ("HOME", "/tmp"),
-        ("LC_ALL", "C.UTF-8"),
-        ("PATH", GUEST_PATH),
-        ("PYTHONDONTWRITEBYTECODE", "1"),
-        ("PYTHONPATH", os.path.dirname(package_dir)),
-    )
     shares = tuple(dict.fromkeys([*project_dirs, package_dir]))
     return VMConfig(
         command=(python, "-m", "pytest_isolate.agent"),
         shares=shares,
-        env=env,
+        env=_agent_env(os.path.dirname(package_dir)),
         cwd=cwd,
         kernel=shape.kernel,
         accel=shape.accel,
@@ -218,28 +205,30 @@ def foreign_agent_config(
 
     assert shape.arch is not None
     kit = require_kit(shape.arch)
-    env = (
-        ("HOME", "/tmp"),
-        ("LC_ALL", "C.UTF-8"),
-        ("PATH", GUEST_PATH),
-        ("PYTHONDONTWRITEBYTECODE", "1"),
-        ("PYTHONPATH", site),
-    )
     return VMConfig(
         command=("/usr/bin/python3", "-m", "pytest_isolate.agent"),
         shares=tuple(dict.fromkeys([*project_dirs, site])),
-        env=env,
+        env=_agent_env(site),
         cwd=cwd,
         kernel=shape.kernel or kit.kernel,
-        accel="tcg",
         memory_mib=shape.memory_mib,
         cpus=shape.cpus,
-        machine="virt",
         cpu=shape.cpu,
         arch=shape.arch,
         userland=kit.userland,
         modules_root=kit.modules_root,
         busybox=kit.busybox,
+    )
+
+
+def _agent_env(pythonpath: str) -> tuple[tuple[str, str], ...]:
+    """The agent's whole environment in a guest: nothing of the broker's."""
+    return (
+        ("HOME", "/tmp"),
+        ("LC_ALL", "C.UTF-8"),
+        ("PATH", GUEST_PATH),
+        ("PYTHONDONTWRITEBYTECODE", "1"),
+        ("PYTHONPATH", pythonpath),
     )
 
 

@@ -29,11 +29,9 @@ class ArchiveError(RuntimeError):
 
 def image_config(arch: Arch, labels: dict[str, str], layer_digest: str) -> dict[str, Any]:
     """The image's configuration (OCI image config, as ``docker save`` writes it)."""
-    os_name, _, rest = arch.docker_platform.partition("/")
-    architecture, _, variant = rest.partition("/")
     config: dict[str, Any] = {
-        "architecture": architecture,
-        "os": os_name,
+        "architecture": arch.docker_architecture,
+        "os": "linux",
         "config": {
             "Env": [f"PATH={DEFAULT_PATH}", "LANG=C.UTF-8"],
             "Cmd": ["/usr/bin/python3"],
@@ -42,8 +40,8 @@ def image_config(arch: Arch, labels: dict[str, str], layer_digest: str) -> dict[
         "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
         "history": [{"created_by": "pytest-isolate image build (debootstrap)"}],
     }
-    if variant:
-        config["variant"] = variant
+    if arch.docker_variant:
+        config["variant"] = arch.docker_variant
     return config
 
 

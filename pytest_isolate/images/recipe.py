@@ -19,7 +19,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 
-from pytest_isolate.arches import Arch, arch_named, host_arch
+from pytest_isolate.arches import Arch, UnknownArchError, arch_named, host_arch
 
 IMAGE_REPOSITORY_PREFIX = "pytest-isolate/"
 LABEL_RECIPE = "org.pytest-isolate.recipe"
@@ -85,6 +85,12 @@ class ImageRecipe:
     def arch(self) -> Arch:
         return host_arch() if self.foreign_arch is None else arch_named(self.foreign_arch)
 
+    @property
+    def build_command(self) -> str:
+        """The command that builds this image, for messages that say how to get it."""
+        arch = "" if self.foreign_arch is None else f" --arch {self.foreign_arch}"
+        return f"python -m pytest_isolate image build {self.distro}:{self.suite}{arch}"
+
     def digest(self) -> str:
         """A short, stable hash of every field (the cache key).
 
@@ -117,15 +123,16 @@ def recipe_for(flavour: str, arch: str | None = None) -> ImageRecipe:
         )
     try:
         wanted = arch_named(arch or tagged_arch) if (arch or dash) else host_arch()
-        if dash and arch and arch_named(tagged_arch) != wanted:
-            raise UnknownFlavourError(
-                f"pytest-isolate: image {flavour!r} names architecture {tagged_arch}, "
-                f"but --arch says {arch}"
-            )
-    except ValueError as exc:
+        named = arch_named(tagged_arch) if dash else wanted
+    except UnknownArchError as exc:
         raise UnknownFlavourError(
             f"pytest-isolate: cannot build image {flavour!r}: {exc}"
         ) from None
+    if named != wanted:
+        raise UnknownFlavourError(
+            f"pytest-isolate: image {flavour!r} names architecture {tagged_arch}, "
+            f"but --arch says {arch}"
+        )
     if suite not in wanted.suites:
         raise UnknownFlavourError(
             f"pytest-isolate: Debian {suite} has no {wanted.debian} port; "

@@ -168,19 +168,15 @@ def _action(name: str) -> int:
     return int(actions[name])
 
 
-#: Libseccomp's architectures by Debian's name, for a target kernel that is not the machine's.
-LIBSECCOMP_ARCHES = {"arm64": "AARCH64", "amd64": "X86_64", "i386": "X86", "armhf": "ARM"}
-
-
 def _arch_token(arch: str | None) -> Any:
     """libseccomp's token for ``arch`` (Debian's name); the machine's own for None."""
     import pyseccomp
 
+    from pytest_isolate.arches import arch_named
+
     if arch is None:
         return pyseccomp.Arch.NATIVE
-    if arch not in LIBSECCOMP_ARCHES:
-        raise ValueError(f"no seccomp filter can be compiled here for architecture {arch!r}")
-    return getattr(pyseccomp.Arch, LIBSECCOMP_ARCHES[arch])
+    return getattr(pyseccomp.Arch, arch_named(arch).seccomp_arch)
 
 
 def _export(plan: FilterPlan, arch: str | None = None) -> bytes:

@@ -16,26 +16,24 @@ datum, as libseccomp's ``SCMP_CMP_MASKED_EQ`` takes them.
 
 from __future__ import annotations
 
-import platform
+import functools
+import json
 from typing import Any
 
-from pytest_isolate.policy.filter_plan import ALLOW, ENOSYS, KILL, FilterPlan, baseline_plan
+from pytest_isolate.arches import kernel_arches
+from pytest_isolate.policy.filter_plan import ALLOW, ENOSYS, KILL, baseline_plan
 
 _ENOSYS = 38
 
 _ACTIONS = {KILL: "SCMP_ACT_KILL_PROCESS", ENOSYS: "SCMP_ACT_ERRNO", ALLOW: "SCMP_ACT_ALLOW"}
 
-#: The host's architectures by machine: its own and the 32-bit one its kernel also runs.
-#: Any other (x32 on x86-64) gets the profile's bad-architecture answer.
-HOST_ARCHITECTURES: dict[str, tuple[str, ...]] = {
-    "x86_64": ("SCMP_ARCH_X86_64", "SCMP_ARCH_X86"),
-    "aarch64": ("SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"),
-}
 
+def engine_profile() -> dict[str, Any]:
+    """The baseline as a Docker seccomp profile, for the architectures the kernel runs natively.
 
-def engine_profile(plan: FilterPlan | None = None) -> dict[str, Any]:
-    """``plan`` (default: the baseline) as a Docker seccomp profile."""
-    plan = baseline_plan() if plan is None else plan
+    Any other (x32 on x86-64) gets the profile's bad-architecture answer.
+    """
+    plan = baseline_plan()
     rules: list[dict[str, Any]] = []
     for rule in plan.rules:
         entry: dict[str, Any] = {"names": [rule.syscall], "action": _ACTIONS[rule.action]}
@@ -55,6 +53,12 @@ def engine_profile(plan: FilterPlan | None = None) -> dict[str, Any]:
     rules.append({"names": ["seccomp"], "action": "SCMP_ACT_KILL_PROCESS"})
     return {
         "defaultAction": _ACTIONS[plan.default_action],
-        "architectures": list(HOST_ARCHITECTURES.get(platform.machine(), ())),
+        "architectures": [f"SCMP_ARCH_{arch.seccomp_arch}" for arch in kernel_arches()],
         "syscalls": rules,
     }
+
+
+@functools.cache
+def engine_profile_json() -> str:
+    """The profile as the engine's ``seccomp=`` security option takes it (built once)."""
+    return json.dumps(engine_profile(), separators=(",", ":"))

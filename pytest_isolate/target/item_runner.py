@@ -167,10 +167,10 @@ def _scalar_subtest_kwargs(data: dict[str, Any]) -> None:
         }
 
 
-def _inherit_fixtures(config: pytest.Config) -> bool:
-    """The ini's ``isolate_inherit_fixtures`` (False where the plugin's ini is not known)."""
+def _ini_flag(config: pytest.Config, name: str) -> bool:
+    """A boolean ini key of the plugin (False in an agent started without the plugin's ini)."""
     try:
-        return bool(config.getini("isolate_inherit_fixtures"))
+        return bool(config.getini(name))
     except ValueError:
         return False
 
@@ -187,11 +187,7 @@ def share_session_fixtures(item: pytest.Item) -> None:
     the project's code when it collected.
     """
     config = item.config
-    try:
-        wanted = bool(config.getini("isolate_share_session_fixtures"))
-    except ValueError:  # an agent started without the plugin's ini
-        wanted = False
-    if wanted:
+    if _ini_flag(config, "isolate_share_session_fixtures"):
         set_up_session_fixtures(item, str(config.rootpath))
         config.stash[_SESSION_SHARED] = True
 
@@ -261,7 +257,7 @@ def run_item(
     config = item.config
     silence_broker_reporting(config)
     forget_broker_finalizers(item.session)
-    if not _inherit_fixtures(config):
+    if not _ini_flag(config, "isolate_inherit_fixtures"):
         shared = config.stash.get(_SESSION_SHARED, False)
         forget_project_fixtures(item, str(config.rootpath), keep_session=shared)
     forwarder = prepare_forwarder(config)

@@ -20,6 +20,7 @@ next kit beside the old one and renames it into place.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import os
@@ -142,7 +143,7 @@ def fetch_kit(
             busybox=str(target / "busybox"),
             userland=str(target / "userland"),
         )
-        (staging / "kit.json").write_text(json.dumps(final.__dict__, indent=1) + "\n")
+        (staging / "kit.json").write_text(json.dumps(dataclasses.asdict(final), indent=1) + "\n")
         staging.chmod(0o755)
         if target.exists():
             shutil.rmtree(target)

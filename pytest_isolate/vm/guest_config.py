@@ -7,7 +7,7 @@ from dataclasses import dataclass
 #: Accepted values of ``VMConfig.accel``.
 ACCELS = ("auto", "kvm", "tcg")
 #: Accepted values of ``VMConfig.machine``.
-MACHINES = ("auto", "microvm", "q35", "virt")
+MACHINES = ("auto", "microvm", "q35")
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,8 @@ class VMConfig:
     #: QEMU's ``-cpu`` model; None picks one per accelerator (``qemu_args.cpu_model``)
     cpu: str | None = None
     #: Debian's name of a guest architecture other than the machine's (``arm64``); such a
-    #: guest runs under TCG on ``userland`` with its own kernel, modules and busybox
+    #: guest runs under TCG on its architecture's machine (``accel`` and ``machine`` do not
+    #: apply), on ``userland`` with its own kernel, modules and busybox
     arch: str | None = None
     #: a directory holding the guest's own userland, shared in place of the host's system
     #: directories (and its /etc files used for the guest's); None: the host's

@@ -37,7 +37,6 @@ def _say(message: str) -> None:
 
 
 def run_fetch(args: argparse.Namespace) -> int:
-    from pytest_isolate.arches import arch_named
     from pytest_isolate.container.engine import EngineUnavailableError
     from pytest_isolate.images.apt_sources import NoDebianMirrorError
     from pytest_isolate.images.recipe import recipe_for
@@ -47,7 +46,7 @@ def run_fetch(args: argparse.Namespace) -> int:
     if existing is not None and not args.force:
         _say(f"{args.arch} kit: up to date (kernel {existing.release}), nothing to do")
         return 0
-    image = recipe_for(f"debian:{KIT_SUITE}", arch_named(args.arch).debian).tag
+    image = recipe_for(f"debian:{KIT_SUITE}", args.arch).tag
     started = time.monotonic()
     try:
         kit = fetch_kit(args.arch, image, progress=_say, mirror=args.mirror)
