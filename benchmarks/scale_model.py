@@ -17,8 +17,8 @@ Two ways of scheduling are compared:
 
 Losing an engine: a third of the way through, the busiest engine goes away.
 Its running tests fail (as infrastructure failures, naming the engine), its
-queue moves to the others, and with ``--retry`` (the pool's default) each
-failed test runs once more elsewhere. The model reports how many tests
+queue moves to the others, and with ``--retry`` (``--isolate-engine-retry``;
+off by default) each failed test runs once more elsewhere. The model reports how many tests
 failed and what the loss cost in wall time.
 
 Usage::

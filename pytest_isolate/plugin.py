@@ -96,6 +96,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=runtime_help,
     )
     parser.addini("isolate_container_runtime", runtime_help, default=None)
+    from pytest_isolate.backends import container_pool
+
+    container_pool.add_options(group, parser)
     group.addoption(
         "--isolate-matrix",
         dest="isolate_matrix",
@@ -225,6 +228,9 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(
             f"pytest-isolate: isolate_unavailable={unavailable!r}; valid values: fail, skip"
         )
+    from pytest_isolate.backends import container_pool
+
+    container_pool.configure(config, registry)
     session = IsolateSession(
         config,
         registry,

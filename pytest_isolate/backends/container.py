@@ -33,13 +33,26 @@ from pytest_isolate.backends.container_config import (
     missing_module_hint,
     split_images,
 )
-from pytest_isolate.backends.spawned import SpawnedTargets, sibling_files, start_request
+from pytest_isolate.backends.container_pool import (
+    engine_pool,
+    give_image,
+    lost_message,
+    retry_lost,
+)
+from pytest_isolate.backends.spawned import (
+    SpawnedTargets,
+    announce,
+    sibling_files,
+    start_request,
+)
 from pytest_isolate.backends.spawned_policy import check_spawned_policy, spawned_policy
 from pytest_isolate.spec import IsolateSpec, SpecError
 from pytest_isolate.supervision.context import BrokerContext
 
 if TYPE_CHECKING:
     from pytest_isolate.backends.container_target import ContainerTarget
+    from pytest_isolate.container.engine_pool import EnginePool
+    from pytest_isolate.supervision.agent_client import RunPolicy
 
 
 class ContainerBackend:
@@ -53,11 +66,15 @@ class ContainerBackend:
 
     def __init__(self) -> None:
         self._targets = ContainerTargets()
+        #: The run's ``--isolate-engines``, if given (``container_pool.configure`` sets it).
+        self.pool: EnginePool | None = None
 
     # -- pure -------------------------------------------------------------
     def availability(self) -> Availability:
         from pytest_isolate.container.engine import FIX_LOCAL_ENGINE, GVISOR_FIX, engine_facts
 
+        if self.pool is not None:
+            return self.pool_availability(self.pool)
         ok, text, runtimes = engine_facts()  # one connection for the run's start
         if not ok:
             return Availability(False, text, FIX_LOCAL_ENGINE)
@@ -69,6 +86,16 @@ class ContainerBackend:
         )
         return Availability(
             True, text, details=(("runtimes", ", ".join(runtimes) or "?"), ("gVisor", gvisor))
+        )
+
+    @staticmethod
+    def pool_availability(pool: EnginePool) -> Availability:
+        """With ``--isolate-engines``: available while one engine of the pool answers."""
+        usable = pool.usable()
+        if not usable:
+            return Availability(False, pool.none_left(), "start one of them, or fix its URL")
+        return Availability(
+            True, f"engine pool: {len(usable)} of {len(pool.members)} engines answer"
         )
 
     def validate(self, spec: IsolateSpec, where: str) -> None:
@@ -121,6 +148,10 @@ class ContainerTargets(SpawnedTargets[ContainerConfig, "ContainerTarget"]):
         self.start_errors = (EngineUnavailableError, ContainerStartError)
         self._engine: Any = None
         self._run_id = uuid.uuid4().hex[:16]
+        #: The engine of the pool lost during the test being run, if any (``judge``).
+        self._lost_during: str | None = None
+        #: The pool of the run, once a target was started with one.
+        self._pool: EnginePool | None = None
 
     def describe(self, key: ContainerConfig) -> str:
         return f"container {key.image}"
@@ -128,15 +159,91 @@ class ContainerTargets(SpawnedTargets[ContainerConfig, "ContainerTarget"]):
     def launch(
         self, item: pytest.Item, key: ContainerConfig, spec: IsolateSpec, context: BrokerContext
     ) -> ContainerTarget:
+        pool = self._pool = engine_pool(item.config)
+        if pool is None:
+            return self._launch_on(self._connect(), item, key, spec, context)
+        while True:  # the least loaded engine of the pool; one lost meanwhile is dropped
+            member = pool.choose()
+            assert member.engine is not None
+            try:
+                if key.dockerfile is None:
+                    give_image(member, key.image, lambda line: announce(item.config, line))
+                target = self._launch_on(member.engine, item, key, spec, context)
+            except Exception as exc:
+                why = pool.still_answers(member)
+                if why is None:
+                    raise  # the engine is fine: the image, the configuration or the agent
+                pool.lose(member, why)
+                announce(item.config, f"engine {member.url} lost ({why}); not used any more")
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                continue
+            member.started += 1
+            target.member = member
+            return target
+
+    def _launch_on(
+        self,
+        engine: Any,
+        item: pytest.Item,
+        key: ContainerConfig,
+        spec: IsolateSpec,
+        context: BrokerContext,
+    ) -> ContainerTarget:
         from pytest_isolate.backends.container_target import ContainerTarget
         from pytest_isolate.container.reaping import run_labels
 
-        engine = self._connect()
         site = self.plugin_site(item.config)
         rootdir = str(item.config.rootpath)
         files = sibling_files(item, spec, context, lambda other: _same_config(other, key))
         request = start_request(item.config, rootdir, files, context.limits)
         return ContainerTarget.launch(engine, key, request, site, run_labels(self._run_id))
+
+    def run(
+        self,
+        item: pytest.Item,
+        spec: IsolateSpec,
+        context: BrokerContext,
+        key: ContainerConfig,
+        policy: RunPolicy | None = None,
+    ) -> TargetResult:
+        """The test's result; under ``--isolate-engine-retry``, a second try if its engine died."""
+        self._lost_during = None
+        result = super().run(item, spec, context, key, policy)
+        lost, self._lost_during = self._lost_during, None
+        pool = engine_pool(item.config)
+        if lost is None or pool is None or not retry_lost(item.config) or not pool.usable():
+            return result
+        again = super().run(item, spec, context, key, policy)
+        pool.retried.append(item.nodeid)
+        note = (
+            "pytest-isolate: engine lost",
+            f"The first attempt failed: {result.failure}\n"
+            "This result is the second attempt's, on another engine (--isolate-engine-retry).",
+        )
+        calls = [report for report in again.reports if report.get("when") == "call"]
+        if calls and again.failure is None:  # shown with the test's passing report (-rP)
+            calls[-1].setdefault("sections", []).append(list(note))
+        else:
+            again.sections.insert(0, note)
+        return again
+
+    def judge(self, target: ContainerTarget, result: TargetResult) -> TargetResult:
+        """A target that died with its engine: an infrastructure failure naming the engine."""
+        member = getattr(target, "member", None)
+        pool = self._pool
+        if member is None or pool is None or target.client.dead is None:
+            return result
+        why = member.lost or pool.still_answers(member)
+        if why is None:
+            return result  # the container died, its engine did not
+        pool.lose(member, why)
+        if result.failure:
+            result.sections.append(("pytest-isolate: how the target ended", result.failure))
+        result.failure = lost_message(member, pool)
+        result.failure_kind = "engine"
+        self._lost_during = member.url
+        return result
 
     def start_failure(self, key: ContainerConfig, error: BaseException) -> TargetResult:
         from pytest_isolate.backends.container_target import ContainerStartError

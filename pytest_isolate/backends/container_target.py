@@ -31,6 +31,7 @@ from pytest_isolate.backends.container_config import (
 )
 from pytest_isolate.container.attached_stream import AttachedStream
 from pytest_isolate.container.engine import Engine
+from pytest_isolate.container.engine_pool import PoolMember
 from pytest_isolate.container.hardening import BindMount
 from pytest_isolate.supervision.agent_client import AgentClient, AgentDead
 from pytest_isolate.supervision.agent_target import AgentTarget
@@ -80,6 +81,9 @@ class _AttachedByteStream:
 
 class ContainerTarget(AgentTarget):
     """A started container whose agent has collected and waits for ``run`` requests."""
+
+    #: The engine of ``--isolate-engines`` it runs on (None without a pool).
+    member: PoolMember | None = None
 
     def __init__(self, engine: Engine, container_id: str, stream: AttachedStream) -> None:
         self.engine = engine
@@ -160,6 +164,11 @@ class ContainerTarget(AgentTarget):
             raise
         target.started_in = time.monotonic() - started
         return target
+
+    @property
+    def alive(self) -> bool:
+        """Its agent answers, and its engine was not lost meanwhile."""
+        return self.client.dead is None and (self.member is None or self.member.lost is None)
 
     def describe_end(self) -> str:
         """Why the stream ended: the container's state and the agent's last stderr."""

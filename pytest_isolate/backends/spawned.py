@@ -160,6 +160,10 @@ class SpawnedTargets(Generic[K, T]):
         """Whether later tests of the configuration fail at once with the same words."""
         return True
 
+    def judge(self, target: T, result: TargetResult) -> TargetResult:
+        """The result of a test that ran, as reported: a backend may say more of how it ended."""
+        return result
+
     def earlier_failure(self, message: str) -> TargetResult:
         return TargetResult(failure=message, failure_kind="engine")
 
@@ -210,8 +214,9 @@ class SpawnedTargets(Generic[K, T]):
             if item.nodeid not in target.collected.nodeids:
                 result = self.not_collected(target, key, item.nodeid)
             else:
-                result = target.run(
-                    item.nodeid, spec, context.limits, policy, execution_count(item)
+                result = self.judge(
+                    target,
+                    target.run(item.nodeid, spec, context.limits, policy, execution_count(item)),
                 )
         finally:
             self.pool.release(key, target, spec.fresh)

@@ -38,7 +38,10 @@ class TargetPool(Generic[K, T]):
     def acquire(self, key: K, fresh: bool, start: Callable[[], T]) -> tuple[T, bool]:
         """The running target for ``key`` or a new one from ``start``; True when new."""
         if not fresh and key in self._targets:
-            return self._targets[key], False
+            if self._alive(self._targets[key]):
+                return self._targets[key], False
+            with contextlib.suppress(Exception):  # it died (or its engine did) between tests
+                self._stop(self._targets.pop(key))
         target = start()
         if not fresh:
             self._targets[key] = target

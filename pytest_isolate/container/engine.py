@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from pytest_isolate.container.ssh_dial import SshDial
 
 DEFAULT_ENGINE_URL = "unix:///var/run/docker.sock"
 
@@ -80,9 +83,10 @@ class Engine:
     ``APIClient`` (attach sockets, streamed imports).
     """
 
-    def __init__(self, client: Any, endpoint: EngineEndpoint) -> None:
+    def __init__(self, client: Any, endpoint: EngineEndpoint, dial: SshDial | None = None) -> None:
         self.client = client
         self.endpoint = endpoint
+        self._dial = dial
 
     @property
     def api(self) -> Any:
@@ -116,6 +120,8 @@ class Engine:
 
     def close(self) -> None:
         self.client.close()
+        if self._dial is not None:
+            self._dial.close()
 
     def __enter__(self) -> Engine:
         return self
@@ -128,8 +134,8 @@ def connect_engine(base_url: str | None = None, *, timeout: float = 60.0) -> Eng
     """Open the engine named by ``base_url`` or ``DOCKER_HOST`` and check it answers.
 
     TLS settings (``DOCKER_TLS_VERIFY``, ``DOCKER_CERT_PATH``) come from the
-    environment as with the docker CLI. ssh:// uses the ``ssh`` program when
-    paramiko is absent. Raises :class:`EngineUnavailableError` with the fix.
+    environment as with the docker CLI. ssh:// goes through the system's ``ssh``
+    program (``SshDial``). Raises :class:`EngineUnavailableError` with the fix.
     """
     if importlib.util.find_spec("docker") is None:
         raise EngineUnavailableError(
@@ -139,24 +145,39 @@ def connect_engine(base_url: str | None = None, *, timeout: float = 60.0) -> Eng
     from docker.utils import kwargs_from_env
 
     endpoint = parse_engine_url(resolve_engine_url(base_url, os.environ))
-    kwargs: dict[str, Any] = kwargs_from_env(environment=dict(os.environ))
-    kwargs["base_url"] = endpoint.url
-    if endpoint.scheme == "ssh" and importlib.util.find_spec("paramiko") is None:
-        kwargs["use_ssh_client"] = True
+    from_docker_host = base_url is None and bool(os.environ.get("DOCKER_HOST"))
+    dial = None
     try:
+        kwargs: dict[str, Any] = {}
+        if endpoint.scheme in ("tcp", "http", "https"):  # TLS applies to these alone
+            _check_tls_files(os.environ)
+            kwargs = kwargs_from_env(environment=dict(os.environ))
+        kwargs["base_url"] = endpoint.url
+        if endpoint.scheme == "ssh":
+            dial = SshDial(endpoint.url)
+            kwargs["base_url"] = dial.unix_url
         client = docker.DockerClient(version="auto", timeout=int(timeout), **kwargs)
         client.ping()
     except Exception as exc:
-        from_docker_host = base_url is None and bool(os.environ.get("DOCKER_HOST"))
-        raise EngineUnavailableError(_unavailable_message(endpoint, exc, from_docker_host)) from exc
-    return Engine(client, endpoint)
+        why = (dial.settled_error() or None) if dial is not None else None
+        if dial is not None:
+            dial.close()
+        raise EngineUnavailableError(
+            _unavailable_message(endpoint, exc, from_docker_host, why)
+        ) from exc
+    return Engine(client, endpoint, dial)
 
 
 def _unavailable_message(
-    endpoint: EngineEndpoint, exc: BaseException, from_docker_host: bool = False
+    endpoint: EngineEndpoint,
+    exc: BaseException,
+    from_docker_host: bool = False,
+    why: str | None = None,
 ) -> str:
-    """Why the engine did not answer, and the likeliest fix: a set ``DOCKER_HOST`` comes first."""
-    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    """Why the engine did not answer, and the likeliest fix: a set ``DOCKER_HOST`` comes first.
+
+    ``why`` is the transport's own account (what ssh said), better than the SDK's."""
+    reason = why or _short_reason(exc)
     if from_docker_host:
         fix = (
             f"the address comes from DOCKER_HOST: correct it, start the engine it names, "
@@ -164,9 +185,49 @@ def _unavailable_message(
         )
     elif endpoint.is_local:
         fix = FIX_LOCAL_ENGINE
+    elif endpoint.scheme == "ssh":
+        host = endpoint.url.split("://", 1)[1]
+        fix = (
+            f"check that `ssh {host} docker version` works without a prompt "
+            "(user, key or agent, known_hosts) and that docker runs there"
+        )
+    elif kwargs_tls_set():
+        fix = (
+            "check the address and port and the TLS settings: DOCKER_TLS_VERIFY=1 and "
+            "DOCKER_CERT_PATH, a directory with the engine's ca.pem and our cert.pem and key.pem"
+        )
     else:
         fix = "check that the engine at that address runs and is reachable"
     return f"pytest-isolate: Docker engine at {endpoint.url} does not answer ({reason}); {fix}"
+
+
+def _short_reason(exc: BaseException) -> str:
+    """The SDK's error in a few words: the system's own error when it carries one."""
+    text = str(exc).strip()
+    errno = re.search(r"\[Errno (\d+)\] ([^'\")\]]+)", text)
+    if errno:
+        return f"{errno.group(2).strip()} (errno {errno.group(1)})"
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def _check_tls_files(environ: Mapping[str, str]) -> None:
+    """With TLS asked for, the files the docker CLI would read must be there: say which lack."""
+    if not (environ.get("DOCKER_TLS_VERIFY") or environ.get("DOCKER_CERT_PATH")):
+        return
+    directory = environ.get("DOCKER_CERT_PATH") or os.path.expanduser("~/.docker")
+    missing = [name for name in TLS_FILES if not os.path.isfile(os.path.join(directory, name))]
+    if missing:
+        lacks = ", ".join(missing)
+        raise ValueError(f"TLS is on, but {directory} (DOCKER_CERT_PATH) lacks {lacks}")
+
+
+#: The files of a TLS client, as the docker CLI names them in DOCKER_CERT_PATH.
+TLS_FILES = ("ca.pem", "cert.pem", "key.pem")
+
+
+def kwargs_tls_set() -> bool:
+    """Whether the environment asks for TLS to tcp:// engines, as the docker CLI reads it."""
+    return bool(os.environ.get("DOCKER_TLS_VERIFY") or os.environ.get("DOCKER_CERT_PATH"))
 
 
 #: What gVisor needs to be a runtime of the engine (the doctor says it when missing).

@@ -1,0 +1,190 @@
+"""Several Docker engines for one run (``--isolate-engines``): which one starts the next container.
+
+Teams that outgrow one machine already run Docker engines elsewhere, reached
+as ``DOCKER_HOST`` reaches one: ``unix://``, ``tcp://`` (TLS from the usual
+``DOCKER_TLS_VERIFY``/``DOCKER_CERT_PATH``) or ``ssh://`` through the system's
+``ssh`` program, so the user's agent, keys and known_hosts apply.
+
+The scheduler places each new container on the engine with the lowest load:
+(our running containers there + 1) / its CPUs. "Our running containers" is
+what the engine itself lists under our label, so every broker and every
+xdist worker sharing the pool sees the others' targets without talking to
+them. Ties go to the engine with more CPUs, then to the one this broker used
+least, then to the order given. A container never waits for a free CPU: a
+long-lived target counts as running while it idles between tests, so
+waiting for the count to fall could wait for the end of another run.
+
+An engine that does not answer at the start is left out and named in the
+header; one lost mid-run (``lose``) takes no new container. Neither is an
+error of the run while another engine remains.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from pytest_isolate.container.engine import (
+    Engine,
+    EngineUnavailableError,
+    connect_engine,
+    parse_engine_url,
+)
+from pytest_isolate.container.reaping import LABEL_RUN, reap_leftovers
+
+#: Seconds an engine of the pool has to answer at the start, and when asked whether it is lost.
+PROBE_TIMEOUT = 15.0
+
+
+@dataclass
+class PoolMember:
+    """One engine of the pool, as this broker knows it."""
+
+    url: str
+    engine: Engine | None = None
+    cpus: int = 1
+    #: Why it was left out at the start (it did not answer), or None.
+    left_out: str | None = None
+    #: Why it was dropped during the run (it stopped answering), or None.
+    lost: str | None = None
+    #: Containers this broker started there.
+    started: int = 0
+
+    @property
+    def usable(self) -> bool:
+        return self.engine is not None and self.left_out is None and self.lost is None
+
+
+def split_engine_urls(value: str | Sequence[str] | None) -> list[str]:
+    """``--isolate-engines`` as a list of URLs: comma- or line-separated, each checked."""
+    if value is None:
+        return []
+    parts = value.replace("\n", ",").split(",") if isinstance(value, str) else list(value)
+    urls = [part.strip() for part in parts if part.strip()]
+    for url in urls:
+        parse_engine_url(url)  # ValueError names the URL and the schemes that work
+    if len(set(urls)) != len(urls):
+        raise ValueError(f"pytest-isolate: --isolate-engines names an engine twice: {urls}")
+    return urls
+
+
+class EnginePool:
+    """The engines of ``--isolate-engines``, connected once, with their load and their losses."""
+
+    def __init__(
+        self, urls: Sequence[str], connect: Callable[..., Engine] = connect_engine
+    ) -> None:
+        self.members = [PoolMember(url) for url in urls]
+        self._connect = connect
+        self._connected = False
+        #: Tests run a second time on another engine after theirs was lost.
+        self.retried: list[str] = []
+
+    def connect(self) -> None:
+        """Open every engine once: a silent one is left out, with why and its fix."""
+        if self._connected:
+            return
+        self._connected = True
+        for member in self.members:
+            try:
+                member.engine = self._connect(member.url, timeout=PROBE_TIMEOUT)
+                member.cpus = max(1, int(member.engine.api.info().get("NCPU") or 1))
+                reap_leftovers(member.engine)  # what a killed run left on it
+            except Exception as exc:  # any failure to reach it is a reason to leave it out
+                member.left_out = f"{_reason(exc, member.url)}, or drop it from --isolate-engines"
+                if member.engine is not None:
+                    with contextlib.suppress(Exception):
+                        member.engine.close()
+                    member.engine = None
+
+    def usable(self) -> list[PoolMember]:
+        self.connect()
+        return [member for member in self.members if member.usable]
+
+    def choose(self) -> PoolMember:
+        """The engine for the next container, or ``EngineUnavailableError`` if none is left."""
+        candidates = self.usable()
+        if not candidates:
+            raise EngineUnavailableError(self.none_left())
+
+        def load(index: int) -> tuple[float, int, int, int]:
+            member = candidates[index]
+            busy = (self._running(member) + 1) / member.cpus
+            return (busy, -member.cpus, member.started, index)
+
+        best = min(range(len(candidates)), key=load)
+        return candidates[best]
+
+    def _running(self, member: PoolMember) -> int:
+        """Our containers running on the member's engine, from every broker (0 if it fails)."""
+        assert member.engine is not None
+        try:
+            return len(member.engine.api.containers(filters={"label": LABEL_RUN}))
+        except Exception:  # it will be judged when a container is started there
+            return 0
+
+    def still_answers(self, member: PoolMember) -> str | None:
+        """None if the member's engine answers a fresh connection, else why not."""
+        try:
+            with self._connect(member.url, timeout=PROBE_TIMEOUT):
+                return None
+        except Exception as exc:
+            return _reason(exc, member.url)
+
+    def lose(self, member: PoolMember, reason: str) -> None:
+        """Take no new container on ``member`` from now on."""
+        if member.lost is None:
+            member.lost = reason
+
+    def none_left(self) -> str:
+        words = "; ".join(
+            f"{member.url}: {member.left_out or member.lost}" for member in self.members
+        )
+        return f"pytest-isolate: no engine of --isolate-engines can take a container ({words})"
+
+    def header_lines(self) -> list[str]:
+        """For the run's header: each engine, its CPUs, or why it is left out."""
+        self.connect()
+        lines = []
+        for member in self.members:
+            if member.left_out is not None:
+                lines.append(f"  {member.url}: left out, {member.left_out}")
+            else:
+                lines.append(f"  {member.url}: {member.cpus} CPUs")
+        usable = sum(1 for member in self.members if member.usable)
+        return [f"pytest-isolate: engine pool, {usable} of {len(self.members)} engines:", *lines]
+
+    def summary_lines(self) -> list[str]:
+        """For the run's end: containers started per engine, and the engines lost."""
+        if not self._connected:
+            return []
+        lines = []
+        for member in self.members:
+            if member.left_out is not None:
+                continue
+            text = f"{member.url}: {member.started} containers started"
+            if member.lost is not None:
+                text += f", lost during the run ({member.lost})"
+            lines.append(text)
+        if self.retried:
+            lines.append(
+                f"ran again on another engine after theirs was lost: {', '.join(self.retried)}"
+            )
+        return lines
+
+    def close(self) -> None:
+        for member in self.members:
+            if member.engine is not None:
+                with contextlib.suppress(Exception):
+                    member.engine.close()
+                member.engine = None
+        self._connected = False
+
+
+def _reason(exc: BaseException, url: str) -> str:
+    """Why an engine does not answer, and its fix, without the words that name it again."""
+    text = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, EngineUnavailableError):  # "pytest-isolate: Docker engine at URL does..."
+        return text.split(f" at {url} ", 1)[-1]
+    return f"does not answer ({text.splitlines()[0][:300]})"
