@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -33,36 +34,81 @@ import threading
 import time
 import urllib.parse
 
-from pytest_isolate.supervision.context import SCRATCH_PREFIX
+from pytest_isolate.supervision.context import SCRATCH_PREFIX, remove_stale_scratch
 
 #: What ``ssh`` is told besides the user's configuration.
 SSH_OPTIONS = ("-o", "BatchMode=yes")
 
 
-def ssh_command(url: str) -> list[str]:
-    """``ssh [-l USER] [-p PORT] -- HOST docker system dial-stdio`` for ``ssh://[USER@]HOST[:PORT]``."""
+def ssh_destination(url: str) -> list[str]:
+    """``[-l USER] [-p PORT] -- HOST`` for ``ssh://[USER@]HOST[:PORT]``."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme != "ssh" or not parts.hostname:
         raise ValueError(f"pytest-isolate: {url!r} is not an ssh://[user@]host[:port] URL")
-    command = ["ssh", *SSH_OPTIONS]
+    words = []
     if parts.username:
-        command += ["-l", parts.username]
+        words += ["-l", parts.username]
     if parts.port:
-        command += ["-p", str(parts.port)]
-    return [*command, "--", parts.hostname, "docker", "system", "dial-stdio"]
+        words += ["-p", str(parts.port)]
+    return [*words, "--", parts.hostname]
+
+
+def ssh_command(url: str, control: str) -> list[str]:
+    """One connection to the engine: ``docker system dial-stdio``, inside the master's."""
+    return [
+        "ssh",
+        *SSH_OPTIONS,
+        "-o",
+        "ControlMaster=no",
+        "-o",
+        f"ControlPath={control}",
+        *ssh_destination(url),
+        "docker",
+        "system",
+        "dial-stdio",
+    ]
+
+
+def master_command(url: str, control: str) -> list[str]:
+    """The one ssh connection (``-M -N``) every ``dial-stdio`` of this engine runs inside.
+
+    Without it each of the SDK's connections (about six per container start)
+    would pay ssh's own handshake, about 0.3 s here.
+    """
+    return [
+        "ssh",
+        *SSH_OPTIONS,
+        "-M",
+        "-N",
+        "-o",
+        "ControlPersist=no",
+        "-o",
+        f"ControlPath={control}",
+        *ssh_destination(url),
+    ]
 
 
 class SshDial:
     """A local unix socket whose every connection is ``docker system dial-stdio`` over ssh."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, timeout: float = 30.0) -> None:
         self.url = url
-        self.command = ssh_command(url)
         if shutil.which("ssh") is None:
             raise FileNotFoundError(
                 f"pytest-isolate: {url} needs the ssh program: apt-get install openssh-client"
             )
+        remove_stale_scratch()  # a killed broker's relay directories
         self._directory = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-ssh-")
+        control = os.path.join(self._directory, "master")
+        self.command = ssh_command(url, control)
+        #: What ssh last wrote to stderr, for the message when the engine does not answer.
+        self.last_error = ""
+        master = _start_master(master_command(url, control), control, timeout)
+        if isinstance(master, str):
+            self.last_error = master
+            shutil.rmtree(self._directory, ignore_errors=True)
+            raise ConnectionError(master)
+        self._master = master
         self.path = os.path.join(self._directory, "engine.sock")
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._listener.bind(self.path)
@@ -70,8 +116,6 @@ class SshDial:
         self._processes: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.Lock()
         self._closed = False
-        #: What ssh last wrote to stderr, for the message when the engine does not answer.
-        self.last_error = ""
         threading.Thread(target=self._accept, name="pytest-isolate-ssh-dial", daemon=True).start()
 
     @property
@@ -138,13 +182,46 @@ class SshDial:
             processes = list(self._processes)
         with contextlib.suppress(OSError):
             self._listener.close()
-        for process in processes:
+        for process in [*processes, self._master]:
             with contextlib.suppress(OSError):
                 process.kill()
-        for process in processes:
             with contextlib.suppress(Exception):
                 process.wait(timeout=5)
         shutil.rmtree(self._directory, ignore_errors=True)
+
+
+def _die_with_parent() -> None:
+    """In the master, before exec: end when the broker ends, even killed (no lingering ssh)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _start_master(
+    command: list[str], control: str, timeout: float
+) -> subprocess.Popen[bytes] | str:
+    """The master connection, up and accepting sessions; or what ssh said when it failed."""
+    master = subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,  # a single prctl before exec
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(control):
+            return master
+        if master.poll() is not None:
+            break
+        time.sleep(0.01)
+    master.kill()
+    master.wait()
+    assert master.stderr is not None
+    said = " ".join(master.stderr.read().decode("utf-8", "replace").split())[-300:]
+    return said or f"ssh did not connect within {timeout:.0f} s"
 
 
 def _pump_in(conn: socket.socket, stdin: object) -> None:

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -227,6 +228,10 @@ def test_a_killed_broker_leaves_nothing_on_any_engine(hosts: EngineHosts, tmp_pa
         if broker.poll() is None:
             broker.kill()
             broker.wait()
+    deadline = time.monotonic() + 15  # its ssh processes end with it (EOF, or the master's
+    while time.monotonic() < deadline and ssh_of(broker.pid):  # parent-death signal)
+        time.sleep(0.2)
+    assert ssh_of(broker.pid) == [], "the killed broker's ssh processes outlived it"
     # The next run on the pool reaps whatever the lifeline did not end.
     after = run_project(
         tmp_path / "next",
@@ -237,6 +242,8 @@ def test_a_killed_broker_leaves_nothing_on_any_engine(hosts: EngineHosts, tmp_pa
         env=hosts.env,
     )
     assert after.ret == 0, after.output
+    relays = list(Path(tempfile.gettempdir()).glob(f"pytest-isolate-{broker.pid}-ssh-*"))
+    assert relays == [], "the killed broker's ssh relay directories are still there"
 
 
 def test_engines_that_cannot_be_reached_are_named_with_their_fix(
@@ -284,3 +291,18 @@ def test_engines_that_cannot_be_reached_are_named_with_their_fix(
     )
     assert malformed.ret == 4
     assert "unsupported scheme 'ftp'" in malformed.output
+
+
+def ssh_of(broker_pid: int) -> list[str]:
+    """Command lines of the ssh processes that relay for the broker ``broker_pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                words = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            line = " ".join(word.decode("utf-8", "replace") for word in words)
+            if words[0] == b"ssh" and f"pytest-isolate-{broker_pid}-ssh-" in line:
+                found.append(line)
+    return found
