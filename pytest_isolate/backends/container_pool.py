@@ -24,6 +24,8 @@ from pytest_isolate.backends.registry import BackendRegistry
 from pytest_isolate.container.engine_pool import EnginePool, PoolMember, split_engine_urls
 
 ENGINE_POOL_KEY = pytest.StashKey[EnginePool]()
+#: The key of a worker's pool counts in xdist's ``workeroutput``.
+WORKER_POOL = "isolate_engine_pool"
 
 ENGINES_HELP = (
     "Docker engines to spread container targets over, comma-separated DOCKER_HOST URLs: "
@@ -94,6 +96,17 @@ class PoolReport:
             terminalreporter.write_sep("-", "pytest-isolate engine pool")
             for line in lines:
                 terminalreporter.write_line(line)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """An xdist worker: hand what it did with the pool to the controller."""
+        workeroutput = getattr(session.config, "workeroutput", None)
+        if isinstance(workeroutput, dict):
+            workeroutput[WORKER_POOL] = self.pool.counts()
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """The controller: add a finished worker's containers per engine to the summary."""
+        self.pool.add_counts(getattr(node, "workeroutput", {}).get(WORKER_POOL))
 
     @pytest.hookimpl(trylast=True)
     def pytest_unconfigure(self, config: pytest.Config) -> None:

@@ -157,8 +157,8 @@ class EnginePool:
 
     def summary_lines(self) -> list[str]:
         """For the run's end: containers started per engine, and the engines lost."""
-        if not self._connected:
-            return []
+        if not self._connected and not any(m.started or m.lost for m in self.members):
+            return []  # an xdist controller under -q: it never opened the pool, nor did workers
         lines = []
         for member in self.members:
             if member.left_out is not None:
@@ -172,6 +172,27 @@ class EnginePool:
                 f"ran again on another engine after theirs was lost: {', '.join(self.retried)}"
             )
         return lines
+
+    def counts(self) -> dict[str, object]:
+        """What this broker did with the pool, for the xdist controller's summary."""
+        return {
+            "started": {member.url: member.started for member in self.members},
+            "lost": {member.url: member.lost for member in self.members if member.lost},
+            "retried": list(self.retried),
+        }
+
+    def add_counts(self, counts: object) -> None:
+        """Add a worker's ``counts``: its containers, its lost engines, its retried tests."""
+        if not isinstance(counts, dict):
+            return
+        known = {member.url: member for member in self.members}
+        for url, started in dict(counts.get("started") or {}).items():
+            if url in known and isinstance(started, int):
+                known[url].started += started
+        for url, why in dict(counts.get("lost") or {}).items():
+            if url in known and isinstance(why, str):
+                self.lose(known[url], why)
+        self.retried += [str(nodeid) for nodeid in counts.get("retried") or ()]
 
     def close(self) -> None:
         for member in self.members:

@@ -73,13 +73,21 @@ def master_command(url: str, control: str) -> list[str]:
     """The one ssh connection (``-M -N``) every ``dial-stdio`` of this engine runs inside.
 
     Without it each of the SDK's connections (about six per container start)
-    would pay ssh's own handshake, about 0.3 s here.
+    would pay ssh's own handshake, about 0.3 s here. Keepalives end it (and
+    every session in it) about 15 s after the network to the engine is cut,
+    so a lost engine is found instead of waited on.
     """
     return [
         "ssh",
         *SSH_OPTIONS,
         "-M",
         "-N",
+        "-o",
+        "ConnectTimeout=15",
+        "-o",
+        "ServerAliveInterval=5",
+        "-o",
+        "ServerAliveCountMax=3",
         "-o",
         "ControlPersist=no",
         "-o",

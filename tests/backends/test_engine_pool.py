@@ -143,7 +143,9 @@ def test_xdist_workers_spread_over_the_pool(hosts: EngineHosts, tmp_path: Path) 
     run = run_pytest(project, pool_option(hosts), "-n", "2", env={"CI": "1", **hosts.env})
     assert run.ret == 0, run.output
     starts = [hosts.starts_since(n, since) for n in (1, 2, 3)]
-    assert sum(starts) == 6 and all(starts), (starts, run.output)
+    assert sum(starts) == 6 and sum(1 for n in starts if n) >= 2, (starts, run.output)
+    for url, started in zip(hosts.urls, starts):  # the controller adds up its workers' counts
+        assert f"{url}: {started} containers started" in run.output, run.output
 
 
 @pytest.mark.parametrize("retry", [False, True], ids=["fails", "retried"])
