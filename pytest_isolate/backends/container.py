@@ -169,14 +169,12 @@ class ContainerTargets(SpawnedTargets[ContainerConfig, "ContainerTarget"]):
                 if key.dockerfile is None:
                     give_image(member, key.image, lambda line: announce(item.config, line))
                 target = self._launch_on(member.engine, item, key, spec, context)
-            except Exception as exc:
+            except Exception:
                 why = pool.still_answers(member)
                 if why is None:
                     raise  # the engine is fine: the image, the configuration or the agent
                 pool.lose(member, why)
                 announce(item.config, f"engine {member.url} lost ({why}); not used any more")
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
                 continue
             member.started += 1
             target.member = member

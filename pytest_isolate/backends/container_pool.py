@@ -16,6 +16,7 @@ a retried result hides that an engine was lost.
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any
 
 import pytest
@@ -65,7 +66,8 @@ def configure(config: pytest.Config, registry: BackendRegistry) -> None:
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     if urls:
-        pool = EnginePool(urls)
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+        pool = EnginePool(urls, first=int(worker) if worker.isdigit() else 0)
         config.stash[ENGINE_POOL_KEY] = pool
         if "container" in registry:
             registry.get("container").pool = pool  # type: ignore[attr-defined]

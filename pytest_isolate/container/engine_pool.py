@@ -10,7 +10,8 @@ The scheduler places each new container on the engine with the lowest load:
 what the engine itself lists under our label, so every broker and every
 xdist worker sharing the pool sees the others' targets without talking to
 them. Ties go to the engine with more CPUs, then to the one this broker used
-least, then to the order given. A container never waits for a free CPU: a
+least, then to the order given, which xdist worker N starts at its Nth engine
+(workers that start at once all see an empty pool). A container never waits for a free CPU: a
 long-lived target counts as running while it idles between tests, so
 waiting for the count to fall could wait for the end of another run.
 
@@ -73,9 +74,16 @@ class EnginePool:
     """The engines of ``--isolate-engines``, connected once, with their load and their losses."""
 
     def __init__(
-        self, urls: Sequence[str], connect: Callable[..., Engine] = connect_engine
+        self,
+        urls: Sequence[str],
+        connect: Callable[..., Engine] = connect_engine,
+        *,
+        first: int = 0,
     ) -> None:
         self.members = [PoolMember(url) for url in urls]
+        #: Where this broker's last tie-break starts: xdist worker N starts at engine N, so
+        #: workers starting at once (each seeing no container anywhere) spread out.
+        self._first = first
         self._connect = connect
         self._connected = False
         #: Tests run a second time on another engine after theirs was lost.
@@ -111,7 +119,8 @@ class EnginePool:
         def load(index: int) -> tuple[float, int, int, int]:
             member = candidates[index]
             busy = (self._running(member) + 1) / member.cpus
-            return (busy, -member.cpus, member.started, index)
+            turn = (self.members.index(member) - self._first) % len(self.members)
+            return (busy, -member.cpus, member.started, turn)
 
         best = min(range(len(candidates)), key=load)
         return candidates[best]
@@ -163,7 +172,8 @@ class EnginePool:
         for member in self.members:
             if member.left_out is not None:
                 continue
-            text = f"{member.url}: {member.started} containers started"
+            plural = "" if member.started == 1 else "s"
+            text = f"{member.url}: {member.started} container{plural} started"
             if member.lost is not None:
                 text += f", lost during the run ({member.lost})"
             lines.append(text)

@@ -199,7 +199,11 @@ class SshDial:
 
 
 def _die_with_parent() -> None:
-    """In the master, before exec: end when the broker ends, even killed (no lingering ssh)."""
+    """In the master, before exec: end when the broker ends, even killed (no lingering ssh).
+
+    The signal comes when the *thread* that started the master ends, so a dial
+    is made by the broker's main thread (its pool connects from there).
+    """
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
