@@ -156,7 +156,10 @@ def connect_engine(base_url: str | None = None, *, timeout: float = 60.0) -> Eng
         if endpoint.scheme == "ssh":
             dial = SshDial(endpoint.url)
             kwargs["base_url"] = dial.unix_url
-        client = docker.DockerClient(version="auto", timeout=int(timeout), **kwargs)
+        if kwargs.get("tls"):
+            client = _tls_client(docker, int(timeout), kwargs)
+        else:
+            client = docker.DockerClient(version="auto", timeout=int(timeout), **kwargs)
         client.ping()
     except Exception as exc:
         why = (dial.settled_error() or None) if dial is not None else None
@@ -166,6 +169,31 @@ def connect_engine(base_url: str | None = None, *, timeout: float = 60.0) -> Eng
             _unavailable_message(endpoint, exc, from_docker_host, why)
         ) from exc
     return Engine(client, endpoint, dial)
+
+
+#: The oldest API version the SDK speaks: enough to ask an engine for its own.
+_OLDEST_API = "1.24"
+
+
+def _tls_client(docker: Any, timeout: int, kwargs: dict[str, Any]) -> Any:
+    """A client that checks the engine against DOCKER_CERT_PATH's CA, and nothing else.
+
+    requests lets ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` from the
+    environment replace the CA a session was given, so on a machine that sets
+    them (many CI images do) the engine's own CA would be ignored and its
+    certificate refused. So the client stops reading the environment
+    (``trust_env``) before its first request, as the docker CLI never reads
+    those. Its API version is asked of the engine first, as ``auto`` would.
+    """
+    probe = docker.DockerClient(version=_OLDEST_API, timeout=timeout, **kwargs)
+    try:
+        probe.api.trust_env = False
+        version = str(probe.version(api_version=False)["ApiVersion"])
+    finally:
+        probe.close()
+    client = docker.DockerClient(version=version, timeout=timeout, **kwargs)
+    client.api.trust_env = False
+    return client
 
 
 def _unavailable_message(
@@ -204,6 +232,14 @@ def _unavailable_message(
 def _short_reason(exc: BaseException) -> str:
     """The SDK's error in a few words: the system's own error when it carries one."""
     text = str(exc).strip()
+    tls = re.search(r"(certificate verify failed|SSL: [A-Z_]+\][^(']*|tlsv1 alert [a-z ]+)", text)
+    if tls:
+        detail = re.search(r"certificate verify failed: ([^(']+)", text)
+        return "TLS: " + (
+            f"certificate verify failed: {detail.group(1).strip()}"
+            if detail
+            else tls.group(1).strip()
+        )
     errno = re.search(r"\[Errno (\d+)\] ([^'\")\]]+)", text)
     if errno:
         return f"{errno.group(2).strip()} (errno {errno.group(1)})"

@@ -34,6 +34,8 @@ class EngineHosts:
 
     count: int
     env: dict[str, str]
+    #: DOCKER_CERT_PATH of a client the hosts' TLS endpoints (tcp://10.231.N.2:2376) accept.
+    certs: str
 
     def url(self, n: int) -> str:
         return f"ssh://root@10.231.{n}.2"
@@ -90,7 +92,7 @@ def start_engine_hosts(count: int = 3) -> EngineHosts:
     for line in printed.stdout.splitlines():
         name, _, value = line.removeprefix("export ").partition("=")
         env[name] = value.replace("$PATH", os.environ.get("PATH", ""))
-    return EngineHosts(count, {"PATH": env["PATH"]})
+    return EngineHosts(count, {"PATH": env["PATH"]}, env["PYTEST_ISOLATE_ENGINE_HOSTS_CERTS"])
 
 
 def stop_engine_hosts() -> None:

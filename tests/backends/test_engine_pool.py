@@ -309,3 +309,56 @@ def ssh_of(broker_pid: int) -> list[str]:
             if words[0] == b"ssh" and f"pytest-isolate-{broker_pid}-ssh-" in line:
                 found.append(line)
     return found
+
+
+def test_a_tls_engine_takes_part_and_a_ca_that_did_not_sign_it_is_named(
+    hosts: EngineHosts, tmp_path: Path
+) -> None:
+    tls = "tcp://10.231.2.2:2376"
+    env = {**hosts.env, "DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": hosts.certs}
+    run = run_project(
+        tmp_path / "p",
+        {"test_fresh.py": FRESH_TESTS},
+        f"--isolate-engines={tls}",
+        "-k",
+        "0",
+        env=env,
+    )
+    assert run.ret == 0, run.output
+    assert f"{tls}: 2 CPUs" in run.output and f"{tls}: 1 container started" in run.output
+
+    strange = tmp_path / "strange-ca"  # our client's files, but another CA to check the engine
+    strange.mkdir()
+    for name in ("cert.pem", "key.pem"):
+        (strange / name).write_bytes(Path(hosts.certs, name).read_bytes())
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=strange",
+            "-keyout",
+            str(strange / "ca-key.pem"),
+            "-out",
+            str(strange / "ca.pem"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    refused = run_project(
+        tmp_path / "q",
+        {"test_fresh.py": FRESH_TESTS},
+        f"--isolate-engines={tls}",
+        "-k",
+        "0",
+        env={**env, "DOCKER_CERT_PATH": str(strange)},
+    )
+    assert refused.ret == 1, refused.output
+    assert f"{tls}: left out, does not answer (TLS: certificate verify failed" in refused.output
+    assert "the TLS settings: DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH" in refused.output
