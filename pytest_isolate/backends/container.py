@@ -33,12 +33,7 @@ from pytest_isolate.backends.container_config import (
     missing_module_hint,
     split_images,
 )
-from pytest_isolate.backends.container_pool import (
-    engine_pool,
-    give_image,
-    lost_message,
-    retry_lost,
-)
+from pytest_isolate.backends.container_pool import give_image, lost_message, retry_lost
 from pytest_isolate.backends.spawned import (
     SpawnedTargets,
     announce,
@@ -66,8 +61,15 @@ class ContainerBackend:
 
     def __init__(self) -> None:
         self._targets = ContainerTargets()
-        #: The run's ``--isolate-engines``, if given (``container_pool.configure`` sets it).
-        self.pool: EnginePool | None = None
+
+    @property
+    def pool(self) -> EnginePool | None:
+        """The run's ``--isolate-engines``, if given (``container_pool.configure`` sets it)."""
+        return self._targets.engines
+
+    @pool.setter
+    def pool(self, pool: EnginePool | None) -> None:
+        self._targets.engines = pool
 
     # -- pure -------------------------------------------------------------
     def availability(self) -> Availability:
@@ -150,8 +152,8 @@ class ContainerTargets(SpawnedTargets[ContainerConfig, "ContainerTarget"]):
         self._run_id = uuid.uuid4().hex[:16]
         #: The engine of the pool lost during the test being run, if any (``judge``).
         self._lost_during: str | None = None
-        #: The pool of the run, once a target was started with one.
-        self._pool: EnginePool | None = None
+        #: The run's engine pool; None: the one engine ``DOCKER_HOST`` names.
+        self.engines: EnginePool | None = None
 
     def describe(self, key: ContainerConfig) -> str:
         return f"container {key.image}"
@@ -159,7 +161,7 @@ class ContainerTargets(SpawnedTargets[ContainerConfig, "ContainerTarget"]):
     def launch(
         self, item: pytest.Item, key: ContainerConfig, spec: IsolateSpec, context: BrokerContext
     ) -> ContainerTarget:
-        pool = self._pool = engine_pool(item.config)
+        pool = self.engines
         if pool is None:
             return self._launch_on(self._connect(), item, key, spec, context)
         while True:  # the least loaded engine of the pool; one lost meanwhile is dropped
@@ -209,7 +211,7 @@ class ContainerTargets(SpawnedTargets[ContainerConfig, "ContainerTarget"]):
         self._lost_during = None
         result = super().run(item, spec, context, key, policy)
         lost, self._lost_during = self._lost_during, None
-        pool = engine_pool(item.config)
+        pool = self.engines
         if lost is None or pool is None or not retry_lost(item.config) or not pool.usable():
             return result
         again = super().run(item, spec, context, key, policy)
@@ -229,7 +231,7 @@ class ContainerTargets(SpawnedTargets[ContainerConfig, "ContainerTarget"]):
     def judge(self, target: ContainerTarget, result: TargetResult) -> TargetResult:
         """A target that died with its engine: an infrastructure failure naming the engine."""
         member = getattr(target, "member", None)
-        pool = self._pool
+        pool = self.engines
         if member is None or pool is None or target.client.dead is None:
             return result
         why = member.lost or pool.still_answers(member)

@@ -2,7 +2,7 @@
 
 The pool itself (which engine takes the next container) is
 ``container.engine_pool``; this module ties it to pytest: it reads the
-option, puts the pool in the config's stash for the container backend,
+option, gives the pool to the container backend,
 names the engines in the header and counts what each ran at the end. It
 also gives an engine an image it lacks, from the local engine.
 
@@ -24,7 +24,6 @@ import pytest
 from pytest_isolate.backends.registry import BackendRegistry
 from pytest_isolate.container.engine_pool import EnginePool, PoolMember, split_engine_urls
 
-ENGINE_POOL_KEY = pytest.StashKey[EnginePool]()
 #: The key of a worker's pool counts in xdist's ``workeroutput``.
 WORKER_POOL = "isolate_engine_pool"
 
@@ -68,14 +67,12 @@ def configure(config: pytest.Config, registry: BackendRegistry) -> None:
     if urls:
         worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
         pool = EnginePool(urls, first=int(worker) if worker.isdigit() else 0)
-        config.stash[ENGINE_POOL_KEY] = pool
-        if "container" in registry:
-            registry.get("container").pool = pool  # type: ignore[attr-defined]
+        from pytest_isolate.backends.container import ContainerBackend
+
+        backend = registry.get("container") if "container" in registry else None
+        if isinstance(backend, ContainerBackend):
+            backend.pool = pool
         config.pluginmanager.register(PoolReport(pool), "isolate-engine-pool")
-
-
-def engine_pool(config: pytest.Config) -> EnginePool | None:
-    return config.stash.get(ENGINE_POOL_KEY, None)
 
 
 def retry_lost(config: pytest.Config) -> bool:

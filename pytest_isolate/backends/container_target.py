@@ -168,7 +168,7 @@ class ContainerTarget(AgentTarget):
     @property
     def alive(self) -> bool:
         """Its agent answers, and its engine was not lost meanwhile."""
-        return self.client.dead is None and (self.member is None or self.member.lost is None)
+        return super().alive and (self.member is None or self.member.lost is None)
 
     def describe_end(self) -> str:
         """Why the stream ended: the container's state and the agent's last stderr."""

@@ -31,7 +31,15 @@ FIX_SDK_MISSING = "install the docker SDK: pip install 'pytest-isolate-sandbox[c
 
 
 class EngineUnavailableError(RuntimeError):
-    """The Docker engine cannot be reached; the message says how to fix it."""
+    """The Docker engine cannot be reached; the message says how to fix it.
+
+    ``detail`` is the same without the words that name the engine ("does not
+    answer (why); fix"), for a list that names it already (an engine pool).
+    """
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail or message
 
 
 @dataclass(frozen=True)
@@ -165,8 +173,9 @@ def connect_engine(base_url: str | None = None, *, timeout: float = 60.0) -> Eng
         why = (dial.settled_error() or None) if dial is not None else None
         if dial is not None:
             dial.close()
+        detail = _unavailable_detail(endpoint, exc, from_docker_host, why)
         raise EngineUnavailableError(
-            _unavailable_message(endpoint, exc, from_docker_host, why)
+            f"pytest-isolate: Docker engine at {endpoint.url} {detail}", detail
         ) from exc
     return Engine(client, endpoint, dial)
 
@@ -196,13 +205,13 @@ def _tls_client(docker: Any, timeout: int, kwargs: dict[str, Any]) -> Any:
     return client
 
 
-def _unavailable_message(
+def _unavailable_detail(
     endpoint: EngineEndpoint,
     exc: BaseException,
     from_docker_host: bool = False,
     why: str | None = None,
 ) -> str:
-    """Why the engine did not answer, and the likeliest fix: a set ``DOCKER_HOST`` comes first.
+    """ "does not answer (why); fix", the likeliest fix: a set ``DOCKER_HOST`` comes first.
 
     ``why`` is the transport's own account (what ssh said), better than the SDK's."""
     reason = why or _short_reason(exc)
@@ -219,14 +228,14 @@ def _unavailable_message(
             f"check that `ssh {host} docker version` works without a prompt "
             "(user, key or agent, known_hosts) and that docker runs there"
         )
-    elif kwargs_tls_set():
+    elif _tls_asked(os.environ):
         fix = (
             "check the address and port and the TLS settings: DOCKER_TLS_VERIFY=1 and "
             "DOCKER_CERT_PATH, a directory with the engine's ca.pem and our cert.pem and key.pem"
         )
     else:
         fix = "check that the engine at that address runs and is reachable"
-    return f"pytest-isolate: Docker engine at {endpoint.url} does not answer ({reason}); {fix}"
+    return f"does not answer ({reason}); {fix}"
 
 
 def _short_reason(exc: BaseException) -> str:
@@ -248,7 +257,7 @@ def _short_reason(exc: BaseException) -> str:
 
 def _check_tls_files(environ: Mapping[str, str]) -> None:
     """With TLS asked for, the files the docker CLI would read must be there: say which lack."""
-    if not (environ.get("DOCKER_TLS_VERIFY") or environ.get("DOCKER_CERT_PATH")):
+    if not _tls_asked(environ):
         return
     directory = environ.get("DOCKER_CERT_PATH") or os.path.expanduser("~/.docker")
     missing = [name for name in TLS_FILES if not os.path.isfile(os.path.join(directory, name))]
@@ -261,9 +270,9 @@ def _check_tls_files(environ: Mapping[str, str]) -> None:
 TLS_FILES = ("ca.pem", "cert.pem", "key.pem")
 
 
-def kwargs_tls_set() -> bool:
+def _tls_asked(environ: Mapping[str, str]) -> bool:
     """Whether the environment asks for TLS to tcp:// engines, as the docker CLI reads it."""
-    return bool(os.environ.get("DOCKER_TLS_VERIFY") or os.environ.get("DOCKER_CERT_PATH"))
+    return bool(environ.get("DOCKER_TLS_VERIFY") or environ.get("DOCKER_CERT_PATH"))
 
 
 #: What gVisor needs to be a runtime of the engine (the doctor says it when missing).

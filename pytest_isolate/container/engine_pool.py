@@ -23,7 +23,7 @@ error of the run while another engine remains.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pytest_isolate.container.engine import (
@@ -73,18 +73,11 @@ def split_engine_urls(value: str | Sequence[str] | None) -> list[str]:
 class EnginePool:
     """The engines of ``--isolate-engines``, connected once, with their load and their losses."""
 
-    def __init__(
-        self,
-        urls: Sequence[str],
-        connect: Callable[..., Engine] = connect_engine,
-        *,
-        first: int = 0,
-    ) -> None:
+    def __init__(self, urls: Sequence[str], *, first: int = 0) -> None:
         self.members = [PoolMember(url) for url in urls]
         #: Where this broker's last tie-break starts: xdist worker N starts at engine N, so
         #: workers starting at once (each seeing no container anywhere) spread out.
         self._first = first
-        self._connect = connect
         self._connected = False
         #: Tests run a second time on another engine after theirs was lost.
         self.retried: list[str] = []
@@ -96,11 +89,11 @@ class EnginePool:
         self._connected = True
         for member in self.members:
             try:
-                member.engine = self._connect(member.url, timeout=PROBE_TIMEOUT)
+                member.engine = connect_engine(member.url, timeout=PROBE_TIMEOUT)
                 member.cpus = max(1, int(member.engine.api.info().get("NCPU") or 1))
                 reap_leftovers(member.engine)  # what a killed run left on it
             except Exception as exc:  # any failure to reach it is a reason to leave it out
-                member.left_out = f"{_reason(exc, member.url)}, or drop it from --isolate-engines"
+                member.left_out = f"{_reason(exc)}, or drop it from --isolate-engines"
                 if member.engine is not None:
                     with contextlib.suppress(Exception):
                         member.engine.close()
@@ -112,18 +105,22 @@ class EnginePool:
 
     def choose(self) -> PoolMember:
         """The engine for the next container, or ``EngineUnavailableError`` if none is left."""
-        candidates = self.usable()
+        self.connect()
+        turns = len(self.members)
+        candidates = [
+            ((index - self._first) % turns, member)
+            for index, member in enumerate(self.members)
+            if member.usable
+        ]
         if not candidates:
             raise EngineUnavailableError(self.none_left())
 
-        def load(index: int) -> tuple[float, int, int, int]:
-            member = candidates[index]
+        def load(candidate: tuple[int, PoolMember]) -> tuple[float, int, int, int]:
+            turn, member = candidate
             busy = (self._running(member) + 1) / member.cpus
-            turn = (self.members.index(member) - self._first) % len(self.members)
             return (busy, -member.cpus, member.started, turn)
 
-        best = min(range(len(candidates)), key=load)
-        return candidates[best]
+        return min(candidates, key=load)[1]
 
     def _running(self, member: PoolMember) -> int:
         """Our containers running on the member's engine, from every broker (0 if it fails)."""
@@ -136,10 +133,10 @@ class EnginePool:
     def still_answers(self, member: PoolMember) -> str | None:
         """None if the member's engine answers a fresh connection, else why not."""
         try:
-            with self._connect(member.url, timeout=PROBE_TIMEOUT):
+            with connect_engine(member.url, timeout=PROBE_TIMEOUT):
                 return None
         except Exception as exc:
-            return _reason(exc, member.url)
+            return _reason(exc)
 
     def lose(self, member: PoolMember, reason: str) -> None:
         """Take no new container on ``member`` from now on."""
@@ -213,9 +210,9 @@ class EnginePool:
         self._connected = False
 
 
-def _reason(exc: BaseException, url: str) -> str:
+def _reason(exc: BaseException) -> str:
     """Why an engine does not answer, and its fix, without the words that name it again."""
+    if isinstance(exc, EngineUnavailableError):
+        return exc.detail
     text = str(exc).strip() or type(exc).__name__
-    if isinstance(exc, EngineUnavailableError):  # "pytest-isolate: Docker engine at URL does..."
-        return text.split(f" at {url} ", 1)[-1]
     return f"does not answer ({text.splitlines()[0][:300]})"
