@@ -74,6 +74,12 @@ class Config:
 CONFIGS: list[Config] = [
     Config("plain", note="pytest, current version, no isolation"),
     Config("process", ("--isolate=process",), baseline="plain", note="this plugin"),
+    Config(
+        "process-no-prefork",
+        ("--isolate=process", "--isolate-no-prefork"),
+        baseline="plain",
+        note="this plugin, each target forked when its test starts (--isolate-no-prefork)",
+    ),
     Config("plain-pytest8", venv="pytest8", note="pytest 8.4, no isolation"),
     Config(
         "process-pytest8",

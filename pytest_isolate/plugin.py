@@ -39,6 +39,19 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
 
 
+PREFORK_HELP = (
+    "fork the next test's target (process, seccomp, chroot) while the current test runs, "
+    "so it waits ready (ini isolate_prefork, default true); --isolate-no-prefork forks "
+    "each target only when its test starts"
+)
+
+
+def prefork_enabled(config: pytest.Config) -> bool:
+    """Command line (``--isolate-no-prefork``) over the ini key ``isolate_prefork``."""
+    flag = config.getoption("isolate_prefork", None)
+    return bool(config.getini("isolate_prefork") if flag is None else flag)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("isolate", "pytest-isolate: run tests in isolated targets")
     group.addoption(
@@ -121,6 +134,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="try to escape from each available backend (files, environment, sockets, "
         "system calls, capabilities) and print what held; exit 1 if a documented stop did not",
     )
+    group.addoption(
+        "--isolate-no-prefork",
+        dest="isolate_prefork",
+        action="store_false",
+        default=None,
+        help=PREFORK_HELP,
+    )
+    parser.addini("isolate_prefork", PREFORK_HELP, type="bool", default=True)
     parser.addini("isolate", "backend for unmarked tests (as --isolate=BACKEND)", default=None)
     parser.addini(
         "isolate_inherit_fixtures",
@@ -238,6 +259,7 @@ def pytest_configure(config: pytest.Config) -> None:
         matrix,
         honour_forked=not forked_installed,
         unavailable=unavailable,
+        prefork=prefork_enabled(config),
     )
     config.pluginmanager.register(session, SESSION_PLUGIN)
     from pytest_isolate.integrations import register_integrations

@@ -91,6 +91,12 @@ def ensure_basetemp(config: pytest.Config) -> None:
         factory.getbasetemp()
 
 
+def basetemp_made(config: pytest.Config) -> bool:
+    """Has this run made its ``basetemp`` yet (so a fork made now inherits it)?"""
+    factory = getattr(config, "_tmp_path_factory", None)
+    return factory is None or getattr(factory, "_basetemp", None) is not None
+
+
 def make_tmp_path(config: pytest.Config, name: str) -> Any:
     """A new numbered directory where a plain run's ``tmp_path`` would be, or None.
 

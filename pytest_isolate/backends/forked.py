@@ -9,30 +9,33 @@ steps their child applies (``restrict``) and what the broker does around it
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
+import signal
 import socket
 import sys
+import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from pytest_isolate.backends.base import Availability, TargetResult
-from pytest_isolate.pytest_compat import ensure_basetemp
+from pytest_isolate.pytest_compat import basetemp_made, catch_warnings_for_item, ensure_basetemp
 from pytest_isolate.spec import IsolateSpec
 from pytest_isolate.supervision.context import BrokerContext
 from pytest_isolate.supervision.outcome import result_of
 from pytest_isolate.supervision.output_relay import OutputRelay, captures_fds
 from pytest_isolate.supervision.supervisor import Supervision, TargetSupervisor
 from pytest_isolate.target.capture import capture_fds, output_tail, saved_terminal_fds
-from pytest_isolate.target.hypothesis_examples import read_before_fork
+from pytest_isolate.target.hypothesis_examples import read_before_fork, reads_examples
 from pytest_isolate.target.item_runner import FrameSender, prepare_forwarder, run_in_target
 from pytest_isolate.target.receipt import RECEIPT_PROPERTY, namespace_inodes
-from pytest_isolate.target.sequence import Privileges, TargetPlan, restrict_target
+from pytest_isolate.target.sequence import Privileges, TargetPlan, confine_target, detach_target
 from pytest_isolate.wire.shm import ShmRing
 from pytest_isolate.wire.test_frames import Handler
 
@@ -156,8 +159,66 @@ class ForkedBackend:
     def _prepared_for(self, spec: IsolateSpec) -> Any:
         return self.prepare(spec)
 
+    def forks(self, spec: IsolateSpec) -> bool:
+        """Does ``spec`` run in a fork of the broker (False: a spawned agent, as a foreign root)?"""
+        return True
+
     def run(self, item: pytest.Item, spec: IsolateSpec, context: BrokerContext) -> TargetResult:
+        launch = self._spare_for(item, spec, context) or self._launch(item, spec, context)
+        try:
+            context.tree.before_fork(spec.pids_limit or self.default_pids_limit, spec.mem_limit)
+            oom_kills_before = context.tree.oom_kills() if spec.mem_limit else 0
+            if not launch.start():  # the spare died while it waited: a new one
+                launch.discard()
+                launch = self._launch(item, spec, context)
+                launch.start()
+            self._prepare_next(item, context)
+            return self._supervise(launch, context, oom_kills_before)
+        finally:
+            launch.close()
+
+    def _spare_for(
+        self, item: pytest.Item, spec: IsolateSpec, context: BrokerContext
+    ) -> ForkedLaunch | None:
+        """The target forked for ``item`` while the previous test ran, if it still fits."""
+        spare = context.take_spare(item)
+        if not isinstance(spare, ForkedLaunch):
+            return None
+        # pytest-timeout's limit is applied later, and is the broker's alone.
+        if replace(spare.spec, timeout=spec.timeout) != spec or not spare.waiting():
+            spare.discard()
+            return None
+        return spare
+
+    def _prepare_next(self, item: pytest.Item, context: BrokerContext) -> None:
+        """Fork the next test's target now, while this one runs (``isolate_prefork``).
+
+        Only where nothing the broker does before that test starts can change
+        what its fork inherits: same backend, no examples to read for it
+        after this test saved its own, ``basetemp`` already made.
+        """
+        following = context.next_item
+        if following is None or following is item:
+            return
+        spec = context.spec_of(following)
+        if spec is None or spec.backend != self.name or not self.forks(spec):
+            return
+        if reads_examples(following):
+            return
+        needs_basetemp = TMP_PATH_FIXTURES.intersection(getattr(following, "fixturenames", ()))
+        if needs_basetemp and not basetemp_made(following.config):
+            return
+        try:
+            spare = self._launch(following, spec, context)
+        except OSError:  # no fork now (EAGAIN): the test forks its own when it starts
+            return
+        context.tree.set_aside(spare.pid)
+        context.keep_spare(spare)
+
+    def _launch(self, item: pytest.Item, spec: IsolateSpec, context: BrokerContext) -> ForkedLaunch:
+        """Fork ``item``'s target; it detaches and waits for ``ForkedLaunch.start``."""
         prepared = self._prepared_for(spec)
+        context.tree  # noqa: B018 - made here, in the broker: the child joins this one
         scratch = context.new_scratch("target")
         self.prepare_scratch(scratch, spec)
         broker_end, target_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -165,8 +226,6 @@ class ForkedBackend:
         ring = ShmRing() if spec.channel == "shm" else None
         crash_log = os.memfd_create("pytest-isolate-crash-log", os.MFD_CLOEXEC)
         broker_pid = os.getpid()
-        context.tree.before_fork(spec.pids_limit or self.default_pids_limit, spec.mem_limit)
-        oom_kills_before = context.tree.oom_kills() if spec.mem_limit else 0
         keep = [0, 1, 2, target_end.fileno(), crash_log, *capture_fds(item.config)]
         terminal = saved_terminal_fds(item.config)
         if ring is not None:
@@ -182,7 +241,15 @@ class ForkedBackend:
         # for the fork: a collection in the child would otherwise touch every
         # page of the broker's heap and copy it (copy-on-write), per test.
         gc.freeze()
-        pid = self.fork_target(item, spec, prepared)
+        try:
+            pid = self.fork_target(item, spec, prepared)
+        except BaseException:
+            gc.unfreeze()
+            for end in (broker_end, target_end):
+                end.close()
+            os.close(crash_log)
+            _remove_tree(scratch)
+            raise
         if pid:
             gc.unfreeze()
         if pid == 0:  # pragma: no cover - the child never returns
@@ -204,36 +271,35 @@ class ForkedBackend:
         target_end.close()
         if output is not None:
             output.after_fork()
-        try:
-            fds_box: list[TargetSupervisor] = []
-            watch = self.watch(spec, prepared, pid, lambda: fds_box[0].take_fds())
-            supervisor = TargetSupervisor(
-                pid,
-                broker_end,
-                item.nodeid,
-                spec.timeout,
-                context.limits,
-                kill_tree=lambda: context.tree.kill(pid),
-                kill_grace=context.kill_grace,
-                extra_handlers=watch.handlers,
-                ring=ring.reader() if ring is not None else None,
-                project_root=str(item.config.rootpath),
-                output=output,
-            )
-            fds_box.append(supervisor)
-            state = supervisor.run()
-            oom_killed = bool(spec.mem_limit) and context.tree.oom_kills() > oom_kills_before
-            result = self._result(item, spec, state, crash_log, oom_killed)
-            watch.finish(result, state)
-            return result
-        finally:
-            os.close(crash_log)
-            broker_end.close()
-            if output is not None:
-                output.close()
-            if ring is not None:
-                ring.close()
-            _remove_tree(scratch)
+        return ForkedLaunch(
+            item, spec, prepared, pid, broker_end, crash_log, scratch, ring, output, broker_pid
+        )
+
+    def _supervise(
+        self, launch: ForkedLaunch, context: BrokerContext, oom_kills_before: int
+    ) -> TargetResult:
+        item, spec, pid = launch.item, launch.spec, launch.pid
+        fds_box: list[TargetSupervisor] = []
+        watch = self.watch(spec, launch.prepared, pid, lambda: fds_box[0].take_fds())
+        supervisor = TargetSupervisor(
+            pid,
+            launch.channel,
+            item.nodeid,
+            spec.timeout,
+            context.limits,
+            kill_tree=lambda: context.tree.kill(pid),
+            kill_grace=context.kill_grace,
+            extra_handlers=watch.handlers,
+            ring=launch.ring.reader() if launch.ring is not None else None,
+            project_root=str(item.config.rootpath),
+            output=launch.output,
+        )
+        fds_box.append(supervisor)
+        state = supervisor.run()
+        oom_killed = bool(spec.mem_limit) and context.tree.oom_kills() > oom_kills_before
+        result = self._result(item, spec, state, launch.crash_log, oom_killed)
+        watch.finish(result, state)
+        return result
 
     def _child(
         self,
@@ -254,6 +320,8 @@ class ForkedBackend:
 
         ``keep`` (the channel, crash log, ring and pytest's capture) was listed
         in the broker: anything the child computes costs copy-on-write faults.
+        The child detaches at once and waits for its start: it may have been
+        forked while another test ran (``_prepare_next``).
         """
 
         plan = TargetPlan(
@@ -269,17 +337,27 @@ class ForkedBackend:
             output=None if output is None else output.write_fd,
         )
         setup = ChildSetup(item, spec, prepared, channel, scratch, keep)
+        detach_target(plan)
+        _wait_for_start(channel)
 
         def backend_steps() -> Privileges:
             self.restrict(setup)
             return self.privileges(setup)
 
         def restrict() -> None:
-            receipt = restrict_target(plan, backend_steps)
+            receipt = confine_target(plan, backend_steps)
             item.user_properties.append((RECEIPT_PROPERTY, " ".join(receipt)))
 
         sender = FrameSender(channel if ring is None else ring.writer())
-        run_in_target(item, sender, restrict, send_tmp_path=not self.shares_tmp_path)
+        # The broker forked this child inside some test's warnings context (maybe
+        # another test's): back to the filters between tests, then this test's own.
+        if context.warning_filters is not None:
+            warnings.resetwarnings()
+            cast("list[Any]", warnings.filters)[:] = context.warning_filters
+        with catch_warnings_for_item(
+            config=item.config, ihook=item.ihook, when="runtest", item=item
+        ):
+            run_in_target(item, sender, restrict, send_tmp_path=not self.shares_tmp_path)
 
     def _result(
         self,
@@ -304,6 +382,80 @@ class ForkedBackend:
             if log.strip():
                 result.sections.append(("Traceback of the target (faulthandler)", log))
         return result
+
+
+@dataclass
+class ForkedLaunch:
+    """One forked target and the broker's ends of it, from its fork until it is reaped.
+
+    The target detaches and waits for :meth:`start`. That wait is what lets
+    the backend fork the next test's target while the current test runs
+    (``BrokerContext.keep_spare``): the fork and its page-table copy leave
+    the critical path, and the target still joins the process tree, with the
+    limits of its own test, only once started.
+    """
+
+    item: pytest.Item
+    spec: IsolateSpec
+    prepared: Any
+    pid: int
+    channel: socket.socket
+    crash_log: int
+    scratch: Path
+    ring: ShmRing | None
+    output: OutputRelay | None
+    broker_pid: int
+
+    def start(self) -> bool:
+        """Let it run its test; False when it is gone."""
+        try:
+            self.channel.sendall(START)
+        except OSError:
+            return False
+        return True
+
+    def waiting(self) -> bool:
+        """Still alive, and waiting (nothing but ``start`` makes it go on)."""
+        try:
+            return os.waitpid(self.pid, os.WNOHANG) == (0, 0)
+        except ChildProcessError:
+            return False
+
+    def discard(self) -> None:
+        """End it unused, and free what the broker holds of it."""
+        if os.getpid() != self.broker_pid:
+            return  # a copy inherited by a target: this launch is its broker's
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+        self.close()
+
+    def close(self) -> None:
+        if self.crash_log < 0:
+            return
+        os.close(self.crash_log)
+        self.crash_log = -1
+        self.channel.close()
+        if self.output is not None:
+            self.output.close()
+        if self.ring is not None:
+            self.ring.close()
+        _remove_tree(self.scratch)
+
+
+#: The broker's word to a waiting target: run your test.
+START = b"S"
+
+
+def _wait_for_start(channel: socket.socket) -> None:
+    """In a launched target: block until the broker starts the test, or leave if it will not."""
+    try:
+        word = channel.recv(1)
+    except OSError:
+        word = b""
+    if word != START:
+        os._exit(0)
 
 
 def _remove_tree(path: Path) -> None:

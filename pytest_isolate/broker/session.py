@@ -7,6 +7,7 @@ Items without a target run through pytest's normal protocol untouched.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 import time
@@ -79,6 +80,7 @@ class IsolateSession:
         matrix: Sequence[IsolateSpec],
         honour_forked: bool,
         unavailable: str,
+        prefork: bool = True,
     ) -> None:
         self.config = config
         self.registry = registry
@@ -87,6 +89,9 @@ class IsolateSession:
         self.honour_forked = honour_forked
         self.unavailable = unavailable
         self.context = BrokerContext(config, spec_of=self.spec_of)
+        #: fork a forked backend's next target while the current test runs
+        self.prefork = prefork
+        self._pid = os.getpid()
         self.stats = RunStats()
         self._previous_sigterm = _interrupt_on_sigterm()
         #: Plugins that drive some items' protocol themselves (``runtestprotocol``
@@ -160,8 +165,13 @@ class IsolateSession:
         error = item.stash.get(ERROR_KEY, None)
         spec = item.stash.get(SPEC_KEY, None)
         if error is None and spec is None:
+            self.context.drop_spare()  # the broker runs a test: a fork made before is stale
             return None
-        if error is None and any(drives(item) for drives in self.protocol_drivers):
+        driven = error is None and self._driven(item)
+        self.context.next_item = (
+            nextitem if self.prefork and not driven and self._may_fork_ahead(nextitem) else None
+        )
+        if driven:
             item.stash[DRIVEN_ELSEWHERE] = True
             return None
         ihook = item.ihook
@@ -177,6 +187,34 @@ class IsolateSession:
             self._run(item, spec)
         ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
         return True
+
+    def _driven(self, item: pytest.Item) -> bool:
+        """Does another plugin drive ``item``'s protocol (rerunfailures)?"""
+        return any(drives(item) for drives in self.protocol_drivers)
+
+    def _may_fork_ahead(self, nextitem: pytest.Item | None) -> bool:
+        """May ``nextitem``'s target be forked while the current test runs?
+
+        Not when another plugin drives its protocol: such a plugin sets the
+        item up in the broker (its attempt count) after the fork would be made.
+        """
+        return (
+            nextitem is not None
+            and self.spec_of(nextitem) is not None
+            and ERROR_KEY not in nextitem.stash
+            and not self._driven(nextitem)
+        )
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        """Note the warnings filters between tests: a target forked ahead goes back to them."""
+        self.context.warning_filters = list(warnings.filters)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_fixture_setup(self, fixturedef: Any, request: Any) -> None:
+        """A fixture set up in the broker changes what a fork inherits: no spare fits now."""
+        if os.getpid() == self._pid:
+            self.context.drop_spare()
 
     def _start_target_early(self, item: pytest.Item, spec: IsolateSpec) -> None:
         """Start a spawned target before the test's line, so its progress has lines of its own.
@@ -301,6 +339,7 @@ class IsolateSession:
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         try:
+            self.context.drop_spare()  # it holds the broker's descriptors: backends wait on them
             self.registry.close()
             self.context.close()
         finally:

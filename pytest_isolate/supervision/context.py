@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import pytest
 
@@ -18,6 +19,15 @@ from pytest_isolate.supervision.tree import ProcessTree, make_process_tree
 from pytest_isolate.wire.frames import FrameLimits
 
 SCRATCH_PREFIX = "pytest-isolate-"
+
+
+class SpareTarget(Protocol):
+    """A target forked ahead of its test (``backends/forked.py``), waiting to be started."""
+
+    item: pytest.Item
+
+    def discard(self) -> None:
+        """End it unused: it inherited broker state that no longer holds."""
 
 
 @dataclass
@@ -30,8 +40,15 @@ class BrokerContext:
     #: Where each test of the run goes (None: the broker runs it itself), as the
     #: session layer decided; backends ask through :meth:`siblings`.
     spec_of: Callable[[pytest.Item], IsolateSpec | None] = lambda item: None
+    #: The test that runs after the current one, when its target may be forked
+    #: while the current one runs (the session layer decides; None: it may not).
+    next_item: pytest.Item | None = None
+    #: ``warnings.filters`` between tests: what a target forked during another
+    #: test's protocol goes back to before entering its own test's filters.
+    warning_filters: list[Any] | None = None
     _tree: ProcessTree | None = None
     _scratch_root: Path | None = None
+    _spare: SpareTarget | None = None
 
     @property
     def tree(self) -> ProcessTree:
@@ -67,7 +84,27 @@ class BrokerContext:
         path = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.scratch_root))
         return path
 
+    def keep_spare(self, spare: SpareTarget) -> None:
+        """Hold ``spare`` for its test; at most one is held (a previous one is discarded)."""
+        self.drop_spare()
+        self._spare = spare
+
+    def take_spare(self, item: pytest.Item) -> SpareTarget | None:
+        """The spare prepared for ``item``, or None; a spare for another test is discarded."""
+        spare, self._spare = self._spare, None
+        if spare is not None and spare.item is not item:
+            spare.discard()
+            return None
+        return spare
+
+    def drop_spare(self) -> None:
+        """The broker's state changed (a plain test, a fixture in the broker): no spare fits."""
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.discard()
+
     def close(self) -> None:
+        self.drop_spare()
         if self._tree is not None:
             self._tree.close()
         if self._scratch_root is not None:

@@ -59,6 +59,10 @@ class ProcessTree(Protocol):
 
     def oom_kills(self) -> int: ...
     def kill(self, pid: int) -> None: ...
+    def set_aside(self, pid: int) -> None:
+        """``pid`` waits for its own test: the next ``kill`` must spare it."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -138,6 +142,9 @@ class CgroupV1Tree:
         if self.memory is not None:
             write(self.memory / "cgroup.procs", "0")
 
+    def set_aside(self, pid: int) -> None:
+        pass  # a target joins the group only when its test starts
+
     def kill(self, pid: int) -> None:
         procs = self.freezer / "cgroup.procs"
         if not pids_in(procs):
@@ -215,6 +222,9 @@ class SubreaperTree:
 
     def oom_kills(self) -> int:
         return 0
+
+    def set_aside(self, pid: int) -> None:
+        self._before.add(pid)
 
     def kill(self, pid: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):

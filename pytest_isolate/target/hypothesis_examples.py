@@ -69,6 +69,11 @@ def _read(source: Path) -> dict[tuple[str, str], bytes]:
     return found
 
 
+def reads_examples(item: Any) -> bool:
+    """Is ``item`` a hypothesis test, whose target gets the examples read before its fork?"""
+    return _hypothesis_test(item)
+
+
 def _hypothesis_test(item: Any) -> bool:
     if "hypothesis" not in sys.modules:
         return False

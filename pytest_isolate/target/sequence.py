@@ -117,6 +117,18 @@ def restrict_target(plan: TargetPlan, backend_steps: Callable[[], Privileges]) -
     backend promised and the kernel does not show raises ``LayerMissing``,
     and the test never starts.
     """
+    detach_target(plan)
+    return confine_target(plan, backend_steps)
+
+
+def detach_target(plan: TargetPlan) -> None:
+    """Steps 2 and 3: tie the target's life to its parent's and leave the broker's session.
+
+    A forked target prepared ahead of its test (``backends/forked.py``) stops
+    after these steps and waits for its test; they make it safe to wait (a
+    Ctrl-C at the terminal does not reach it, and it dies with the broker)
+    without joining the tree whose limits belong to the test still running.
+    """
     # 1. fork: done by the caller, which compiled any filter before it.
     # 2. The target dies with the process that supervises it.
     if plan.parent_pid is not None:
@@ -126,6 +138,10 @@ def restrict_target(plan: TargetPlan, backend_steps: Callable[[], Privileges]) -
     for number in plan.default_signals:
         if signal.getsignal(number) is not signal.SIG_DFL:
             signal.signal(number, signal.SIG_DFL)
+
+
+def confine_target(plan: TargetPlan, backend_steps: Callable[[], Privileges]) -> list[str]:
+    """Steps 4 to 13, after :func:`detach_target`; returns the receipt (as ``restrict_target``)."""
     # 4. Into the process tree that bounds and kills it.
     if plan.join_tree is not None:
         plan.join_tree()

@@ -1,5 +1,5 @@
 """Real third-party suites (toolz, pluggy: sdists from PyPI, tests included) pass whole
-under isolation with the same outcomes as without it."""
+under isolation with the same outcomes as without it, with targets forked ahead and not."""
 
 from __future__ import annotations
 
@@ -89,12 +89,20 @@ def suite(request: pytest.FixtureRequest) -> tuple[Path, str, dict[str, int]]:
 
 
 @pytest.mark.parametrize(
-    "backend", ["seccomp", "chroot", "container:pytest-isolate/debian:bookworm"]
+    "options",
+    [
+        "--isolate=process",
+        # each target forked when its test starts, not while the test before runs
+        "--isolate=process --isolate-no-prefork",
+        "--isolate=seccomp",
+        "--isolate=chroot",
+        "--isolate=container:pytest-isolate/debian:bookworm",
+    ],
 )
 def test_suite_has_the_same_outcomes_under_isolation(
-    suite: tuple[Path, str, dict[str, int]], backend: str
+    suite: tuple[Path, str, dict[str, int]], options: str
 ) -> None:
     directory, test_path, plain = suite
-    isolated = _outcomes(directory, test_path, f"--isolate={backend}")
+    isolated = _outcomes(directory, test_path, *options.split())
     assert plain.get("passed", 0) > 50
     assert isolated == plain
