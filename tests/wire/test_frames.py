@@ -91,6 +91,7 @@ def test_frames_split_at_any_byte_boundary_decode_the_same(
         (frame(b'{"type": "x", "n": NaN}'), "non-finite number"),
         (frame(b'{"type": "x", "n": Infinity}'), "non-finite number"),
         (frame(b'{"type": "x", "n": 1e999}'), "non-finite number"),
+        (frame(b'{"type": "x", "n": [1.5, -1e999]}'), "non-finite number"),
         (frame(b'{"type": "\xff"}'), "not UTF-8"),
         (frame(b'{"type": "x",'), "not valid JSON"),
         (frame(b'{"type": "x", "a": ' + b"[" * 9 + b"]" * 9 + b"}"), "nested deeper than 8"),
@@ -100,6 +101,18 @@ def test_frames_split_at_any_byte_boundary_decode_the_same(
 def test_malformed_frames_are_refused_with_a_reason(wire: bytes, reason: str) -> None:
     with pytest.raises(ProtocolViolation, match=reason.replace("[", r"\[")):
         list(FrameDecoder(SHALLOW).feed(wire))
+
+
+def test_brackets_inside_strings_are_not_nesting() -> None:
+    """Many brackets in text (a traceback's ``[...]``) with shallow nesting: accepted."""
+    message = {"type": "x", "text": "[{" * 100, "a": [[[1.25]]]}
+    assert list(FrameDecoder(SHALLOW).feed(encode_frame(message))) == [message]
+
+
+def test_nesting_is_still_counted_among_many_brackets() -> None:
+    text = '{"type": "x", "s": "' + "[" * 100 + '", "a": ' + "[" * 9 + "]" * 9 + "}"
+    with pytest.raises(ProtocolViolation, match="nested deeper than 8"):
+        list(FrameDecoder(SHALLOW).feed(frame(text.encode())))
 
 
 def test_header_over_the_frame_cap_is_refused_before_its_body_arrives() -> None:
