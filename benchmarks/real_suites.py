@@ -165,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
             "venv's plain median) / the suite's tests; pytest-forked and pytest-isolate 0.0.17 "
             f"fail on pytest 9 and run on pytest 8.4, ours on both (pytest {pytest.__version__} "
             "and 8.4). more-itertools' pytest 9 rows also carry about 20,000 subtest reports "
-            "that pytest 8.4 does not make.\n\n"
+            "that pytest 8.4 does not make. `result` is each run's own count line, so a row "
+            "that changed an outcome, or lost the suite's warnings, shows it there.\n\n"
             f"Machine: {machine()}.\n\n" + "\n\n".join("\n".join(t) for t in tables)
         )
         replace_section(DOCS, "real-suites", body)

@@ -277,14 +277,20 @@ def write_docs(lines: list[str], rounds: int) -> None:
 
         | step | cost |
         | --- | ---: |
-        | `fork()` until the child runs (page tables, scheduling) | 1.4 ms |
+        | `fork()` until the child runs (page tables, scheduling), ahead of the test | 1.4 ms |
         | restriction steps (pdeathsig, setsid, cgroup, fds, faulthandler, scratch) | 0.95 ms |
         | `run_item`: pytest's own protocol for the test, reports sent as frames | 2.5 ms |
         | exit, end of supervision, cgroup check, `waitpid` | about 0.8 ms |
         | broker: validating, rebuilding and logging 3 reports | about 0.5 ms |
 
+        Forking ahead ([internals](internals.md#forking-ahead)) takes the fork
+        off the critical path: the next test's target is forked while the
+        current test runs, and waits outside the process tree until its test
+        starts. The `process-no-prefork` row is the same backend without it.
+
         pytest-forked pays the same fork, protocol and exit; the difference
-        (about 1.5 ms) is what this plugin does for safety: the cgroup that
+        (about 1.5 ms, before forking ahead) is what this plugin does for
+        safety: the cgroup that
         lets it kill a whole process tree, closing inherited descriptors,
         a crash log with a traceback, a private temporary directory, and
         frames that are size-checked and validated against an allow-list.

@@ -322,8 +322,16 @@ class IsolateSession:
             announce(self.config, line)
 
     # -- end ------------------------------------------------------------
+    @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        """An xdist worker hands its figures to the controller, which prints the summary."""
+        """A target forked ahead is ended before the broker tears its fixtures down.
+
+        It holds copies of the broker's descriptors until its test starts: a
+        fixture whose teardown waits for EOF on a pipe would wait for it.
+        An xdist worker then hands its figures to the controller, which
+        prints the summary.
+        """
+        self.context.drop_spare()
         workeroutput = getattr(session.config, "workeroutput", None)
         if isinstance(workeroutput, dict):
             workeroutput[WORKER_STATS] = self.stats.to_data()

@@ -201,3 +201,42 @@ def _processes_in(directory: Path) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+#: A session fixture of the broker whose teardown waits for its helper to see EOF on a
+#: pipe: a target forked ahead holds a copy of the pipe's write end until it starts.
+PIPE_FIXTURE = """
+    import subprocess, sys
+    import pytest
+
+    @pytest.fixture(scope="session")
+    def helper():
+        proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                                stdin=subprocess.PIPE)
+        yield proc
+        proc.stdin.close()
+        proc.wait(timeout=20)  # returns once no process holds the write end
+
+    def test_0_plain_uses_the_helper(helper):
+        assert helper.poll() is None
+
+    @pytest.mark.isolate("{backend}")
+    def test_1_fails_and_stops_the_run():
+        assert False
+
+    @pytest.mark.isolate("{backend}")
+    @pytest.mark.parametrize("n", range(3))
+    def test_2_never_runs(n):
+        pass
+"""
+
+
+@pytest.mark.parametrize("backend", FORKED)
+def test_the_broker_tears_down_its_fixtures_with_no_target_waiting(
+    tmp_path: Path, backend: str
+) -> None:
+    write_project(tmp_path, {"test_pipe.py": PIPE_FIXTURE.format(backend=backend)})
+    run = run_pytest(tmp_path, "-x", timeout=60)
+    assert "1 failed, 1 passed" in run.output, run.output[-3000:]
+    assert "TimeoutExpired" not in run.output
+    assert run.seconds < 15
