@@ -245,10 +245,11 @@ class ForkedBackend:
             pid = self.fork_target(item, spec, prepared)
         except BaseException:
             gc.unfreeze()
-            for end in (broker_end, target_end):
-                end.close()
-            os.close(crash_log)
-            _remove_tree(scratch)
+            target_end.close()
+            unborn = ForkedLaunch(
+                item, spec, prepared, 0, broker_end, crash_log, scratch, ring, output, 0
+            )
+            unborn.close()  # what the broker made for it
             raise
         if pid:
             gc.unfreeze()
@@ -414,21 +415,29 @@ class ForkedLaunch:
             return False
         return True
 
+    #: its exit status was collected: the pid may belong to another process now
+    reaped: bool = False
+
     def waiting(self) -> bool:
         """Still alive, and waiting (nothing but ``start`` makes it go on)."""
         try:
-            return os.waitpid(self.pid, os.WNOHANG) == (0, 0)
+            if os.waitpid(self.pid, os.WNOHANG)[0] == 0:
+                return True
         except ChildProcessError:
-            return False
+            pass
+        self.reaped = True
+        return False
 
     def discard(self) -> None:
         """End it unused, and free what the broker holds of it."""
         if os.getpid() != self.broker_pid:
             return  # a copy inherited by a target: this launch is its broker's
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(self.pid, 0)
+        if not self.reaped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, 0)
+            self.reaped = True
         self.close()
 
     def close(self) -> None:
