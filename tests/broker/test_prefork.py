@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import os
 import re
+import select
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 from process_checks import process_alive
-from project_runner import ProjectRun, run_pytest, write_project
+from project_runner import PYTEST, ProjectRun, run_pytest, write_project
 
 FORKED = ["process", "seccomp", "chroot"]
 
@@ -240,3 +244,58 @@ def test_the_broker_tears_down_its_fixtures_with_no_target_waiting(
     assert "1 failed, 1 passed" in run.output, run.output[-3000:]
     assert "TimeoutExpired" not in run.output
     assert run.seconds < 15
+
+
+SLEEPS = """
+    import time
+    import pytest
+
+    pytestmark = pytest.mark.isolate("{backend}")
+
+    def test_1_sleeps():
+        print("RUNNING", flush=True)  # -s: through the broker to its stdout
+        time.sleep(60)
+
+    @pytest.mark.parametrize("n", range(3))
+    def test_2_waits(n):
+        pass
+"""
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "Ctrl-C"])
+@pytest.mark.parametrize("backend", FORKED)
+def test_a_broker_killed_or_interrupted_leaves_no_waiting_target(
+    tmp_path: Path, backend: str, how: signal.Signals
+) -> None:
+    """The waiting target dies with its broker (parent-death signal), and a Ctrl-C ends it."""
+    write_project(tmp_path, {"test_sleeps.py": SLEEPS.format(backend=backend)})
+    broker = subprocess.Popen(
+        [*PYTEST, "-p", "no:cacheprovider", "-q", "-s"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    try:
+        assert broker.stdout is not None
+        seen = b""
+        deadline = time.monotonic() + 60
+        while b"RUNNING" not in seen and time.monotonic() < deadline:
+            if select.select([broker.stdout], [], [], 1.0)[0]:
+                chunk = os.read(broker.stdout.fileno(), 4096)
+                if not chunk:
+                    break
+                seen += chunk
+        assert b"RUNNING" in seen, seen[-2000:]
+        waiting = [pid for pid in _processes_in(tmp_path) if pid != broker.pid]
+        assert len(waiting) >= 2  # the sleeping test's target and the next one's
+        os.killpg(broker.pid, how)
+        broker.wait(timeout=30)
+    finally:
+        if broker.poll() is None:
+            broker.kill()
+            broker.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(map(process_alive, _processes_in(tmp_path))):
+        time.sleep(0.05)
+    assert [pid for pid in _processes_in(tmp_path) if process_alive(pid)] == []
