@@ -117,14 +117,19 @@ class ChrootBackend(ForkedBackend):
 
     def run(self, item: pytest.Item, spec: IsolateSpec, context: BrokerContext) -> TargetResult:
         """A foreign root needs a spawned agent (``chroot_rootfs``); the host's own root a fork."""
-        if spec.option("rootfs") is None:
-            try:
-                return super().run(item, spec, context)
-            finally:
-                if self._joining is not None:
-                    self._joining.empty_scratch_areas()
-                    self._joining = None
-        return self._roots().run_spec(item, spec, context)
+        if not self.forks(spec):
+            return self._roots().run_spec(item, spec, context)
+        try:
+            return super().run(item, spec, context)
+        finally:
+            # This test's jail, not the one of the target forked ahead meanwhile.
+            jail = self._shared_jail(item, self._prepared_for(spec), create=False)
+            if jail is not None:
+                jail.empty_scratch_areas()
+
+    def forks(self, spec: IsolateSpec) -> bool:
+        """A foreign root runs in a spawned, jailed agent; the host's own root in a fork."""
+        return spec.option("rootfs") is None
 
     def prepare_target(self, item: pytest.Item, spec: IsolateSpec, context: BrokerContext) -> None:
         """Before the test's line: start the jailed agent of a foreign root."""
@@ -148,16 +153,21 @@ class ChrootBackend(ForkedBackend):
 
     def fork_target(self, item: pytest.Item, spec: IsolateSpec, prepared: PreparedJail) -> int:
         """Into a jail built once for this configuration, when the broker is root."""
-        self._joining = self._shared_jail(item, prepared) if os.geteuid() == 0 else None
+        self._joining = self._shared_jail(item, prepared)
         return os.fork() if self._joining is None else self._joining.fork_inside()
 
-    def _shared_jail(self, item: pytest.Item, prepared: PreparedJail) -> SharedJail | None:
+    def _shared_jail(
+        self, item: pytest.Item, prepared: PreparedJail, create: bool = True
+    ) -> SharedJail | None:
+        """The jail shared by tests of this configuration (root broker); made when first asked."""
         from dataclasses import replace
 
-        if self._shared_failed is not None:
+        if self._shared_failed is not None or os.geteuid() != 0:
             return None
         jail = replace(prepared.jail, project_dir=str(item.config.rootpath))
         jails = self._shared_jails = self._shared_jails or {}
+        if jail not in jails and not create:
+            return None
         if jail not in jails:
             try:
                 jails[jail] = SharedJail.create(jail, prepared.interpreter_dirs)

@@ -166,7 +166,7 @@ class ForkedBackend:
     def run(self, item: pytest.Item, spec: IsolateSpec, context: BrokerContext) -> TargetResult:
         launch = self._spare_for(item, spec, context) or self._launch(item, spec, context)
         try:
-            context.tree.before_fork(spec.pids_limit or self.default_pids_limit, spec.mem_limit)
+            context.tree.before_start(spec.pids_limit or self.default_pids_limit, spec.mem_limit)
             oom_kills_before = context.tree.oom_kills() if spec.mem_limit else 0
             if not launch.start():  # the spare died while it waited: a new one
                 launch.discard()
@@ -240,16 +240,16 @@ class ForkedBackend:
         # Objects the broker already has are moved out of the collector's reach
         # for the fork: a collection in the child would otherwise touch every
         # page of the broker's heap and copy it (copy-on-write), per test.
+        launch = ForkedLaunch(
+            item, spec, prepared, 0, broker_end, crash_log, scratch, ring, output, broker_pid
+        )
         gc.freeze()
         try:
             pid = self.fork_target(item, spec, prepared)
         except BaseException:
             gc.unfreeze()
             target_end.close()
-            unborn = ForkedLaunch(
-                item, spec, prepared, 0, broker_end, crash_log, scratch, ring, output, 0
-            )
-            unborn.close()  # what the broker made for it
+            launch.close()
             raise
         if pid:
             gc.unfreeze()
@@ -272,9 +272,8 @@ class ForkedBackend:
         target_end.close()
         if output is not None:
             output.after_fork()
-        return ForkedLaunch(
-            item, spec, prepared, pid, broker_end, crash_log, scratch, ring, output, broker_pid
-        )
+        launch.pid = pid
+        return launch
 
     def _supervise(
         self, launch: ForkedLaunch, context: BrokerContext, oom_kills_before: int

@@ -142,9 +142,8 @@ class IsolateSession:
 
     def _forks(self, spec: IsolateSpec) -> bool:
         """Does ``spec`` run in a fork of this broker (which keeps the user's terminal)?"""
-        return isinstance(self.registry.get(spec.backend), ForkedBackend) and not spec.option(
-            "rootfs"
-        )
+        backend = self.registry.get(spec.backend)
+        return isinstance(backend, ForkedBackend) and backend.forks(spec)
 
     def spec_of(self, item: pytest.Item) -> IsolateSpec | None:
         """Where ``item`` runs, or None for a test the broker runs itself."""

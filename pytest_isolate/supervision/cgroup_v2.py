@@ -243,7 +243,7 @@ class CgroupV2Tree:
         empty_group(layout.leaf, method)
         return cls(layout, method)
 
-    def before_fork(self, pids_limit: int | None = None, mem_limit: int | None = None) -> None:
+    def before_start(self, pids_limit: int | None = None, mem_limit: int | None = None) -> None:
         """In the broker: the next target's limits (each written only when it changes)."""
         limit = pids_limit or DEFAULT_PIDS_LIMIT
         if limit != self._pids_max:

@@ -49,9 +49,9 @@ __all__ = [
 
 
 class ProcessTree(Protocol):
-    """What the forked backends need: limits before the fork, a join in the child, a kill after."""
+    """What the forked backends need: limits before a target starts, a join in it, a kill after."""
 
-    def before_fork(self, pids_limit: int | None = None, mem_limit: int | None = None) -> None: ...
+    def before_start(self, pids_limit: int | None = None, mem_limit: int | None = None) -> None: ...
     def join(self) -> None: ...
     def membership(self) -> str | None:
         """The end of the ``/proc/self/cgroup`` line a member shows, for its receipt."""
@@ -109,7 +109,7 @@ class CgroupV1Tree:
 
     _mem_max: int | None = None
 
-    def before_fork(self, pids_limit: int | None = None, mem_limit: int | None = None) -> None:
+    def before_start(self, pids_limit: int | None = None, mem_limit: int | None = None) -> None:
         """In the broker: the next target's limits (each written only when it changes)."""
         limit = pids_limit or DEFAULT_PIDS_LIMIT
         if limit != self._pids_max:
@@ -211,7 +211,7 @@ class SubreaperTree:
                     found.update(int(x) for x in text.split())
         return found
 
-    def before_fork(self, pids_limit: int | None = None, mem_limit: int | None = None) -> None:
+    def before_start(self, pids_limit: int | None = None, mem_limit: int | None = None) -> None:
         self._before = self._children()
 
     def join(self) -> None:

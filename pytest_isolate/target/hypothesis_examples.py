@@ -71,10 +71,6 @@ def _read(source: Path) -> dict[tuple[str, str], bytes]:
 
 def reads_examples(item: Any) -> bool:
     """Is ``item`` a hypothesis test, whose target gets the examples read before its fork?"""
-    return _hypothesis_test(item)
-
-
-def _hypothesis_test(item: Any) -> bool:
     if "hypothesis" not in sys.modules:
         return False
     import hypothesis
@@ -96,7 +92,7 @@ _READ_BEFORE_FORK: dict[str, dict[tuple[str, str], bytes]] = {}
 def read_before_fork(item: Any) -> None:
     """In the process that forks: read the examples a hypothesis test's target will get."""
     _READ_BEFORE_FORK.clear()
-    if _hypothesis_test(item):
+    if reads_examples(item):
         _READ_BEFORE_FORK[item.nodeid] = _read(_source())
 
 
@@ -133,7 +129,7 @@ class ExampleDatabaseCopy:
     @classmethod
     def begin(cls, item: Any) -> ExampleDatabaseCopy | None:
         """Give a hypothesis test its copy of the examples; None for any other test."""
-        if not _hypothesis_test(item):
+        if not reads_examples(item):
             return None
         from hypothesis import configuration
 

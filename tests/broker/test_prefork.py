@@ -299,3 +299,35 @@ def test_a_broker_killed_or_interrupted_leaves_no_waiting_target(
     while time.monotonic() < deadline and any(map(process_alive, _processes_in(tmp_path))):
         time.sleep(0.05)
     assert [pid for pid in _processes_in(tmp_path) if process_alive(pid)] == []
+
+
+#: Two jail configurations (network or not) share a chroot run; a plain test between
+#: them means the last test's target is forked when it starts, not ahead.
+TWO_JAILS = """
+    import os
+    from pytest_isolate import isolate
+
+    @isolate("chroot")
+    def test_1_leaves_a_file_in_its_jails_tmp():
+        open("/tmp/leftover", "w").close()
+
+    @isolate("chroot", network=True)
+    def test_2_in_another_jail():
+        pass
+
+    def test_3_plain():
+        pass
+
+    @isolate("chroot")
+    def test_4_finds_its_jails_tmp_empty():
+        assert not os.path.exists("/tmp/leftover")
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a jail is shared between tests only for root")
+def test_each_test_leaves_its_own_jail_emptied(tmp_path: Path) -> None:
+    """After a test, its jail's /tmp is emptied, even when the next test's target went to
+    another jail while it ran."""
+    write_project(tmp_path, {"test_jails.py": TWO_JAILS})
+    run = run_pytest(tmp_path)
+    assert "4 passed" in run.output, run.output[-3000:]

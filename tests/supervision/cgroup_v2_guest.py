@@ -79,7 +79,7 @@ def freeze_fallback() -> dict[str, Any]:
     tree = CgroupV2Tree.create()
     if tree is None:
         return {"error": "CgroupV2Tree.create() declined"}
-    tree.before_fork(pids_limit=24)
+    tree.before_start(pids_limit=24)
     read_end, write_end = os.pipe()
     child = os.fork()
     if child == 0:
