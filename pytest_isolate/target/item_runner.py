@@ -34,7 +34,7 @@ from pytest_isolate.pytest_compat import (
 )
 from pytest_isolate.target.benchmark_results import BenchmarkResults
 from pytest_isolate.target.capture import debugging
-from pytest_isolate.target.coverage_probe import TargetCoverage
+from pytest_isolate.target.coverage_probe import TargetCoverage, untraced
 from pytest_isolate.target.hypothesis_examples import ExampleDatabaseCopy
 from pytest_isolate.target.kept_tmp_path import kept_tmp_path_frames
 from pytest_isolate.wire.frames import encode_frame
@@ -119,6 +119,10 @@ class ReportForwarder:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.sender is None:
             return
+        with untraced():
+            self._forward(report, self.sender)
+
+    def _forward(self, report: pytest.TestReport, sender: FrameSender) -> None:
         self.failed = self.failed or report.failed
         data = self.config.hook.pytest_report_to_serializable(config=self.config, report=report)
         if data is None:
@@ -130,7 +134,7 @@ class ReportForwarder:
             data[FAILED_SUBTESTS] = failed_subtests
         if isinstance(data.get("longrepr"), str):
             data["longrepr"] = truncate_tail(data["longrepr"])
-        self.sender.send(report_frame(data))
+        sender.send(report_frame(data))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_warning_recorded(

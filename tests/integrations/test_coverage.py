@@ -71,6 +71,33 @@ def test_unused_in_a_guest():
     assert sample.unused() == 1
 """
 
+#: The project's own hooks and fixture teardowns run in the target beside this
+#: plugin's report forwarding, which the target does not trace.
+HOOKS_CONFTEST = """
+import pytest
+import sample
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "teardown":
+        sample.unused()
+
+
+@pytest.fixture
+def number():
+    yield 3
+    sample.classify(0)
+"""
+
+HOOKS_TESTS = """
+import sample
+from pytest_isolate import isolate
+
+@isolate("process")
+def test_with_the_projects_hooks(number):
+    assert sample.parity(number) == "odd"
+"""
+
 UNTRUSTED = """
 import sample
 
@@ -92,9 +119,11 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "test_sample.py": TESTS,
             "spawned/test_spawned.py": SPAWNED,
             "untrusted/test_untrusted.py": UNTRUSTED,
+            "hooks/conftest.py": HOOKS_CONFTEST,
+            "hooks/test_hooks.py": HOOKS_TESTS,
         },
     )
-    for path in (root, root / "sample", root / "spawned", root / "untrusted"):
+    for path in (root, root / "sample", root / "spawned", root / "untrusted", root / "hooks"):
         path.chmod(0o755)  # the seccomp and chroot targets read it as an unprivileged user
     return root
 
@@ -117,6 +146,15 @@ def test_the_report_is_the_plain_runs(project: Path, options: tuple[str, ...]) -
     assert "4 passed" in isolated.output
     assert _report_line(isolated) == _report_line(plain)
     assert _report_line(isolated).endswith("6, 16")  # `positive` and `unused` never ran
+
+
+def test_the_projects_hooks_and_teardowns_count_in_a_target(project: Path) -> None:
+    cov = ("hooks", "--cov=sample", "--cov-report=term-missing")
+    plain = run_pytest(project, *cov, "--no-isolate")
+    isolated = run_pytest(project, *cov)
+    assert "1 passed" in isolated.output, isolated.output[-3000:]
+    assert _report_line(isolated) == _report_line(plain)
+    assert _report_line(isolated).endswith("3, 6, 12")  # `negative`, `positive`, `even`
 
 
 def test_container_and_guest_lines_count_as_in_a_plain_run(project: Path) -> None:
