@@ -40,9 +40,9 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 
 PREFORK_HELP = (
-    "fork the next test's target (process, seccomp, chroot) while the current test runs, "
-    "so it waits ready (ini isolate_prefork, default true); --isolate-no-prefork forks "
-    "each target only when its test starts"
+    "fork the next test's target (process, seccomp, chroot), or start its fresh container, "
+    "while the current test runs, so it waits ready (ini isolate_prefork, default true); "
+    "--isolate-no-prefork starts each target only when its test starts"
 )
 
 

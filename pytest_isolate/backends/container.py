@@ -124,7 +124,27 @@ class ContainerBackend:
             )
         except SpecError as exc:
             return TargetResult(failure=f"usage error: {exc}", failure_kind="usage")
-        return self._targets.run(item, spec, context, config, policy)
+        ahead = self._fresh_next(item, context)
+        return self._targets.run(item, spec, context, config, policy, ahead)
+
+    def _fresh_next(
+        self, item: pytest.Item, context: BrokerContext
+    ) -> tuple[pytest.Item, IsolateSpec, ContainerConfig] | None:
+        """The next test, if it gets a fresh container of its own (started while ``item`` runs).
+
+        ``context.next_item`` is set only under ``isolate_prefork``, and never
+        for a test another plugin drives.
+        """
+        following = context.next_item
+        if following is None or following is item:
+            return None
+        spec = context.spec_of(following)
+        if spec is None or spec.backend != self.name or not spec.fresh:
+            return None
+        try:
+            return following, spec, config_from_spec(spec, following.nodeid)
+        except SpecError:
+            return None  # reported by that test's own run
 
     def prepare_target(self, item: pytest.Item, spec: IsolateSpec, context: BrokerContext) -> None:
         """Before the test's line: start its container (a bad spec is reported by ``run``)."""
@@ -161,16 +181,32 @@ class ContainerTargets(SpawnedTargets[ContainerConfig, "ContainerTarget"]):
     def launch(
         self, item: pytest.Item, key: ContainerConfig, spec: IsolateSpec, context: BrokerContext
     ) -> ContainerTarget:
+        return self._launch(item, key, spec, context, wait=True)
+
+    def launch_ahead(
+        self, item: pytest.Item, key: ContainerConfig, spec: IsolateSpec, context: BrokerContext
+    ) -> ContainerTarget:
+        """Create and start the container, send the agent its start: it collects meanwhile."""
+        return self._launch(item, key, spec, context, wait=False)
+
+    def _launch(
+        self,
+        item: pytest.Item,
+        key: ContainerConfig,
+        spec: IsolateSpec,
+        context: BrokerContext,
+        wait: bool,
+    ) -> ContainerTarget:
         pool = self.engines
         if pool is None:
-            return self._launch_on(self._connect(), item, key, spec, context)
+            return self._launch_on(self._connect(), item, key, spec, context, wait)
         while True:  # the least loaded engine of the pool; one lost meanwhile is dropped
             member = pool.choose()
             assert member.engine is not None
             try:
                 if key.dockerfile is None:
                     give_image(member, key.image, lambda line: announce(item.config, line))
-                target = self._launch_on(member.engine, item, key, spec, context)
+                target = self._launch_on(member.engine, item, key, spec, context, wait)
             except Exception:
                 why = pool.still_answers(member)
                 if why is None:
@@ -189,6 +225,7 @@ class ContainerTargets(SpawnedTargets[ContainerConfig, "ContainerTarget"]):
         key: ContainerConfig,
         spec: IsolateSpec,
         context: BrokerContext,
+        wait: bool = True,
     ) -> ContainerTarget:
         from pytest_isolate.backends.container_target import ContainerTarget
         from pytest_isolate.container.reaping import run_labels
@@ -197,7 +234,8 @@ class ContainerTargets(SpawnedTargets[ContainerConfig, "ContainerTarget"]):
         rootdir = str(item.config.rootpath)
         files = sibling_files(item, spec, context, lambda other: _same_config(other, key))
         request = start_request(item.config, rootdir, files, context.limits)
-        return ContainerTarget.launch(engine, key, request, site, run_labels(self._run_id))
+        labels = run_labels(self._run_id)
+        return ContainerTarget.launch(engine, key, request, site, labels, wait=wait)
 
     def run(
         self,
@@ -206,10 +244,11 @@ class ContainerTargets(SpawnedTargets[ContainerConfig, "ContainerTarget"]):
         context: BrokerContext,
         key: ContainerConfig,
         policy: RunPolicy | None = None,
+        ahead: tuple[pytest.Item, IsolateSpec, ContainerConfig] | None = None,
     ) -> TargetResult:
         """The test's result; under ``--isolate-engine-retry``, a second try if its engine died."""
         self._lost_during = None
-        result = super().run(item, spec, context, key, policy)
+        result = super().run(item, spec, context, key, policy, ahead)
         lost, self._lost_during = self._lost_during, None
         pool = self.engines
         if lost is None or pool is None or not retry_lost(item.config) or not pool.usable():

@@ -84,6 +84,8 @@ class ContainerTarget(AgentTarget):
 
     #: The engine of ``--isolate-engines`` it runs on (None without a pool).
     member: PoolMember | None = None
+    #: The image it runs, as the engine names it (for messages).
+    image: str = ""
 
     def __init__(self, engine: Engine, container_id: str, stream: AttachedStream) -> None:
         self.engine = engine
@@ -101,8 +103,14 @@ class ContainerTarget(AgentTarget):
         request: StartRequest,
         site: Path,
         labels: dict[str, str],
+        wait: bool = True,
     ) -> ContainerTarget:
-        """Create, attach and start the container; its agent says hello and collects."""
+        """Create, attach and start the container; its agent says hello and collects.
+
+        ``wait=False``: return once the start request is sent; the agent
+        collects while the broker does other work, and ``finish_start`` reads
+        its answers (a fresh container started while the test before runs).
+        """
         started = time.monotonic()
         arch = config.foreign
         if arch is not None and (missing := binfmt_state(arch)) is not None:
@@ -155,6 +163,11 @@ class ContainerTarget(AgentTarget):
                 got = engine.api.inspect_container(container_id)["HostConfig"].get("Runtime")
                 if got != config.runtime:
                     raise ContainerStartError(wrong_runtime_message(config.runtime, str(got)))
+            target.image = image
+            if not wait:
+                target.handshake_ahead(request)
+                target.started_in = time.monotonic() - started
+                return target
             try:
                 target.handshake(request, HELLO_TIMEOUT, COLLECT_TIMEOUT)
             except AgentDead as exc:
@@ -164,6 +177,23 @@ class ContainerTarget(AgentTarget):
             raise
         target.started_in = time.monotonic() - started
         return target
+
+    def finish_start(self) -> None:
+        """The answers of a container started ahead (``launch(wait=False)``).
+
+        ``started_in`` is then what its test waited for: the launch, and
+        whatever of the agent's start the test before did not cover.
+        """
+        waited = time.monotonic()
+        try:
+            self.finish_handshake(HELLO_TIMEOUT, COLLECT_TIMEOUT)
+        except AgentDead as exc:
+            self.close()
+            raise ContainerStartError(f"the agent in {self.image!r} did not start: {exc}") from None
+        except BaseException:
+            self.close()
+            raise
+        self.started_in += time.monotonic() - waited
 
     @property
     def alive(self) -> bool:

@@ -93,9 +93,13 @@ def _files(source: Path) -> Iterator[Path]:
                 yield Path(directory, filename)
 
 
+#: Part of every copy's key: a copy made another way is never taken for this one.
+SITE_LAYOUT = "compiled: unchecked-hash pycs of the broker's Python\n"
+
+
 def content_key(sources: dict[str, Path]) -> str:
     """A digest of every file's path, size and mtime: changes when anything copied changes."""
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(SITE_LAYOUT.encode())
     for name, source in sorted(sources.items()):
         for path in _files(source):
             stat = path.stat()
@@ -124,6 +128,26 @@ def _coverage_runs() -> bool:
     from pytest_isolate.target.coverage_probe import broker_coverage
 
     return broker_coverage() is not None
+
+
+def _compile(site: Path) -> None:
+    """Byte-compile the copy once, for every target whose Python is the broker's version.
+
+    A target cannot write bytecode into the copy (read-only, and
+    ``PYTHONDONTWRITEBYTECODE``): without these, every agent compiled pytest,
+    pluggy and this package again, most of a container's start. The pycs
+    are not checked against their sources (the copy never changes: its
+    directory is named by its content); a Python of another version ignores
+    them and compiles, as before.
+    """
+    import compileall
+    import py_compile
+
+    compileall.compile_dir(
+        str(site),
+        quiet=2,
+        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+    )
 
 
 def injected_site(
@@ -158,8 +182,11 @@ def injected_site(
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, target)
                 target.chmod(0o644)
-        for directory, _subdirs, _names in os.walk(staging):
+        _compile(staging)
+        for directory, _subdirs, names in os.walk(staging):
             os.chmod(directory, 0o755)
+            for name in names:
+                os.chmod(os.path.join(directory, name), 0o644)
         try:
             os.rename(staging, final)
         except OSError:

@@ -148,6 +148,20 @@ class SpawnedTargets(Generic[K, T]):
     def launch(self, item: pytest.Item, key: K, spec: IsolateSpec, context: BrokerContext) -> T:
         raise NotImplementedError
 
+    def launch_ahead(
+        self, item: pytest.Item, key: K, spec: IsolateSpec, context: BrokerContext
+    ) -> T | None:
+        """Start ``item``'s fresh target without waiting for its agent (``AgentTarget.pending``).
+
+        None: this backend cannot (its channel may not take the start request
+        before the agent listens), and the test starts its target itself.
+        """
+        return None
+
+    def release(self, key: K, target: T, fresh: bool) -> None:
+        """After a test: a fresh or dead target is stopped, a shared one kept."""
+        self.pool.release(key, target, fresh)
+
     def describe(self, key: K) -> str:
         """How the terminal names a target of ``key`` ("container debian:bookworm")."""
         raise NotImplementedError
@@ -186,10 +200,46 @@ class SpawnedTargets(Generic[K, T]):
         return self._site
 
     def prepare(self, item: pytest.Item, spec: IsolateSpec, context: BrokerContext, key: K) -> None:
-        """Start (or find) the test's target before its line is printed: progress stands apart."""
-        if self.pool.failure(key, spec.fresh) is None and item.nodeid not in self._early:
+        """Start (or find) the test's target before its line is printed: progress stands apart.
+
+        A target started ahead for it (``start_ahead``) is finished here.
+        """
+        early = self._early.get(item.nodeid)
+        if early is not None:
+            acquired, fresh, new = early
+            self._early[item.nodeid] = (self._finished(acquired, key), fresh, new)
+        elif self.pool.failure(key, spec.fresh) is None:
             acquired, new = self._acquire(item, spec, context, key)
             self._early[item.nodeid] = (acquired, spec.fresh, new)
+
+    def start_ahead(
+        self, item: pytest.Item, spec: IsolateSpec, context: BrokerContext, key: K
+    ) -> None:
+        """Start the fresh target of ``item``, the next test, while the current one runs.
+
+        Its agent starts and collects meanwhile, on the other core; the test
+        then finds it in ``_early``, as if started before its line. A target
+        that fails to start here is closed and forgotten: the test starts its
+        own, and reports what goes wrong then.
+        """
+        if item.nodeid in self._early or not spec.fresh:
+            return
+        try:
+            target = self.launch_ahead(item, key, spec, context)
+        except Exception:
+            return
+        if target is not None:
+            self._early[item.nodeid] = (target, True, True)
+
+    def _finished(self, acquired: T | TargetResult, key: K) -> T | TargetResult:
+        """A target started ahead, once its agent answered; or why it could not start."""
+        if isinstance(acquired, TargetResult) or not acquired.pending:
+            return acquired
+        try:
+            acquired.finish_start()
+        except self.start_errors as exc:
+            return self.start_failure(key, exc)
+        return acquired
 
     def run(
         self,
@@ -198,10 +248,13 @@ class SpawnedTargets(Generic[K, T]):
         context: BrokerContext,
         key: K,
         policy: RunPolicy | None = None,
+        ahead: tuple[pytest.Item, IsolateSpec, K] | None = None,
     ) -> TargetResult:
+        """Run ``item`` in its target; ``ahead``: the next test's fresh one, started meanwhile."""
         early = self._early.pop(item.nodeid, None)
         if early is not None:
             acquired, _fresh, new = early
+            acquired = self._finished(acquired, key)
         else:
             earlier = self.pool.failure(key, spec.fresh)
             if earlier is not None:
@@ -210,6 +263,8 @@ class SpawnedTargets(Generic[K, T]):
         if isinstance(acquired, TargetResult):
             return acquired
         target = acquired
+        if ahead is not None:
+            self.start_ahead(ahead[0], ahead[1], context, ahead[2])
         try:
             if item.nodeid not in target.collected.nodeids:
                 result = self.not_collected(target, key, item.nodeid)
@@ -219,7 +274,7 @@ class SpawnedTargets(Generic[K, T]):
                     target.run(item.nodeid, spec, context.limits, policy, execution_count(item)),
                 )
         finally:
-            self.pool.release(key, target, spec.fresh)
+            self.release(key, target, spec.fresh)
         if new:
             result.startup = target.started_in
         return result

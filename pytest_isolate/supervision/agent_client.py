@@ -152,10 +152,18 @@ class AgentClient:
             raise self._die(f"the agent's hello is malformed: {exc}") from None
 
     def start(self, request: StartRequest, timeout: float | None = 600.0) -> Collected:
+        self.send_start(request)
+        return self.collection(timeout)
+
+    def send_start(self, request: StartRequest) -> None:
+        """Ask the agent to collect; it reads this after its hello, whenever it was sent."""
         # The agent sees the project at the broker's path (bind mount, 9p share or
         # a copy made there): its coverage may name files below it and nowhere else.
         self.project_root = request.rootdir
         self.send(request.to_message())
+
+    def collection(self, timeout: float | None = 600.0) -> Collected:
+        """The agent's answer to ``send_start``: what it collected."""
         try:
             self.collected = protocol.parse_collected(self._expect("collected", timeout))
         except ProtocolViolation as exc:

@@ -21,6 +21,8 @@ class AgentTarget:
     client: AgentClient
     collected: Collected = Collected(())
     started_in: float = 0.0
+    #: Started ahead of its test (``handshake_ahead``): its answers are not read yet.
+    pending: bool = False
     #: Where the start-up time went, step by step (shown under ``-v``).
     start_steps: list[tuple[str, float]]
 
@@ -39,6 +41,29 @@ class AgentTarget:
         began = self.step_done("agent hello", began)
         self.collected = self.client.start(start, collect_timeout)
         self.step_done("collection", began)
+
+    def handshake_ahead(self, start: StartRequest) -> None:
+        """Send ``start`` now, before the hello: the agent starts and collects on its own.
+
+        For a target started while another test runs (``finish_handshake``
+        reads both answers when its test comes). Only where the stream buffers
+        what is written before the agent reads (a container's attached stdin).
+        """
+        self.client.send_start(start)
+        self.pending = True
+
+    def finish_handshake(self, hello_timeout: float, collect_timeout: float) -> None:
+        """The hello and the collection that ``handshake_ahead`` asked for."""
+        began = time.monotonic()
+        self.client.hello(hello_timeout)
+        began = self.step_done("agent hello", began)
+        self.collected = self.client.collection(collect_timeout)
+        self.step_done("collection", began)
+        self.pending = False
+
+    def finish_start(self) -> None:
+        """Finish a target started ahead: its answers, or the backend's start error."""
+        raise NotImplementedError
 
     @property
     def alive(self) -> bool:

@@ -1,0 +1,154 @@
+"""A fresh container is started while the test before it runs, and never outlives the run.
+
+Under ``isolate_prefork`` (the default) the broker creates and starts the
+next test's fresh container, and sends its agent the start request, before
+the current test runs; the agent collects meanwhile. Side by side with
+``--isolate-no-prefork``: the same outcomes, a container per test, and the
+next test's container already there while the one before reports. A run
+stopped by ``-x`` leaves no container started ahead behind.
+
+The agents import pytest and this package from the injected site, compiled
+once by the broker: a target never compiles them itself.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from container_project import BOOKWORM, ContainerRun, run_project, wait_no_containers
+
+#: In the broker only (SEEN_FILE is not passed into containers): the containers of
+#: this broker that exist when test_first's result is reported.
+SEEN_CONFTEST = """
+import json, os
+
+def pytest_runtest_logreport(report):
+    path = os.environ.get("SEEN_FILE")
+    if not path or report.when != "call" or not report.nodeid.endswith("test_first"):
+        return
+    import docker
+    client = docker.from_env()
+    try:
+        found = client.api.containers(
+            filters={"label": "org.pytest-isolate.broker-pid=%d" % os.getpid()}
+        )
+    finally:
+        client.close()
+    with open(path, "w") as fh:
+        json.dump([summary["Id"][:12] for summary in found], fh)
+"""
+
+FRESH = f"""
+import socket
+from pytest_isolate import isolate
+
+@isolate("container", image="{BOOKWORM}", fresh=True)
+def test_first():
+    print("HOST", socket.gethostname())
+
+@isolate("container", image="{BOOKWORM}", fresh=True)
+def test_second():
+    print("HOST", socket.gethostname())
+    assert False, "fails on purpose"
+
+@isolate("container", image="{BOOKWORM}", fresh=True)
+def test_third():
+    print("HOST", socket.gethostname())
+"""
+
+SITE_IMPORTS = f"""
+import importlib.util, os, sys
+import pluggy, pytest
+from pytest_isolate import isolate
+
+@isolate("container", image="{BOOKWORM}", fresh=True)
+def test_imports_come_from_compiled_code():
+    for module in (pytest, pluggy, sys.modules["pytest_isolate.agent.server"]):
+        cached = module.__spec__.cached
+        assert cached and os.path.isfile(cached), module.__name__
+        with open(cached, "rb") as fh:
+            header = fh.read(8)
+        assert header[:4] == importlib.util.MAGIC_NUMBER, module.__name__
+"""
+
+
+def _hosts(run: ContainerRun) -> dict[str, str]:
+    """Test name -> the container hostname it printed (the -rA sections)."""
+    found: dict[str, str] = {}
+    current = None
+    for line in run.output.splitlines():
+        if line.startswith("_") and " test_" in line:
+            current = line.strip("_ ").split()[0]
+        elif line.startswith("HOST ") and current:
+            found[current] = line.split()[1]
+    return found
+
+
+def _run(root: Path, *args: str) -> tuple[ContainerRun, list[str]]:
+    seen = root.parent / f"{root.name}.seen.json"
+    run = run_project(
+        root,
+        {"fresh/conftest.py": SEEN_CONFTEST, "fresh/test_fresh.py": FRESH},
+        "fresh",
+        *args,
+        env={"SEEN_FILE": str(seen)},
+    )
+    return run, json.loads(seen.read_text()) if seen.exists() else []
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[ContainerRun, list[str]]]:
+    return {
+        "ahead": _run(tmp_path_factory.mktemp("ahead")),
+        "no-prefork": _run(tmp_path_factory.mktemp("no-prefork"), "--isolate-no-prefork"),
+    }
+
+
+def test_outcomes_are_the_same_with_and_without_starting_ahead(
+    runs: dict[str, tuple[ContainerRun, list[str]]],
+) -> None:
+    for run, _seen in runs.values():
+        assert run.outcome("test_first") == "PASSED", run.output[-3000:]
+        assert run.outcome("test_second") == "FAILED"
+        assert run.outcome("test_third") == "PASSED"
+        assert "fails on purpose" in run.output
+        assert len(set(_hosts(run).values())) == 3, run.output[-3000:]  # a container each
+        assert wait_no_containers(run.broker_pid, timeout=15) == []
+
+
+def test_the_next_container_is_up_while_the_test_before_reports(
+    runs: dict[str, tuple[ContainerRun, list[str]]],
+) -> None:
+    run, seen = runs["ahead"]
+    assert _hosts(run)["test_second"] in seen, (seen, _hosts(run))
+    run, seen = runs["no-prefork"]
+    assert _hosts(run)["test_second"] not in seen, (seen, _hosts(run))
+
+
+def test_a_run_stopped_by_x_leaves_no_container_started_ahead(tmp_path: Path) -> None:
+    run, seen = _run(tmp_path / "stopped", "-x", "--deselect", "fresh/test_fresh.py::test_first")
+    assert run.outcome("test_second") == "FAILED", run.output[-3000:]
+    assert "test_third" not in _hosts(run)
+    assert wait_no_containers(run.broker_pid, timeout=15) == []
+
+
+def test_agents_import_the_sites_compiled_code(tmp_path: Path) -> None:
+    run = run_project(tmp_path / "site", {"test_site.py": SITE_IMPORTS})
+    assert run.outcome("test_imports_come_from_compiled_code") == "PASSED", run.output[-3000:]
+
+
+def test_the_injected_site_is_compiled_and_readable_by_anyone(tmp_path: Path) -> None:
+    from pytest_isolate.backends.inject import injected_site
+
+    site = injected_site(tmp_path / "cache")
+    source = site / "pluggy" / "__init__.py"
+    compiled = Path(importlib.util.cache_from_source(str(source)))
+    assert compiled.is_file()
+    header = compiled.read_bytes()[:8]
+    assert header[:4] == importlib.util.MAGIC_NUMBER
+    assert int.from_bytes(header[4:8], "little") == 0b01  # a hash-based pyc, never checked
+    assert compiled.stat().st_mode & 0o777 == 0o644
+    assert compiled.parent.stat().st_mode & 0o777 == 0o755
