@@ -89,7 +89,7 @@ def measure(rounds: int) -> list[str]:
     )
     shared_run = _median(lambda: _pytest(shared)[0], rounds)
     fresh_run = _median(lambda: _pytest(fresh)[0], rounds)
-    vm_seconds, vm_output = _pytest(one, "--isolate=vm")
+    vm_seconds, vm_output = _pytest(one, "--isolate=vm", "-v")  # -v: the start-up steps
     accel = re.search(r"accelerator (\w+)", vm_output)
     agent_up = re.search(r"agent up in the guest: .*\(([\d.]+) s\)", vm_output)
     ready = re.search(r"collected in the guest \(([\d.]+) s since launch\)", vm_output)

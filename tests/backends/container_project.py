@@ -8,6 +8,7 @@ containers), and the engine queries that find what a broker left behind.
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,3 +89,16 @@ def remove_containers_of(broker_pid: int) -> None:
                 client.api.remove_container(summary["Id"], force=True)
     finally:
         client.close()
+
+
+def hosts(run: ProjectRun) -> dict[str, str]:
+    """Test name -> the container hostname it printed (from the -rA sections)."""
+    found: dict[str, str] = {}
+    current = None
+    for line in run.output.splitlines():
+        header = re.match(r"_+ (test_\w+) _+$", line)
+        if header:
+            current = header.group(1)
+        elif line.startswith("HOST ") and current:
+            found[current] = line.split()[1]
+    return found

@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 
 import pytest
-from container_project import BOOKWORM, ContainerRun, run_project, wait_no_containers
+from container_project import BOOKWORM, ContainerRun, hosts, run_project, wait_no_containers
 
 #: In the broker only (SEEN_FILE is not passed into containers): the containers of
 #: this broker that exist when test_first's result is reported.
@@ -75,18 +75,6 @@ def test_imports_come_from_compiled_code():
 """
 
 
-def _hosts(run: ContainerRun) -> dict[str, str]:
-    """Test name -> the container hostname it printed (the -rA sections)."""
-    found: dict[str, str] = {}
-    current = None
-    for line in run.output.splitlines():
-        if line.startswith("_") and " test_" in line:
-            current = line.strip("_ ").split()[0]
-        elif line.startswith("HOST ") and current:
-            found[current] = line.split()[1]
-    return found
-
-
 def _run(root: Path, *args: str) -> tuple[ContainerRun, list[str]]:
     seen = root.parent / f"{root.name}.seen.json"
     run = run_project(
@@ -115,7 +103,7 @@ def test_outcomes_are_the_same_with_and_without_starting_ahead(
         assert run.outcome("test_second") == "FAILED"
         assert run.outcome("test_third") == "PASSED"
         assert "fails on purpose" in run.output
-        assert len(set(_hosts(run).values())) == 3, run.output[-3000:]  # a container each
+        assert len(set(hosts(run).values())) == 3, run.output[-3000:]  # a container each
         assert wait_no_containers(run.broker_pid, timeout=15) == []
 
 
@@ -123,15 +111,15 @@ def test_the_next_container_is_up_while_the_test_before_reports(
     runs: dict[str, tuple[ContainerRun, list[str]]],
 ) -> None:
     run, seen = runs["ahead"]
-    assert _hosts(run)["test_second"] in seen, (seen, _hosts(run))
+    assert hosts(run)["test_second"] in seen, (seen, hosts(run))
     run, seen = runs["no-prefork"]
-    assert _hosts(run)["test_second"] not in seen, (seen, _hosts(run))
+    assert hosts(run)["test_second"] not in seen, (seen, hosts(run))
 
 
 def test_a_run_stopped_by_x_leaves_no_container_started_ahead(tmp_path: Path) -> None:
-    run, seen = _run(tmp_path / "stopped", "-x", "--deselect", "fresh/test_fresh.py::test_first")
+    run, _seen = _run(tmp_path / "stopped", "-x", "--deselect", "fresh/test_fresh.py::test_first")
     assert run.outcome("test_second") == "FAILED", run.output[-3000:]
-    assert "test_third" not in _hosts(run)
+    assert "test_third" not in hosts(run)
     assert wait_no_containers(run.broker_pid, timeout=15) == []
 
 

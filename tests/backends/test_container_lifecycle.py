@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from container_project import (
     CONFTEST,
     ContainerRun,
     containers_of,
+    hosts,
     remove_containers_of,
     run_project,
     wait_no_containers,
@@ -65,19 +65,6 @@ def test_project_is_copied_not_mounted():
     with pytest.raises(OSError):
         open(os.path.join(here, "planted.py"), "w")
 """
-
-
-def hosts(run: ContainerRun) -> dict[str, str]:
-    """Test name -> the container hostname it printed (from the -rA passes section)."""
-    found: dict[str, str] = {}
-    current = None
-    for line in run.output.splitlines():
-        header = re.match(r"_+ (test_\w+) _+$", line)
-        if header:
-            current = header.group(1)
-        elif line.startswith("HOST ") and current:
-            found[current] = line.split()[1]
-    return found
 
 
 @pytest.fixture(scope="module")
