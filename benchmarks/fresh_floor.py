@@ -117,13 +117,12 @@ def main(argv: list[str] | None = None) -> int:
             f"against plain pytest, {args.rounds} rounds, medians; the floors are the "
             "engine alone, timed as many times. What a fresh target adds to its floor is "
             "the agent's work: importing pytest and collecting the test's file (seconds "
-            "in a TCG guest). A fresh container is started while the test before it runs "
-            "(`isolate_prefork`), and its agent imports bytecode the broker compiled once "
-            "(`backends/inject.py`); with trivial tests there is little to overlap, so "
-            "most of its start is still waited for: create and start 0.09 s, the agent's "
-            "hello 0.12 s (Python and pytest's import), collection 0.15 s, removal 0.05 s. "
-            "The issue's targets were 1.5x for a container and 1 s for a guest; neither is "
-            "met yet (issue 20).\n\n"
+            "in a TCG guest). Fresh containers are started two tests ahead "
+            "(`isolate_prefork`), and their agents import bytecode the broker compiled once "
+            "(`backends/inject.py`). A container's start: create and start 0.09 s (in the "
+            "broker), the agent's hello 0.12 s (Python and pytest's import), collection "
+            "0.15 s, removal 0.05 s (in the broker). The issue's targets were 1.5x for a "
+            "container and 1 s for a guest (issue 20).\n\n"
             f"Machine: {machine()}.\n\n" + "\n".join(lines)
         )
         replace_section(DOCS, "fresh-floor", body)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -129,22 +129,25 @@ class ContainerBackend:
 
     def _fresh_next(
         self, item: pytest.Item, context: BrokerContext
-    ) -> tuple[pytest.Item, IsolateSpec, ContainerConfig] | None:
-        """The next test, if it gets a fresh container of its own (started while ``item`` runs).
+    ) -> list[tuple[pytest.Item, IsolateSpec, ContainerConfig]]:
+        """The next tests that get fresh containers of their own: started while ``item`` runs.
 
-        ``context.next_item`` is set only under ``isolate_prefork``, and never
-        for a test another plugin drives.
+        Up to two, in a row (both cores start one each while a short test
+        runs). ``context.next_item`` and ``item_after_next`` are set only
+        under ``isolate_prefork``, and never for a test another plugin drives.
         """
-        following = context.next_item
-        if following is None or following is item:
-            return None
-        spec = context.spec_of(following)
-        if spec is None or spec.backend != self.name or not spec.fresh:
-            return None
-        try:
-            return following, spec, config_from_spec(spec, following.nodeid)
-        except SpecError:
-            return None  # reported by that test's own run
+        ahead = []
+        for following in (context.next_item, context.item_after_next):
+            if following is None or following is item:
+                break
+            spec = context.spec_of(following)
+            if spec is None or spec.backend != self.name or not spec.fresh:
+                break
+            try:
+                ahead.append((following, spec, config_from_spec(spec, following.nodeid)))
+            except SpecError:
+                break  # reported by that test's own run
+        return ahead
 
     def prepare_target(self, item: pytest.Item, spec: IsolateSpec, context: BrokerContext) -> None:
         """Before the test's line: start its container (a bad spec is reported by ``run``)."""
@@ -244,7 +247,7 @@ class ContainerTargets(SpawnedTargets[ContainerConfig, "ContainerTarget"]):
         context: BrokerContext,
         key: ContainerConfig,
         policy: RunPolicy | None = None,
-        ahead: tuple[pytest.Item, IsolateSpec, ContainerConfig] | None = None,
+        ahead: Sequence[tuple[pytest.Item, IsolateSpec, ContainerConfig]] = (),
     ) -> TargetResult:
         """The test's result; under ``--isolate-engine-retry``, a second try if its engine died."""
         self._lost_during = None

@@ -55,6 +55,8 @@ ABI_TAGGED = ".cpython-"
 SKIPPED_DIRS = ("__pycache__",)
 #: A cached copy unused for this long is removed when a new one is made.
 STALE_AFTER = 7 * 24 * 3600.0
+#: Beside the copies: every module compiled for one, by content (``_compile``).
+BYTECODE = ".bytecode"
 
 
 def module_source(name: str) -> Path | None:
@@ -94,7 +96,7 @@ def _files(source: Path) -> Iterator[Path]:
 
 
 #: Part of every copy's key: a copy made another way is never taken for this one.
-SITE_LAYOUT = "compiled: unchecked-hash pycs of the broker's Python\n"
+SITE_LAYOUT = "compiled: unchecked-hash pycs of the broker's Python, from a store\n"
 
 
 def content_key(sources: dict[str, Path]) -> str:
@@ -114,13 +116,21 @@ def default_cache_root() -> Path:
 
 
 def prune_stale(root: Path, max_age: float = STALE_AFTER) -> None:
-    """Remove copies nobody used for ``max_age`` seconds (each edit of the package makes one)."""
+    """Remove copies nobody used for ``max_age`` seconds (each edit of the package makes one).
+
+    The bytecode store (``BYTECODE``) is pruned file by file: a compiled
+    module is kept while some copy still takes it.
+    """
     now = time.time()
     with contextlib.suppress(OSError):
-        for entry in root.iterdir():
+        for entry in [*root.iterdir(), *(root / BYTECODE).iterdir()]:
             with contextlib.suppress(OSError):
-                if now - entry.stat().st_mtime > max_age:
+                if entry.name == BYTECODE or now - entry.stat().st_mtime <= max_age:
+                    continue
+                if entry.is_dir():
                     shutil.rmtree(entry)
+                else:
+                    entry.unlink()
 
 
 def _coverage_runs() -> bool:
@@ -130,8 +140,8 @@ def _coverage_runs() -> bool:
     return broker_coverage() is not None
 
 
-def _compile(site: Path) -> None:
-    """Byte-compile the copy once, for every target whose Python is the broker's version.
+def _compile(site: Path, store: Path) -> None:
+    """Byte-compile the copy, for every target whose Python is the broker's version.
 
     A target cannot write bytecode into the copy (read-only, and
     ``PYTHONDONTWRITEBYTECODE``): without these, every agent compiled pytest,
@@ -139,15 +149,41 @@ def _compile(site: Path) -> None:
     are not checked against their sources (the copy never changes: its
     directory is named by its content); a Python of another version ignores
     them and compiles, as before.
+
+    Each module is compiled once per content, whatever copy it is in:
+    ``store`` keeps the pycs by the source's digest (a new copy for a project
+    with a plugin of its own compiles that plugin only). A pyc does not
+    depend on where its source is: the import system gives the code its
+    source's path when it loads it.
     """
-    import compileall
     import py_compile
 
-    compileall.compile_dir(
-        str(site),
-        quiet=2,
-        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
-    )
+    store.mkdir(parents=True, exist_ok=True)
+    tag = importlib.util.MAGIC_NUMBER.hex()
+    for directory, _subdirs, names in os.walk(site):
+        for name in names:
+            if not name.endswith(".py"):
+                continue
+            source = os.path.join(directory, name)
+            with open(source, "rb") as file:
+                digest = hashlib.sha256(file.read()).hexdigest()[:40]
+            stored = store / f"{digest}-{tag}.pyc"
+            if stored.is_file():
+                with contextlib.suppress(OSError):
+                    os.utime(stored)  # in use: not stale
+            else:
+                try:  # written atomically: a broker racing this one reads all or nothing
+                    py_compile.compile(
+                        source,
+                        cfile=str(stored),
+                        doraise=True,
+                        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+                    )
+                except (py_compile.PyCompileError, OSError):
+                    continue  # a module for another Python: the target compiles it
+            cached = importlib.util.cache_from_source(source)
+            os.makedirs(os.path.dirname(cached), exist_ok=True)
+            shutil.copyfile(stored, cached)
 
 
 def injected_site(
@@ -182,7 +218,7 @@ def injected_site(
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, target)
                 target.chmod(0o644)
-        _compile(staging)
+        _compile(staging, root / BYTECODE)
         for directory, _subdirs, names in os.walk(staging):
             os.chmod(directory, 0o755)
             for name in names:

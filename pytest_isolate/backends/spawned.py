@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -248,9 +248,9 @@ class SpawnedTargets(Generic[K, T]):
         context: BrokerContext,
         key: K,
         policy: RunPolicy | None = None,
-        ahead: tuple[pytest.Item, IsolateSpec, K] | None = None,
+        ahead: Sequence[tuple[pytest.Item, IsolateSpec, K]] = (),
     ) -> TargetResult:
-        """Run ``item`` in its target; ``ahead``: the next test's fresh one, started meanwhile."""
+        """Run ``item`` in its target; ``ahead``: the next tests' fresh ones, started meanwhile."""
         early = self._early.pop(item.nodeid, None)
         if early is not None:
             acquired, _fresh, new = early
@@ -263,8 +263,8 @@ class SpawnedTargets(Generic[K, T]):
         if isinstance(acquired, TargetResult):
             return acquired
         target = acquired
-        if ahead is not None:
-            self.start_ahead(ahead[0], ahead[1], context, ahead[2])
+        for following, following_spec, following_key in ahead:
+            self.start_ahead(following, following_spec, context, following_key)
         try:
             if item.nodeid not in target.collected.nodeids:
                 result = self.not_collected(target, key, item.nodeid)

@@ -98,6 +98,8 @@ class IsolateSession:
         #: per attempt): for those items this session steps aside and the
         #: integration's phase relay runs the target.
         self.protocol_drivers: list[Callable[[pytest.Item], bool]] = []
+        #: Where each test is in ``session.items`` (``_item_after``), made at first use.
+        self._positions: dict[int, int] | None = None
 
     # -- collection -----------------------------------------------------
     def _targets(self, node: Any, where: str) -> _Matrix:
@@ -170,6 +172,7 @@ class IsolateSession:
         self.context.next_item = (
             nextitem if self.prefork and not driven and self._may_fork_ahead(nextitem) else None
         )
+        self.context.item_after_next = self._item_after(self.context.next_item)
         if driven:
             item.stash[DRIVEN_ELSEWHERE] = True
             return None
@@ -203,6 +206,23 @@ class IsolateSession:
             and ERROR_KEY not in nextitem.stash
             and not self._driven(nextitem)
         )
+
+    def _item_after(self, item: pytest.Item | None) -> pytest.Item | None:
+        """The test after ``item`` in the run's order, if its target may be started ahead too.
+
+        Only where the order is the session's own: an xdist worker is handed
+        its tests as the run goes.
+        """
+        if item is None or hasattr(item.config, "workerinput"):
+            return None
+        items = item.session.items
+        if self._positions is None or len(self._positions) != len(items):
+            self._positions = {id(each): index for index, each in enumerate(items)}
+        index = self._positions.get(id(item))
+        if index is None or index + 1 >= len(items):
+            return None
+        following = items[index + 1]
+        return following if self._may_fork_ahead(following) else None
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> None:

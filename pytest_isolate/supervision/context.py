@@ -43,6 +43,9 @@ class BrokerContext:
     #: The test that runs after the current one, when its target may be forked
     #: while the current one runs (the session layer decides; None: it may not).
     next_item: pytest.Item | None = None
+    #: The test after ``next_item``, under the same rule, when the broker knows it
+    #: (never under xdist, whose scheduler hands a worker its tests as it goes).
+    item_after_next: pytest.Item | None = None
     #: ``warnings.filters`` between tests: what a target forked during another
     #: test's protocol goes back to before entering its own test's filters.
     warning_filters: list[Any] | None = None

@@ -1,11 +1,11 @@
 """A fresh container is started while the test before it runs, and never outlives the run.
 
 Under ``isolate_prefork`` (the default) the broker creates and starts the
-next test's fresh container, and sends its agent the start request, before
-the current test runs; the agent collects meanwhile. Side by side with
-``--isolate-no-prefork``: the same outcomes, a container per test, and the
-next test's container already there while the one before reports. A run
-stopped by ``-x`` leaves no container started ahead behind.
+next two tests' fresh containers, and sends their agents the start request,
+before the current test runs; the agents collect meanwhile. Side by side
+with ``--isolate-no-prefork``: the same outcomes, a container per test, and
+the next two tests' containers already there while the one before reports.
+A run stopped by ``-x`` leaves no container started ahead behind.
 
 The agents import pytest and this package from the injected site, compiled
 once by the broker: a target never compiles them itself.
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -107,13 +109,15 @@ def test_outcomes_are_the_same_with_and_without_starting_ahead(
         assert wait_no_containers(run.broker_pid, timeout=15) == []
 
 
-def test_the_next_container_is_up_while_the_test_before_reports(
+def test_the_next_two_containers_are_up_while_the_test_before_reports(
     runs: dict[str, tuple[ContainerRun, list[str]]],
 ) -> None:
     run, seen = runs["ahead"]
     assert hosts(run)["test_second"] in seen, (seen, hosts(run))
+    assert hosts(run)["test_third"] in seen, (seen, hosts(run))
     run, seen = runs["no-prefork"]
     assert hosts(run)["test_second"] not in seen, (seen, hosts(run))
+    assert hosts(run)["test_third"] not in seen, (seen, hosts(run))
 
 
 def test_a_run_stopped_by_x_leaves_no_container_started_ahead(tmp_path: Path) -> None:
@@ -140,3 +144,39 @@ def test_the_injected_site_is_compiled_and_readable_by_anyone(tmp_path: Path) ->
     assert int.from_bytes(header[4:8], "little") == 0b01  # a hash-based pyc, never checked
     assert compiled.stat().st_mode & 0o777 == 0o644
     assert compiled.parent.stat().st_mode & 0o777 == 0o755
+
+
+def test_a_new_site_takes_what_an_earlier_one_compiled(tmp_path: Path) -> None:
+    """A project with a plugin of its own makes a new copy: only that plugin is compiled."""
+    from pytest_isolate.backends.inject import BYTECODE, injected_site
+
+    first = injected_site(tmp_path / "cache")
+    store = tmp_path / "cache" / BYTECODE
+    before = set(store.iterdir())
+    plugin = tmp_path / "plugins" / "project_plugin.py"
+    plugin.parent.mkdir()
+    plugin.write_text("def pytest_configure(config):\n    pass\n")
+    sys.path.insert(0, str(plugin.parent))
+    try:
+        second = injected_site(tmp_path / "cache", modules=("project_plugin",))
+    finally:
+        sys.path.remove(str(plugin.parent))
+    assert second != first
+    assert len(set(store.iterdir()) - before) == 1  # the plugin alone
+    name = f"pluggy/__pycache__/__init__.{sys.implementation.cache_tag}.pyc"
+    assert (first / name).read_bytes() == (second / name).read_bytes()
+    assert (second / "__pycache__").is_dir()
+
+
+def test_stale_copies_and_compiled_modules_are_pruned(tmp_path: Path) -> None:
+    from pytest_isolate.backends.inject import BYTECODE, injected_site, prune_stale
+
+    site = injected_site(tmp_path / "cache")
+    store = tmp_path / "cache" / BYTECODE
+    old = store / "0123-old.pyc"
+    old.write_bytes(b"")
+    for path in (site, old):
+        os.utime(path, (0, 0))
+    prune_stale(tmp_path / "cache")
+    assert not site.exists() and not old.exists()
+    assert store.is_dir() and any(store.iterdir())  # what is still in use stays
