@@ -205,10 +205,10 @@ class SpawnedTargets(Generic[K, T]):
         A target started ahead for it (``start_ahead``) is finished here.
         """
         early = self._early.get(item.nodeid)
-        if early is not None:
-            acquired, fresh, new = early
-            self._early[item.nodeid] = (self._finished(acquired, key), fresh, new)
-        elif self.pool.failure(key, spec.fresh) is None:
+        if early is not None and self._finished(early[0]):
+            return
+        self._early.pop(item.nodeid, None)
+        if self.pool.failure(key, spec.fresh) is None:
             acquired, new = self._acquire(item, spec, context, key)
             self._early[item.nodeid] = (acquired, spec.fresh, new)
 
@@ -231,15 +231,23 @@ class SpawnedTargets(Generic[K, T]):
         if target is not None:
             self._early[item.nodeid] = (target, True, True)
 
-    def _finished(self, acquired: T | TargetResult, key: K) -> T | TargetResult:
-        """A target started ahead, once its agent answered; or why it could not start."""
+    @staticmethod
+    def _finished(acquired: T | TargetResult) -> bool:
+        """Is a target started ahead ready, its agent's answers read? False: it is closed.
+
+        A target that failed to start ahead (its agent died, its engine was
+        lost meanwhile) is forgotten: its test starts one of its own, and
+        reports what goes wrong then.
+        """
         if isinstance(acquired, TargetResult) or not acquired.pending:
-            return acquired
+            return True
         try:
             acquired.finish_start()
-        except self.start_errors as exc:
-            return self.start_failure(key, exc)
-        return acquired
+        except Exception:
+            with contextlib.suppress(Exception):
+                acquired.close()
+            return False
+        return True
 
     def run(
         self,
@@ -252,9 +260,8 @@ class SpawnedTargets(Generic[K, T]):
     ) -> TargetResult:
         """Run ``item`` in its target; ``ahead``: the next tests' fresh ones, started meanwhile."""
         early = self._early.pop(item.nodeid, None)
-        if early is not None:
+        if early is not None and self._finished(early[0]):
             acquired, _fresh, new = early
-            acquired = self._finished(acquired, key)
         else:
             earlier = self.pool.failure(key, spec.fresh)
             if earlier is not None:

@@ -37,6 +37,9 @@ def pytest_runtest_logreport(report):
         found = client.api.containers(
             filters={"label": "org.pytest-isolate.broker-pid=%d" % os.getpid()}
         )
+        if os.environ.get("KILL_AHEAD"):  # their engine "lost" them before their tests
+            for summary in found:
+                client.api.remove_container(summary["Id"], force=True)
     finally:
         client.close()
     with open(path, "w") as fh:
@@ -77,14 +80,16 @@ def test_imports_come_from_compiled_code():
 """
 
 
-def _run(root: Path, *args: str) -> tuple[ContainerRun, list[str]]:
+def _run(
+    root: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[ContainerRun, list[str]]:
     seen = root.parent / f"{root.name}.seen.json"
     run = run_project(
         root,
         {"fresh/conftest.py": SEEN_CONFTEST, "fresh/test_fresh.py": FRESH},
         "fresh",
         *args,
-        env={"SEEN_FILE": str(seen)},
+        env={"SEEN_FILE": str(seen), **(env or {})},
     )
     return run, json.loads(seen.read_text()) if seen.exists() else []
 
@@ -118,6 +123,16 @@ def test_the_next_two_containers_are_up_while_the_test_before_reports(
     run, seen = runs["no-prefork"]
     assert hosts(run)["test_second"] not in seen, (seen, hosts(run))
     assert hosts(run)["test_third"] not in seen, (seen, hosts(run))
+
+
+def test_a_container_started_ahead_that_died_is_replaced(tmp_path: Path) -> None:
+    run, seen = _run(tmp_path / "killed", env={"KILL_AHEAD": "1"})
+    assert len(seen) == 2, seen  # test_second's and test_third's, removed under them
+    assert run.outcome("test_first") == "PASSED", run.output[-3000:]
+    assert run.outcome("test_second") == "FAILED" and "fails on purpose" in run.output
+    assert run.outcome("test_third") == "PASSED", run.output[-3000:]
+    assert not set(seen) & {hosts(run)["test_second"], hosts(run)["test_third"]}
+    assert wait_no_containers(run.broker_pid, timeout=15) == []
 
 
 def test_a_run_stopped_by_x_leaves_no_container_started_ahead(tmp_path: Path) -> None:

@@ -160,7 +160,9 @@ def test_an_engine_stopped_mid_test_fails_only_that_test(
         "ENGINE_HOSTS_COUNT": str(hosts.count),
         "STOPPED_FILE": str(stopped_file),
     }
-    args = [pool_option(hosts), *(["--isolate-engine-retry"] if retry else [])]
+    # Without starting ahead: the stopper must find the victim's container alone, asleep.
+    args = [pool_option(hosts), "--isolate-no-prefork"]
+    args += ["--isolate-engine-retry"] if retry else []
     run = run_project(
         tmp_path / "p",
         {"conftest.py": CONFTEST + STOPPER, "test_victim.py": VICTIM_TESTS},
