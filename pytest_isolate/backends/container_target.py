@@ -84,8 +84,6 @@ class ContainerTarget(AgentTarget):
 
     #: The engine of ``--isolate-engines`` it runs on (None without a pool).
     member: PoolMember | None = None
-    #: The image it runs, as the engine names it (for messages).
-    image: str = ""
 
     def __init__(self, engine: Engine, container_id: str, stream: AttachedStream) -> None:
         self.engine = engine
@@ -163,7 +161,6 @@ class ContainerTarget(AgentTarget):
                 got = engine.api.inspect_container(container_id)["HostConfig"].get("Runtime")
                 if got != config.runtime:
                     raise ContainerStartError(wrong_runtime_message(config.runtime, str(got)))
-            target.image = image
             if not wait:
                 target.handshake_ahead(request)
                 target.started_in = time.monotonic() - started
@@ -187,9 +184,6 @@ class ContainerTarget(AgentTarget):
         waited = time.monotonic()
         try:
             self.finish_handshake(HELLO_TIMEOUT, COLLECT_TIMEOUT)
-        except AgentDead as exc:
-            self.close()
-            raise ContainerStartError(f"the agent in {self.image!r} did not start: {exc}") from None
         except BaseException:
             self.close()
             raise

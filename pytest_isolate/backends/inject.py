@@ -122,15 +122,16 @@ def prune_stale(root: Path, max_age: float = STALE_AFTER) -> None:
     module is kept while some copy still takes it.
     """
     now = time.time()
-    with contextlib.suppress(OSError):
-        for entry in [*root.iterdir(), *(root / BYTECODE).iterdir()]:
-            with contextlib.suppress(OSError):
-                if entry.name == BYTECODE or now - entry.stat().st_mtime <= max_age:
-                    continue
-                if entry.is_dir():
-                    shutil.rmtree(entry)
-                else:
-                    entry.unlink()
+    for directory in (root, root / BYTECODE):
+        with contextlib.suppress(OSError):
+            for entry in directory.iterdir():
+                with contextlib.suppress(OSError):
+                    if entry.name == BYTECODE or now - entry.stat().st_mtime <= max_age:
+                        continue
+                    if entry.is_dir():
+                        shutil.rmtree(entry)
+                    else:
+                        entry.unlink()
 
 
 def _coverage_runs() -> bool:

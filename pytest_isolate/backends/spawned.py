@@ -158,10 +158,6 @@ class SpawnedTargets(Generic[K, T]):
         """
         return None
 
-    def release(self, key: K, target: T, fresh: bool) -> None:
-        """After a test: a fresh or dead target is stopped, a shared one kept."""
-        self.pool.release(key, target, fresh)
-
     def describe(self, key: K) -> str:
         """How the terminal names a target of ``key`` ("container debian:bookworm")."""
         raise NotImplementedError
@@ -233,7 +229,7 @@ class SpawnedTargets(Generic[K, T]):
 
     @staticmethod
     def _finished(acquired: T | TargetResult) -> bool:
-        """Is a target started ahead ready, its agent's answers read? False: it is closed.
+        """Is a target started ahead ready, its agent's answers read? False: it was closed.
 
         A target that failed to start ahead (its agent died, its engine was
         lost meanwhile) is forgotten: its test starts one of its own, and
@@ -244,8 +240,6 @@ class SpawnedTargets(Generic[K, T]):
         try:
             acquired.finish_start()
         except Exception:
-            with contextlib.suppress(Exception):
-                acquired.close()
             return False
         return True
 
@@ -281,7 +275,7 @@ class SpawnedTargets(Generic[K, T]):
                     target.run(item.nodeid, spec, context.limits, policy, execution_count(item)),
                 )
         finally:
-            self.release(key, target, spec.fresh)
+            self.pool.release(key, target, spec.fresh)
         if new:
             result.startup = target.started_in
         return result

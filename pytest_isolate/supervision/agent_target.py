@@ -62,7 +62,7 @@ class AgentTarget:
         self.pending = False
 
     def finish_start(self) -> None:
-        """Finish a target started ahead: its answers, or the backend's start error."""
+        """Finish a target started ahead: read its answers; on failure, close it and raise."""
         raise NotImplementedError
 
     @property

@@ -195,3 +195,8 @@ def test_stale_copies_and_compiled_modules_are_pruned(tmp_path: Path) -> None:
     prune_stale(tmp_path / "cache")
     assert not site.exists() and not old.exists()
     assert store.is_dir() and any(store.iterdir())  # what is still in use stays
+    made_before_the_store = tmp_path / "older" / "0123456789abcdef0123"
+    made_before_the_store.mkdir(parents=True)
+    os.utime(made_before_the_store, (0, 0))
+    prune_stale(tmp_path / "older")
+    assert not made_before_the_store.exists()
