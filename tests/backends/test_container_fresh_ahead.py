@@ -25,7 +25,13 @@ from container_project import BOOKWORM, ContainerRun, hosts, run_project, wait_n
 #: In the broker only (SEEN_FILE is not passed into containers): the containers of
 #: this broker that exist when test_first's result is reported.
 SEEN_CONFTEST = """
-import json, os
+import json, os, time
+
+# In a container (no SEEN_FILE there), when asked: the agent answers "collected" late,
+# so that a container removed while the test before reports cannot have answered yet.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if not os.environ.get("SEEN_FILE") and os.path.exists(os.path.join(_HERE, "slow-collection")):
+    time.sleep(3)
 
 def pytest_runtest_logreport(report):
     path = os.environ.get("SEEN_FILE")
@@ -81,12 +87,15 @@ def test_imports_come_from_compiled_code():
 
 
 def _run(
-    root: Path, *args: str, env: dict[str, str] | None = None
+    root: Path, *args: str, env: dict[str, str] | None = None, slow: bool = False
 ) -> tuple[ContainerRun, list[str]]:
     seen = root.parent / f"{root.name}.seen.json"
+    files = {"fresh/conftest.py": SEEN_CONFTEST, "fresh/test_fresh.py": FRESH}
+    if slow:
+        files["fresh/slow-collection"] = ""
     run = run_project(
         root,
-        {"fresh/conftest.py": SEEN_CONFTEST, "fresh/test_fresh.py": FRESH},
+        files,
         "fresh",
         *args,
         env={"SEEN_FILE": str(seen), **(env or {})},
@@ -126,8 +135,8 @@ def test_the_next_two_containers_are_up_while_the_test_before_reports(
 
 
 def test_a_container_started_ahead_that_died_is_replaced(tmp_path: Path) -> None:
-    run, seen = _run(tmp_path / "killed", env={"KILL_AHEAD": "1"})
-    assert len(seen) == 2, seen  # test_second's and test_third's, removed under them
+    run, seen = _run(tmp_path / "killed", env={"KILL_AHEAD": "1"}, slow=True)
+    assert len(seen) == 2, seen  # test_second's and test_third's, removed before they answered
     assert run.outcome("test_first") == "PASSED", run.output[-3000:]
     assert run.outcome("test_second") == "FAILED" and "fails on purpose" in run.output
     assert run.outcome("test_third") == "PASSED", run.output[-3000:]
