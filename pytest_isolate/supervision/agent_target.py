@@ -36,11 +36,7 @@ class AgentTarget:
 
     def handshake(self, start: StartRequest, hello_timeout: float, collect_timeout: float) -> None:
         """Hello, then collection inside the target; raises ``AgentDead`` on failure."""
-        began = time.monotonic()
-        self.client.hello(hello_timeout)
-        began = self.step_done("agent hello", began)
-        self.collected = self.client.start(start, collect_timeout)
-        self.step_done("collection", began)
+        self._answers(hello_timeout, collect_timeout, start)
 
     def handshake_ahead(self, start: StartRequest) -> None:
         """Send ``start`` now, before the hello: the agent starts and collects on its own.
@@ -54,12 +50,20 @@ class AgentTarget:
 
     def finish_handshake(self, hello_timeout: float, collect_timeout: float) -> None:
         """The hello and the collection that ``handshake_ahead`` asked for."""
+        self._answers(hello_timeout, collect_timeout)
+        self.pending = False
+
+    def _answers(
+        self, hello_timeout: float, collect_timeout: float, start: StartRequest | None = None
+    ) -> None:
+        """Read the hello; send ``start`` if not sent ahead; read the collection. Timed by step."""
         began = time.monotonic()
         self.client.hello(hello_timeout)
         began = self.step_done("agent hello", began)
+        if start is not None:
+            self.client.send_start(start)
         self.collected = self.client.collection(collect_timeout)
         self.step_done("collection", began)
-        self.pending = False
 
     def finish_start(self) -> None:
         """Finish a target started ahead: read its answers; on failure, close it and raise."""
