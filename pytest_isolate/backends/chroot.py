@@ -119,13 +119,18 @@ class ChrootBackend(ForkedBackend):
         """A foreign root needs a spawned agent (``chroot_rootfs``); the host's own root a fork."""
         if not self.forks(spec):
             return self._roots().run_spec(item, spec, context)
-        try:
-            return super().run(item, spec, context)
-        finally:
-            # This test's jail, not the one of the target forked ahead meanwhile.
-            jail = self._shared_jail(item, self._prepared_for(spec), create=False)
-            if jail is not None:
-                jail.empty_scratch_areas()
+        return super().run(item, spec, context)
+
+    def target_gone(self, item: pytest.Item, spec: IsolateSpec) -> None:
+        """Empty the shared jail's /tmp and /dev/shm: nothing of this test reaches the next.
+
+        Only once the target is dead: one still exiting (or one that forged
+        its end) could write there again after an earlier emptying.
+        """
+        # This test's jail, not the one of the target forked ahead meanwhile.
+        jail = self._shared_jail(item, self._prepared_for(spec), create=False)
+        if jail is not None:
+            jail.empty_scratch_areas()
 
     def forks(self, spec: IsolateSpec) -> bool:
         """A foreign root runs in a spawned, jailed agent; the host's own root in a fork."""

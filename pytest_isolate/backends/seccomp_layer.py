@@ -211,11 +211,23 @@ class SeccompWatch(TargetWatch):
     def finish(self, result: TargetResult, state: Supervision) -> None:
         from pytest_isolate.policy import find_kernel_kill
 
-        violations = self.monitor.stop() if self.monitor else []
+        if not self.monitor:
+            violations = []
+        elif state.lingering:
+            # The test's calls were answered (so recorded) before it said done; the
+            # monitor serves the exit's calls until ``settle``.
+            violations = self.monitor.violations()
+        else:
+            violations = self.monitor.stop()
         killed_by_kernel = None
         if killed_by_sigsys(state.wait_status):
             killed_by_kernel = find_kernel_kill(self.test_pids, self.kmsg_since) or "unknown"
         report_violations(result, self.policy, violations, killed_by_kernel, self.fail_on_violation)
+
+
+    def settle(self) -> None:
+        if self.monitor:
+            self.monitor.stop()
 
 
 def killed_by_sigsys(status: int | None) -> bool:

@@ -88,7 +88,7 @@ class IsolateSession:
         self.matrix = list(matrix)
         self.honour_forked = honour_forked
         self.unavailable = unavailable
-        self.context = BrokerContext(config, spec_of=self.spec_of)
+        self.context = BrokerContext(config, spec_of=self.spec_of, pipeline=prefork)
         #: fork a forked backend's next target while the current test runs
         self.prefork = prefork
         self._pid = os.getpid()
@@ -166,6 +166,7 @@ class IsolateSession:
         error = item.stash.get(ERROR_KEY, None)
         spec = item.stash.get(SPEC_KEY, None)
         if error is None and spec is None:
+            self.context.settle()  # no target still exits while the broker runs a test
             self.context.drop_spare()  # the broker runs a test: a fork made before is stale
             return None
         driven = error is None and self._driven(item)
@@ -271,6 +272,7 @@ class IsolateSession:
             kind: FailureKind = "skip" if self.unavailable == "skip" else "unavailable"
             return TargetResult(failure=message, failure_kind=kind)
         spec, timeout_note = apply_plugin_timeout(item, spec)
+        self.context.settle()  # the previous target's exit, collected while its test was reported
         started = time.monotonic()
         try:
             with coverage.broker_paused():
@@ -350,7 +352,9 @@ class IsolateSession:
         An xdist worker then hands its figures to the controller, which
         prints the summary.
         """
+        self.context.settle()
         self.context.drop_spare()
+        self.stats.add_late_exits(self.context.late_exits)
         workeroutput = getattr(session.config, "workeroutput", None)
         if isinstance(workeroutput, dict):
             workeroutput[WORKER_STATS] = self.stats.to_data()

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from pytest_isolate.backends.base import TargetResult
+from pytest_isolate.supervision.context import LateExit
 
 
 @dataclass
@@ -24,11 +25,23 @@ class BackendStats:
     starts: int = 0  # spawned targets started for these tests
     start_seconds: float = 0.0
     not_run: int = 0  # no target: its engine, image or kernel failed, or the options were bad
+    late_exits: int = 0  # a target that ended badly after its test had been reported
+
+
+#: How to get a late exit reported as its test's failure instead.
+LATE_EXIT_HINT = "--isolate-no-prefork reports such an end as the test's failure"
 
 
 class RunStats:
     def __init__(self) -> None:
         self.by_label: dict[str, BackendStats] = {}
+        #: This process's late exits, named (a worker's only reach the controller as counts).
+        self.late_exits: list[LateExit] = []
+
+    def add_late_exits(self, late: list[LateExit]) -> None:
+        for each in late:
+            self.by_label.setdefault(each.label, BackendStats()).late_exits += 1
+        self.late_exits.extend(late)
 
     def to_data(self) -> dict[str, dict[str, float]]:
         """Plain data for xdist's ``workeroutput`` (sent with execnet: no objects)."""
@@ -92,5 +105,11 @@ class RunStats:
                     f"{s.not_run} could not run "
                     "(engine, image, kernel or options: see their reports)"
                 )
+            if s.late_exits:
+                parts.append(f"{s.late_exits} ended badly after finishing ({LATE_EXIT_HINT})")
             out.append(f"isolate {label}: " + ", ".join(parts))
+        out += [
+            f"isolate {late.label}: the target of {late.nodeid} {late.why}"
+            for late in self.late_exits
+        ]
         return out

@@ -269,6 +269,10 @@ class CgroupV2Tree:
     def set_aside(self, pid: int) -> None:
         pass  # a target joins the leaf only when its test starts
 
+    def holds_only(self, pid: int) -> bool:
+        """Nothing but ``pid`` in the leaf or below it."""
+        return not set(_members(self.leaf)) - {pid}
+
     def kill(self, pid: int) -> None:
         empty_group(self.leaf, self.kill_method)
 

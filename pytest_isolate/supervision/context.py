@@ -30,6 +30,22 @@ class SpareTarget(Protocol):
         """End it unused: it inherited broker state that no longer holds."""
 
 
+class EndingTarget(Protocol):
+    """A target whose test is reported while it still exits (``backends/forked.py``)."""
+
+    def settle(self) -> LateExit | None:
+        """Collect its exit, kill its tree, free what the broker holds; why not normal, or None."""
+
+
+@dataclass(frozen=True)
+class LateExit:
+    """A target that ended badly after it had sent its test's last report."""
+
+    label: str
+    nodeid: str
+    why: str
+
+
 @dataclass
 class BrokerContext:
     """Created once per broker (per xdist worker) when the first isolated test runs."""
@@ -49,9 +65,15 @@ class BrokerContext:
     #: ``warnings.filters`` between tests: what a target forked during another
     #: test's protocol goes back to before entering its own test's filters.
     warning_filters: list[Any] | None = None
+    #: Report a test at its ``done``, and collect its target's exit while the broker
+    #: reports it (``isolate_prefork``, as forking ahead): ``keep_ending``, ``settle``.
+    pipeline: bool = True
+    #: Targets that ended badly after their test was reported (the run's summary names them).
+    late_exits: list[LateExit] = field(default_factory=list)
     _tree: ProcessTree | None = None
     _scratch_root: Path | None = None
     _spare: SpareTarget | None = None
+    _ending: EndingTarget | None = None
 
     @property
     def tree(self) -> ProcessTree:
@@ -106,7 +128,25 @@ class BrokerContext:
         if spare is not None:
             spare.discard()
 
+    def keep_ending(self, ending: EndingTarget) -> None:
+        """Hold ``ending`` until the next test, or the run's end, needs its exit collected."""
+        self.settle()
+        self._ending = ending
+
+    def settle(self) -> None:
+        """Finish the target still exiting, if any: before any other test's code runs.
+
+        Its tree is killed and reaped here, so the process tree is empty when
+        the next target joins it and its limits change.
+        """
+        ending, self._ending = self._ending, None
+        if ending is not None:
+            late = ending.settle()
+            if late is not None:
+                self.late_exits.append(late)
+
     def close(self) -> None:
+        self.settle()
         self.drop_spare()
         if self._tree is not None:
             self._tree.close()

@@ -8,6 +8,13 @@ caps and the report allow-list; the first violation kills the target.
 With the ``shm`` channel the frames arrive through a shared ring
 (``wire/shm.py``) polled by its eventfd, and the socket stays for the
 handshake (passed descriptors) and for EOF; both streams share the caps.
+
+``run(end_at_done=True)`` returns as soon as the target said ``done`` after
+its teardown report, if it is all its process tree holds: its record is
+whole, and what is left (its exit, the tree's emptying, reaping) is done by
+:meth:`TargetSupervisor.settle` while the broker reports the test. A test
+that left a process behind takes the usual way, which kills it before the
+report is written.
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ class Supervision:
     protocol_error: str | None = None
     started: float = field(default_factory=time.monotonic)
     ended: float = 0.0
+    #: ``run`` returned at ``done``: the exit is still owed, and ``settle`` collects it.
+    lingering: bool = False
 
 
 class TargetSupervisor:
@@ -57,6 +66,7 @@ class TargetSupervisor:
         limits: FrameLimits,
         kill_tree: Callable[[], None],
         kill_grace: float = 1.0,
+        alone: Callable[[], bool] = lambda: False,
         extra_handlers: dict[str, Handler] | None = None,
         ring: RingReader | None = None,
         project_root: str | None = None,
@@ -71,10 +81,14 @@ class TargetSupervisor:
         self.ring_decoder = FrameDecoder(limits)
         self.kill_tree = kill_tree
         self.kill_grace = kill_grace
+        #: Is the target all its tree holds? Only then may ``run`` end at ``done``:
+        #: what a test started is dead before its report is written.
+        self.alone = alone
         self.output = output  # the target's own stdout and stderr, under -s
         self.recorder = TestFrameRecorder(nodeid, project_root, extra_handlers)
         self.state = Supervision(self.recorder.record)
         self.received_fds: list[int] = []
+        self._pidfd = -1
 
     def take_fds(self) -> list[int]:
         """Descriptors passed with the frames read so far (SCM_RIGHTS); the caller owns them."""
@@ -154,10 +168,11 @@ class TargetSupervisor:
                 return None
             time.sleep(0.002)
 
-    def run(self) -> Supervision:
+    def run(self, end_at_done: bool = False) -> Supervision:
+        """Read frames until the target is gone (or, with ``end_at_done``, said ``done``)."""
         state = self.state
         deadline = None if self.timeout is None else state.started + self.timeout
-        pidfd = os.pidfd_open(self.pid)
+        self._pidfd = pidfd = os.pidfd_open(self.pid)
         self.channel.setblocking(False)
         poller = select.poll()
         poller.register(self.channel.fileno(), select.POLLIN)
@@ -197,22 +212,69 @@ class TargetSupervisor:
                         output_open = self.output.pump()
                         if not output_open:
                             poller.unregister(self.output.fileno())
+                if end_at_done and state.record.finished and not exited:
+                    end_at_done = False  # asked once: what it started dies with the tree
+                    if "teardown" in state.record.phases and self.alone():
+                        self._drain_ring()
+                        state.lingering = True
+                        break
             if not state.timed_out:
                 self._drain_ring()
         except ProtocolViolation as exc:
+            state.lingering = False
             state.protocol_error = str(exc)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
+        except BaseException:
+            state.lingering = False
+            raise
         finally:
-            os.close(pidfd)
+            if state.lingering:
+                state.ended = time.monotonic()
+            else:
+                self._end()
+        return state
+
+    def settle(self, grace: float) -> str | None:
+        """After ``run`` returned at ``done``: collect the exit the target owes, end the rest.
+
+        The target has nothing left to do but exit, and gets ``grace``
+        seconds for it; then its whole tree is killed and reaped, as at the
+        end of ``run``. Returns why its end was not normal (a status other
+        than 0, a signal, no exit in time), or None.
+        """
+        if not self.state.lingering:
+            return None
+        self.state.lingering = False
+        poller = select.poll()
+        poller.register(self._pidfd, select.POLLIN)
+        exited = bool(poller.poll(max(0, int(grace * 1000))))
+        if exited:
+            self._wait_exit(1.0)
+        self._end()
+        status = self.state.wait_status
+        if not exited:
+            return f"did not exit within {grace:g} s of finishing, and was killed"
+        if status is None or (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
+            return None
+        if os.WIFSIGNALED(status):
+            return f"was killed by signal {os.WTERMSIG(status)} after finishing"
+        return f"exited with status {os.waitstatus_to_exitcode(status)} after finishing"
+
+    def _end(self) -> None:
+        """The target is gone, or is killed now: kill its tree, reap it, close our ends."""
+        state = self.state
+        try:
+            os.close(self._pidfd)
             self.kill_tree()
             if self.output is not None:
                 self.output.drain()
             if state.wait_status is None:
                 self._wait_exit(5.0)
+        finally:
             self.channel.close()
             for fd in self.take_fds():
                 with contextlib.suppress(OSError):
                     os.close(fd)
-            state.ended = time.monotonic()
-        return state
+            if not state.ended:
+                state.ended = time.monotonic()

@@ -58,6 +58,10 @@ class ProcessTree(Protocol):
         ...
 
     def oom_kills(self) -> int: ...
+    def holds_only(self, pid: int) -> bool:
+        """Is ``pid`` (a target) all the tree holds: did its test leave no process behind?"""
+        ...
+
     def kill(self, pid: int) -> None: ...
     def set_aside(self, pid: int) -> None:
         """``pid`` waits for its own test: the next ``kill`` must spare it."""
@@ -145,6 +149,13 @@ class CgroupV1Tree:
     def set_aside(self, pid: int) -> None:
         pass  # a target joins the group only when its test starts
 
+    def holds_only(self, pid: int) -> bool:
+        """Nothing but ``pid`` in the freezer group, and no subgroup a root test could hide in."""
+        if set(pids_in(self.freezer / "cgroup.procs")) - {pid}:
+            return False
+        with os.scandir(self.freezer) as entries:
+            return not any(entry.is_dir(follow_symlinks=False) for entry in entries)
+
     def kill(self, pid: int) -> None:
         procs = self.freezer / "cgroup.procs"
         if not pids_in(procs):
@@ -225,6 +236,10 @@ class SubreaperTree:
 
     def set_aside(self, pid: int) -> None:
         self._before.add(pid)
+
+    def holds_only(self, pid: int) -> bool:
+        """No orphan of the test was handed to the broker (the subreaper)."""
+        return not self._children() - self._before - {pid}
 
     def kill(self, pid: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
