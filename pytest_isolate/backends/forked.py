@@ -304,9 +304,10 @@ class ForkedBackend:
         Under ``context.pipeline`` the result is made at the target's
         ``done``: it has sent every report and only exits. When the process
         tree holds nothing else (nothing the test started is left to kill
-        before its report), its exit, the tree's emptying and the reaping (about 1.5 ms here, more for a large
-        broker) then happen while the broker reports the test, and are
-        collected (``EndingLaunch.settle``) before the next test starts. Not
+        before its report), its exit, the tree's emptying and the reaping
+        (about 1.5 ms here, more for a large broker) then happen while the
+        broker reports the test, and are collected (``EndingLaunch.settle``)
+        before the next test starts. Not
         under ``-s``, whose output relay is drained once the target is gone.
         """
         item, spec, pid = launch.item, launch.spec, launch.pid

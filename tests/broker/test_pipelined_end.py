@@ -39,7 +39,8 @@ SEEN_AT_REPORT = """
         seen = ["target=" + ("reaped" if target == "reaped" else "not-reaped")]
         left = Path("pids", f"{name}.left")
         if left.exists():
-            seen.append("left=" + ("gone" if _state(int(left.read_text())) in "Z reaped" else "alive"))
+            state = _state(int(left.read_text()))
+            seen.append("left=" + ("gone" if state in ("Z", "reaped") else "alive"))
         Path("pids", f"{name}.seen").write_text(" ".join(seen))
 """
 
