@@ -224,7 +224,6 @@ class SeccompWatch(TargetWatch):
             killed_by_kernel = find_kernel_kill(self.test_pids, self.kmsg_since) or "unknown"
         report_violations(result, self.policy, violations, killed_by_kernel, self.fail_on_violation)
 
-
     def settle(self) -> None:
         if self.monitor:
             self.monitor.stop()
