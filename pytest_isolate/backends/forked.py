@@ -31,6 +31,7 @@ from pytest_isolate.supervision.context import BrokerContext, LateExit
 from pytest_isolate.supervision.outcome import result_of
 from pytest_isolate.supervision.output_relay import OutputRelay, captures_fds
 from pytest_isolate.supervision.supervisor import Supervision, TargetSupervisor
+from pytest_isolate.supervision.tree import ProcessTree
 from pytest_isolate.target.capture import capture_fds, output_tail, saved_terminal_fds
 from pytest_isolate.target.hypothesis_examples import read_before_fork, reads_examples
 from pytest_isolate.target.item_runner import FrameSender, prepare_forwarder, run_in_target
@@ -183,10 +184,10 @@ class ForkedBackend:
         try:
             context.tree.before_start(spec.pids_limit or self.default_pids_limit, spec.mem_limit)
             oom_kills_before = context.tree.oom_kills() if spec.mem_limit else 0
-            if not launch.start():  # the spare died while it waited: a new one
+            if not launch.start(context.tree):  # the spare died while it waited: a new one
                 launch.discard()
                 launch = self._launch(item, spec, context)
-                launch.start()
+                launch.start(context.tree)
             self._prepare_next(item, context)
             result, ending = self._supervise(launch, context, oom_kills_before)
             return result
@@ -366,24 +367,32 @@ class ForkedBackend:
             scratch=str(scratch),
             keep_fds=[*keep, *self.restriction_fds()],
             terminal_fds=terminal,
-            join_tree=context.tree.join,
-            tree_membership=context.tree.membership(),
+            adopted=context.tree.membership() is not None,
             broker_namespaces=broker_namespaces(),
             output=None if output is None else output.write_fd,
         )
         setup = ChildSetup(item, spec, prepared, channel, scratch, keep)
+        sender = FrameSender(channel if ring is None else ring.writer())
         detach_target(plan)
-        _wait_for_start(channel)
 
         def backend_steps() -> Privileges:
             self.restrict(setup)
             return self.privileges(setup)
 
-        def restrict() -> None:
+        # Every step but the tree's before the start: the broker may have forked this
+        # target while another test runs, and moves it into the tree as it starts it.
+        failed: BaseException | None = None
+        try:
             receipt = confine_target(plan, backend_steps)
             item.user_properties.append((RECEIPT_PROPERTY, " ".join(receipt)))
+        except BaseException as exc:  # reported once started, as the test's setup error
+            failed = exc
+        _wait_for_start(channel)
 
-        sender = FrameSender(channel if ring is None else ring.writer())
+        def restrict() -> None:
+            if failed is not None:
+                raise failed
+
         # The broker forked this child inside some test's warnings context (maybe
         # another test's): back to the filters between tests, then this test's own.
         if context.warning_filters is not None:
@@ -442,9 +451,14 @@ class ForkedLaunch:
     output: OutputRelay | None
     broker_pid: int
 
-    def start(self) -> bool:
-        """Let it run its test; False when it is gone."""
+    def start(self, tree: ProcessTree) -> bool:
+        """Move it into ``tree`` (step 4 of its restriction) and let it run its test.
+
+        False when it is gone. It took every other step while it waited.
+        """
         try:
+            if not tree.adopt(self.pid):
+                return False
             self.channel.sendall(START)
         except OSError:
             return False

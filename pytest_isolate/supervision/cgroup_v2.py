@@ -1,7 +1,7 @@
 """The process tree on the unified cgroup hierarchy (cgroup v2), for a root broker.
 
-Layout: ``<mount>/pytest-isolate/<broker pid>/``, one leaf per broker that
-each target of that broker joins in turn. cgroup v2 lets only leaves hold
+Layout: ``<mount>/pytest-isolate/<broker pid>/``, one leaf per broker into
+which the broker moves each of its targets in turn. cgroup v2 lets only leaves hold
 processes once a group hands controllers to its children ("no internal
 processes"), so ``pytest-isolate/`` holds none: it exists to enable ``pids``
 and ``memory`` for the leaves and to group the leaves of every broker, so a
@@ -30,6 +30,7 @@ from pytest_isolate.supervision.cgroupfs import (
     DEFAULT_PIDS_LIMIT,
     GROUP_NAME,
     cgroup2_mounts,
+    move_into,
     pids_in,
     read_keyed,
     read_words,
@@ -262,9 +263,9 @@ class CgroupV2Tree:
         """How many processes the kernel's OOM killer took from our leaf so far."""
         return read_keyed(self.leaf / "memory.events").get("oom_kill", 0)
 
-    def join(self) -> None:
-        """In the child, before untrusted code: enter the leaf."""
-        write(self.leaf / "cgroup.procs", "0")
+    def adopt(self, pid: int) -> bool:
+        """Into the leaf, before untrusted code runs."""
+        return move_into(pid, [self.leaf / "cgroup.procs"], self.membership())
 
     def set_aside(self, pid: int) -> None:
         pass  # a target joins the leaf only when its test starts

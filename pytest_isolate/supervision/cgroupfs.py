@@ -1,6 +1,7 @@
 """Reading and writing cgroup files, and finding where the unified hierarchy is mounted.
 
-Shared by the cgroup v1 and v2 process trees. The parsers are pure (text in,
+Shared by the cgroup v1 and v2 process trees (moving a target in is the
+same for both: ``move_into``). The parsers are pure (text in,
 values out) so they are tested on any host; the readers swallow the errors a
 cgroup that vanished meanwhile raises, because every caller treats "gone" as
 "empty".
@@ -11,7 +12,10 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
+
+from pytest_isolate.target.receipt import check_membership
 
 #: Where systemd and every distribution mount the cgroup hierarchy (v2: the unified one).
 DEFAULT_MOUNT = Path("/sys/fs/cgroup")
@@ -91,3 +95,37 @@ def cgroup2_mounts(mountinfo: str) -> list[Path]:
             found.append(mount)
     found.sort(key=lambda mount: mount != DEFAULT_MOUNT)
     return found
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid``'s children, theirs, and so on (a target's PID namespace init and test)."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{parent}/task"):
+                with contextlib.suppress(OSError):
+                    text = Path(f"/proc/{parent}/task/{task}/children").read_text()
+                    todo += [int(child) for child in text.split()]
+        if parent != pid:
+            found.append(parent)
+    return found
+
+
+def move_into(pid: int, procs_files: Iterable[Path], membership: str | None) -> bool:
+    """Write ``pid`` and its descendants into each ``cgroup.procs``; check ``pid``'s membership.
+
+    A waiting target and what it forked in its own steps are all blocked,
+    so none can fork while they are moved. False when ``pid`` is gone.
+    """
+    members = [pid, *descendants(pid)]
+    try:
+        for procs in procs_files:
+            for member in members:
+                write(procs, str(member))
+    except ProcessLookupError:
+        return False
+    if membership is not None:
+        check_membership(membership, pid)
+    return True

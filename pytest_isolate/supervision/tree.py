@@ -4,8 +4,8 @@ A process group is not enough (``setsid`` leaves it), so the broker uses the
 strongest mechanism it has, in this order (``make_process_tree``):
 
 * ``CgroupV2Tree`` (root, the unified hierarchy with the pids controller;
-  ``supervision/cgroup_v2.py``): the target joins its broker's leaf before
-  untrusted code runs; afterwards ``cgroup.kill`` kills every member, forks
+  ``supervision/cgroup_v2.py``): the broker moves the target into its leaf
+  before untrusted code runs (``adopt``); afterwards ``cgroup.kill`` kills every member, forks
   racing it included (or, before Linux 5.14, freeze, kill, thaw).
 * ``CgroupV1Tree`` (root, v1 freezer+pids): the same with one group per
   controller; the group is frozen (a fork bomb cannot outrun a frozen group),
@@ -31,7 +31,13 @@ from typing import Protocol
 
 from pytest_isolate.liveness import pid_is_alive
 from pytest_isolate.supervision.cgroup_v2 import CgroupV2Tree
-from pytest_isolate.supervision.cgroupfs import DEFAULT_PIDS_LIMIT, GROUP_NAME, pids_in, write
+from pytest_isolate.supervision.cgroupfs import (
+    DEFAULT_PIDS_LIMIT,
+    GROUP_NAME,
+    move_into,
+    pids_in,
+    write,
+)
 from pytest_isolate.target import steps
 
 #: Where the v1 controllers are mounted, one directory each.
@@ -49,12 +55,19 @@ __all__ = [
 
 
 class ProcessTree(Protocol):
-    """What the forked backends need: limits before a target starts, a join in it, a kill after."""
+    """What the forked backends need: limits and a move in as a target starts, a kill after."""
 
     def before_start(self, pids_limit: int | None = None, mem_limit: int | None = None) -> None: ...
-    def join(self) -> None: ...
+    def adopt(self, pid: int) -> bool:
+        """In the broker, as ``pid``'s test starts: move it, with what it forked while it
+        waited, into the tree, and check that the kernel shows it there.
+
+        False when ``pid`` is gone; ``LayerMissing`` when the kernel shows it elsewhere.
+        """
+        ...
+
     def membership(self) -> str | None:
-        """The end of the ``/proc/self/cgroup`` line a member shows, for its receipt."""
+        """The end of the ``/proc/PID/cgroup`` line a member shows, for its check."""
         ...
 
     def oom_kills(self) -> int: ...
@@ -139,12 +152,10 @@ class CgroupV1Tree:
         """``pids:/pytest-isolate/PID``: the pids hierarchy's line, relative to its mount."""
         return "pids:/" + str(self.pids.relative_to(CGROUP_ROOT / "pids"))
 
-    def join(self) -> None:
-        """In the child, before untrusted code: enter our cgroups."""
-        write(self.freezer / "cgroup.procs", "0")
-        write(self.pids / "cgroup.procs", "0")
-        if self.memory is not None:
-            write(self.memory / "cgroup.procs", "0")
+    def adopt(self, pid: int) -> bool:
+        """Into the freezer, pids and memory groups, before untrusted code runs."""
+        groups = [self.freezer, self.pids] + ([self.memory] if self.memory is not None else [])
+        return move_into(pid, [group / "cgroup.procs" for group in groups], self.membership())
 
     def set_aside(self, pid: int) -> None:
         pass  # a target joins the group only when its test starts
@@ -225,8 +236,8 @@ class SubreaperTree:
     def before_start(self, pids_limit: int | None = None, mem_limit: int | None = None) -> None:
         self._before = self._children()
 
-    def join(self) -> None:
-        pass
+    def adopt(self, pid: int) -> bool:
+        return True  # its orphans come to the broker, a subreaper, wherever it is
 
     def membership(self) -> str | None:
         return None  # no cgroup: nothing for the receipt to check

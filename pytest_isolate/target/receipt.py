@@ -121,9 +121,13 @@ def in_cgroup(cgroups: str, membership: str) -> bool:
     return any(line.partition(":")[2] == membership for line in cgroups.splitlines())
 
 
-def check_membership(membership: str) -> bool:
-    """True when this process is in the cgroup its tree put it in; ``LayerMissing`` if not."""
-    with open("/proc/self/cgroup") as handle:
+def check_membership(membership: str, pid: int | str = "self") -> bool:
+    """True when process ``pid`` is in the cgroup its tree put it in; ``LayerMissing`` if not.
+
+    Read by the broker, in its own cgroup namespace: a target's may be its
+    jail's, which would show another path.
+    """
+    with open(f"/proc/{pid}/cgroup") as handle:
         cgroups = handle.read()
     if not in_cgroup(cgroups, membership):
         shown = " | ".join(cgroups.splitlines())[:300]

@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping, Sequence, Tuple
 
 from pytest_isolate.policy.listener_handover import install_in_child
 from pytest_isolate.target import steps
-from pytest_isolate.target.receipt import Promise, check_layers, check_membership
+from pytest_isolate.target.receipt import Promise, check_layers
 
 
 @dataclass(frozen=True)
@@ -100,10 +100,10 @@ class TargetPlan:
     #: A pipe to the broker for stdout and stderr, when pytest does not capture
     #: them (``-s``): the test never writes to the user's terminal itself.
     output: int | None = None
-    #: Join the run's process tree (the broker's cgroup, with the test's limits).
-    join_tree: Callable[[], None] | None = None
-    #: The ``/proc/self/cgroup`` entry ``join_tree`` leads to (None: no cgroup), for the receipt.
-    tree_membership: str | None = None
+    #: The broker moves the target into its process tree's cgroup (with the test's
+    #: limits) and checks it there before it starts (step 4, ``ProcessTree.adopt``);
+    #: the receipt names the layer.
+    adopted: bool = False
     #: Also dump the traceback on SIGTERM: the broker's first way to end a hung test.
     traceback_on_sigterm: bool = True
     #: The broker's namespaces (kind -> inode), for the receipt's comparison.
@@ -141,12 +141,13 @@ def detach_target(plan: TargetPlan) -> None:
 
 
 def confine_target(plan: TargetPlan, backend_steps: Callable[[], Privileges]) -> list[str]:
-    """Steps 4 to 13, after :func:`detach_target`; returns the receipt (as ``restrict_target``)."""
-    # 4. Into the process tree that bounds and kills it.
-    if plan.join_tree is not None:
-        plan.join_tree()
-    # Checked now: a cgroup namespace made later (chroot's) would hide the path.
-    joined = plan.tree_membership is not None and check_membership(plan.tree_membership)
+    """Steps 5 to 13, after :func:`detach_target`; returns the receipt (as ``restrict_target``).
+
+    Step 4, the process tree, is the broker's: it moves a forked target into
+    its cgroup as the test starts (``plan.adopted``), so that a target made
+    while another test runs can take every step here before its own starts.
+    A spawned target's child is in its agent's container or guest.
+    """
     # 5. Nothing inherited but what the test needs; no way to the real terminal.
     if plan.stdin is not None:
         os.dup2(plan.stdin, 0)
@@ -186,7 +187,7 @@ def confine_target(plan: TargetPlan, backend_steps: Callable[[], Privileges]) ->
         install_in_child(privileges.seccomp, plan.channel)
     # 13. Fail closed: each promised layer is checked from the kernel's side.
     receipt = check_layers(privileges.promise(plan.broker_namespaces))
-    if joined:
+    if plan.adopted:  # checked by the broker from outside, before the start
         receipt.insert(1, "cgroup")
     return receipt
     # 14. The test runs: the caller's next step, with the receipt as a property.

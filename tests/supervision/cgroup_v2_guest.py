@@ -38,7 +38,7 @@ from pytest_isolate.supervision.cgroup_v2 import CgroupV2Tree
 tree = CgroupV2Tree.create()
 read_end, write_end = os.pipe()
 if os.fork() == 0:
-    tree.join()
+    tree.adopt(os.getpid())
     os.write(write_end, b"x")
     while True:
         time.sleep(1)
@@ -59,7 +59,7 @@ def alive(pid: int) -> bool:
 
 def _bomb_and_daemon(tree: CgroupV2Tree, write_end: int) -> None:
     """In a forked child: join the leaf, leave a setsid daemon, fork until the limit says no."""
-    tree.join()
+    tree.adopt(os.getpid())
     if os.fork() == 0:
         os.setsid()
         if os.fork() == 0:

@@ -124,7 +124,7 @@ def findings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_seccomp_and_chroot_targets_are_bounded_by_the_leaf_too(
     findings: dict[str, Any], backend: str
 ) -> None:
-    """They join the broker's leaf before entering their namespaces: the same pids.max holds."""
+    """The broker moves them, and what they forked in their own steps, into its leaf."""
     name = f"test_a_{backend}_targets_fork_bomb_is_bounded_too"
     assert outcome(findings, name) == "PASSED", findings["run"]["output"][-4000:]
 
