@@ -35,7 +35,7 @@ from pytest_isolate.supervision.tree import ProcessTree
 from pytest_isolate.target.capture import capture_fds, output_tail, saved_terminal_fds
 from pytest_isolate.target.hypothesis_examples import read_before_fork, reads_examples
 from pytest_isolate.target.item_runner import FrameSender, prepare_forwarder, run_in_target
-from pytest_isolate.target.receipt import RECEIPT_PROPERTY, namespace_inodes
+from pytest_isolate.target.receipt import RECEIPT_PROPERTY, LayerMissing, namespace_inodes
 from pytest_isolate.target.sequence import Privileges, TargetPlan, confine_target, detach_target
 from pytest_isolate.wire.shm import ShmRing
 from pytest_isolate.wire.test_frames import Handler
@@ -184,10 +184,17 @@ class ForkedBackend:
         try:
             context.tree.before_start(spec.pids_limit or self.default_pids_limit, spec.mem_limit)
             oom_kills_before = context.tree.oom_kills() if spec.mem_limit else 0
-            if not launch.start(context.tree):  # the spare died while it waited: a new one
+            try:
+                if not launch.start(context.tree):  # the spare died while it waited: a new one
+                    launch.discard()
+                    launch = self._launch(item, spec, context)
+                    launch.start(context.tree)
+            except LayerMissing as exc:  # the kernel shows it outside its tree: it never starts
                 launch.discard()
-                launch = self._launch(item, spec, context)
-                launch.start(context.tree)
+                return TargetResult(
+                    failure=f"target could not be set up ({type(exc).__name__}: {exc})",
+                    failure_kind="crash",
+                )
             self._prepare_next(item, context)
             result, ending = self._supervise(launch, context, oom_kills_before)
             return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
@@ -37,6 +38,29 @@ def test_process_promises_no_filter():
 """
 
 #: The layers each backend's receipt must name (its first words may vary by host).
+#: A deliberately weakened broker: moving a target into its cgroup silently does nothing.
+UNMOVED_CONFTEST = """
+import pytest_isolate.supervision.cgroupfs as cgroupfs
+
+_write = cgroupfs.write
+
+
+def write(path, text):
+    if path.name != "cgroup.procs":
+        _write(path, text)
+
+
+cgroupfs.write = write
+"""
+
+UNMOVED_TESTS = """
+import pytest
+
+@pytest.mark.isolate("{backend}")
+def test_would_run_outside_its_tree():
+    open("/tmp/pytest-isolate-fail-closed-{backend}", "w").write("ran")
+"""
+
 #: The forked backends' targets join the broker's cgroup (root, on this machine); a
 #: container's test has at least our baseline filter.
 EXPECTED = {
@@ -58,6 +82,22 @@ def test_a_target_without_its_filter_fails_before_the_test_runs(tmp_path: Path) 
     assert "seccomp filter: the kernel says mode 0" in line, line
     assert not marker.exists(), "the test ran without its filter"
     assert run.outcome("test_process_promises_no_filter") == "PASSED"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the process tree is a cgroup only for root")
+@pytest.mark.parametrize("backend", ["process", "seccomp", "chroot"])
+def test_a_target_left_outside_its_cgroup_fails_before_the_test_runs(
+    tmp_path: Path, backend: str
+) -> None:
+    marker = Path(f"/tmp/pytest-isolate-fail-closed-{backend}")
+    marker.unlink(missing_ok=True)
+    tests = UNMOVED_TESTS.format(backend=backend)
+    write_project(tmp_path, {"conftest.py": UNMOVED_CONFTEST, "test_unmoved.py": tests})
+    run = run_pytest(tmp_path, xdist=False)
+    line = run.summary_line("test_would_run_outside_its_tree")
+    assert line.startswith(("FAILED", "ERROR")), line
+    assert "target could not be set up (LayerMissing: process tree: not in the cgroup" in line
+    assert not marker.exists(), "the test ran outside its cgroup"
 
 
 @pytest.fixture(scope="module")
