@@ -239,6 +239,50 @@ def table(configs: list[Config], medians: dict[str, float]) -> list[str]:
     return rows
 
 
+#: Where the time of a ``process`` test goes: (step, where it runs, its cost), measured
+#: with timestamps in broker and target while tuning (not by this script).
+STEPS = (
+    (
+        "`fork()` of the next test's target (page tables)",
+        "broker, while the test before runs",
+        "1.2 ms",
+    ),
+    (
+        "restriction steps 2-3 and 5-13 (pdeathsig, setsid, fds, faulthandler, scratch, rlimits, "
+        "checks)",
+        "that target, while the test before runs",
+        "0.7 ms",
+    ),
+    (
+        "move into the process tree (step 4), checked; the start byte",
+        "broker, critical path",
+        "0.3 ms",
+    ),
+    (
+        "warnings context, coverage probe, pytest's per-test state",
+        "target, critical path",
+        "0.7 ms",
+    ),
+    (
+        "`run_item`: pytest's own protocol for the test, reports sent as frames",
+        "target, critical path",
+        "2.6 ms",
+    ),
+    ("from `done` to the result: read, validate, rebuild", "broker, critical path", "0.2-0.9 ms"),
+    (
+        "exit, the tree's emptying, `waitpid` (settled before the next test)",
+        "target and broker, while the broker reports",
+        "about 1 ms",
+    ),
+    ("reporting 3 reports, the next test's bookkeeping", "broker, critical path", "about 2.6 ms"),
+)
+STEP_ROWS = [
+    "| step | where | cost |",
+    "| --- | --- | ---: |",
+    *(f"| {step} | {where} | {cost} |" for step, where, cost in STEPS),
+]
+
+
 def write_docs(lines: list[str], rounds: int) -> None:
     text = textwrap.dedent(
         f"""\
@@ -273,38 +317,38 @@ def write_docs(lines: list[str], rounds: int) -> None:
         ## Where the time of `process` goes
 
         Timestamps on CLOCK_MONOTONIC in broker and target (medians per test,
-        quiet machine):
+        quiet machine, 300 trivial tests):
 
-        | step | cost |
-        | --- | ---: |
-        | `fork()` until the child runs (page tables, scheduling), ahead of the test | 1.4 ms |
-        | restriction steps (pdeathsig, setsid, cgroup, fds, faulthandler, scratch) | 0.95 ms |
-        | `run_item`: pytest's own protocol for the test, reports sent as frames | 2.5 ms |
-        | exit, end of supervision, cgroup check, `waitpid` | about 0.8 ms |
-        | broker: validating, rebuilding and logging 3 reports | about 0.5 ms |
+        {steps}
 
-        Forking ahead ([internals](internals.md#forking-ahead)) takes the fork
-        off the critical path: the next test's target is forked while the
-        current test runs, and waits outside the process tree until its test
-        starts. The `process-no-prefork` row is the same backend without it.
+        Three things take work off the critical path
+        ([internals](internals.md#forking-ahead)): the next test's target is
+        forked while the current test runs; it takes every restriction step
+        but the process tree's while it waits; and a test is reported at its
+        target's `done`, its exit collected while the broker writes the
+        report. The `process-no-prefork` row is the same backend without them.
 
-        pytest-forked pays the same fork, protocol and exit; the difference
-        (about 1.5 ms, before forking ahead) is what this plugin does for
-        safety: the cgroup that
-        lets it kill a whole process tree, closing inherited descriptors,
-        a crash log with a traceback, a private temporary directory, and
-        frames that are size-checked and validated against an allow-list.
-        The issue's target of a third of pytest-forked's added time is not
-        reachable on this machine: pytest-forked itself adds about 4.8 ms here
-        (not the 15 ms of the field notes), close to the cost of a fork and an
-        exit alone. Changes that moved these numbers: the report forwarder
+        pytest-forked pays the same fork, protocol and exit, on the critical
+        path; what this plugin adds is for safety: the cgroup that lets it kill
+        a whole process tree, closing inherited descriptors, a crash log with a
+        traceback, a private temporary directory, and frames that are
+        size-checked and validated against an allow-list. The issue's target of
+        a third of pytest-forked's added time is not reachable on this machine:
+        pytest-forked itself adds about 5-7 ms here (not the 15 ms of the field
+        notes), and this plugin's critical path holds pytest's own protocol in
+        the target (2.6 ms) and the broker's reporting (2.6 ms) whatever
+        isolates it. Changes that moved these numbers: the report forwarder
         registered once in the broker instead of per target (-2 ms), the
-        terminal muted instead of unregistered, `gc.freeze()` around the fork,
-        and, for `seccomp` and `chroot`, namespaces (and the jail) made once per
+        terminal muted instead of unregistered, `gc.freeze()` around the fork;
+        for `seccomp` and `chroot`, namespaces (and the jail) made once per
         broker and joined per test instead of made per test (seccomp 22 -> 8.4
-        ms, chroot 21.6 -> 7.7 ms).
+        ms, chroot 21.6 -> 7.7 ms), and the seccomp monitor's thread started
+        without waiting for it to be scheduled (-1.7 ms); for all three,
+        restriction steps ahead of the start and the exit after the report
+        (process 9.8 -> 7.6 ms, seccomp 12.1 -> 9.8 ms, chroot 11.3 -> 9.1 ms
+        in A/B runs against the previous commit).
         """
-    )
+    ).replace("{steps}", "\n".join(STEP_ROWS))
     replace_section(DOCS, "per-test", text)
 
 

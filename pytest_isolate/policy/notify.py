@@ -318,7 +318,13 @@ class ViolationMonitor:
         if self._served is not None:
             raise RuntimeError("ViolationMonitor.start() called twice")
         self._served = threading.Event()
-        _thread.start_new_thread(self._serve_then_say, ())
+        # Born with every signal blocked: a Ctrl-C must reach the main thread, whose
+        # poll it interrupts; delivered to this one, it would leave the broker waiting.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        try:
+            _thread.start_new_thread(self._serve_then_say, ())
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def stop(self) -> list[Violation]:
         """Stop servicing, answer what is still pending, close the fd, return the violations."""
