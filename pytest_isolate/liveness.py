@@ -1,8 +1,14 @@
-"""Whether a process still exists: how every cleanup tells a dead broker's leftovers apart."""
+"""Whether a process still exists, and what it forked: read from ``/proc``.
+
+How every cleanup tells a dead broker's leftovers apart, and how the broker
+finds what a target forked (a PID namespace's init and test process).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from pathlib import Path
 
 
 def pid_is_alive(pid: int) -> bool:
@@ -16,3 +22,25 @@ def pid_is_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def children(pid: int | str = "self") -> set[int]:
+    """The children of every thread of ``pid`` (``/proc/PID/task/*/children``); none if gone."""
+    found: set[int] = set()
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError, ValueError):
+                text = Path(f"/proc/{pid}/task/{task}/children").read_text()
+                found.update(int(child) for child in text.split())
+    return found
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid``'s children, theirs, and so on."""
+    found: list[int] = []
+    todo = sorted(children(pid))
+    while todo:
+        child = todo.pop()
+        found.append(child)
+        todo += sorted(children(child))
+    return found

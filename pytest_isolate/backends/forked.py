@@ -18,7 +18,7 @@ import sys
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -203,7 +203,6 @@ class ForkedBackend:
                 launch.close()
                 self.target_gone(item, spec)
             else:
-                ending.then = lambda: self.target_gone(item, spec)
                 context.keep_ending(ending)
 
     def _spare_for(
@@ -342,7 +341,8 @@ class ForkedBackend:
         watch.finish(result, state)
         if not state.lingering:
             return result, None
-        return result, EndingLaunch(launch, supervisor, watch, context.kill_grace)
+        gone = partial(self.target_gone, item, spec)
+        return result, EndingLaunch(launch, supervisor, watch, context.kill_grace, gone)
 
     def _child(
         self,
@@ -518,7 +518,7 @@ class EndingLaunch:
     watch: TargetWatch
     grace: float
     #: the backend's own step once the target is gone (``ForkedBackend.target_gone``)
-    then: Callable[[], None] = lambda: None
+    then: Callable[[], None]
 
     def settle(self) -> LateExit | None:
         try:

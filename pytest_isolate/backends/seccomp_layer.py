@@ -9,15 +9,14 @@ thread, then add the violations to the report and fail the test for them.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pytest_isolate.backends.base import Availability, TargetResult
 from pytest_isolate.backends.forked import TargetWatch
+from pytest_isolate.liveness import descendants
 from pytest_isolate.policy.kmsg import first_kmsg_position
 from pytest_isolate.policy.listener_handover import SANDBOXED_FRAME, install_in_child
 from pytest_isolate.spec import IsolateSpec, SpecError
@@ -157,15 +156,6 @@ def sandboxed(
     )
 
 
-def _children(pid: int) -> set[int]:
-    found: set[int] = set()
-    with contextlib.suppress(OSError, ValueError):
-        for task in os.listdir(f"/proc/{pid}/task"):
-            text = Path(f"/proc/{pid}/task/{task}/children").read_text()
-            found.update(int(x) for x in text.split())
-    return found
-
-
 class SeccompWatch(TargetWatch):
     """Starts the violation monitor when the target says it is sandboxed; reports at the end."""
 
@@ -193,8 +183,7 @@ class SeccompWatch(TargetWatch):
         if self.monitor is not None:
             raise ProtocolViolation("said 'sandboxed' twice")
         # The test process may sit in a PID namespace below the target: learn its host pids.
-        for child in _children(self.pid):
-            self.test_pids |= {child, *_children(child)}
+        self.test_pids.update(descendants(self.pid))
         fds = self.take_fds()
         if message.get("listener") is True:
             if len(fds) != 1:

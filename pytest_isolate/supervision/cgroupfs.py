@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from pytest_isolate.liveness import descendants
 from pytest_isolate.target.receipt import check_membership
 
 #: Where systemd and every distribution mount the cgroup hierarchy (v2: the unified one).
@@ -94,22 +95,6 @@ def cgroup2_mounts(mountinfo: str) -> list[Path]:
         if mount not in found:
             found.append(mount)
     found.sort(key=lambda mount: mount != DEFAULT_MOUNT)
-    return found
-
-
-def descendants(pid: int) -> list[int]:
-    """``pid``'s children, theirs, and so on (a target's PID namespace init and test)."""
-    found: list[int] = []
-    todo = [pid]
-    while todo:
-        parent = todo.pop()
-        with contextlib.suppress(OSError):
-            for task in os.listdir(f"/proc/{parent}/task"):
-                with contextlib.suppress(OSError):
-                    text = Path(f"/proc/{parent}/task/{task}/children").read_text()
-                    todo += [int(child) for child in text.split()]
-        if parent != pid:
-            found.append(parent)
     return found
 
 

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pytest_isolate.supervision.outcome import EndState, describe_end
 from pytest_isolate.supervision.output_relay import OutputRelay
 from pytest_isolate.wire.frames import FrameDecoder, FrameLimits, ProtocolViolation
 from pytest_isolate.wire.shm import RingReader
@@ -252,14 +253,10 @@ class TargetSupervisor:
         if exited:
             self._wait_exit(1.0)
         self._end()
-        status = self.state.wait_status
         if not exited:
             return f"did not exit within {grace:g} s of finishing, and was killed"
-        if status is None or (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
-            return None
-        if os.WIFSIGNALED(status):
-            return f"was killed by signal {os.WTERMSIG(status)} after finishing"
-        return f"exited with status {os.waitstatus_to_exitcode(status)} after finishing"
+        # The words of a test's own end, as without reporting at done.
+        return describe_end(EndState(self.state.wait_status, "teardown", finished=True))
 
     def _end(self) -> None:
         """The target is gone, or is killed now: kill its tree, reap it, close our ends."""

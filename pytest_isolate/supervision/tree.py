@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
-from pytest_isolate.liveness import pid_is_alive
+from pytest_isolate.liveness import children, pid_is_alive
 from pytest_isolate.supervision.cgroup_v2 import CgroupV2Tree
 from pytest_isolate.supervision.cgroupfs import (
     DEFAULT_PIDS_LIMIT,
@@ -223,18 +223,8 @@ class SubreaperTree:
         steps.set_child_subreaper()
         self._before: set[int] = set()
 
-    @staticmethod
-    def _children() -> set[int]:
-        found: set[int] = set()
-        with contextlib.suppress(OSError):
-            for task in os.listdir("/proc/self/task"):
-                with contextlib.suppress(OSError):
-                    text = Path(f"/proc/self/task/{task}/children").read_text()
-                    found.update(int(x) for x in text.split())
-        return found
-
     def before_start(self, pids_limit: int | None = None, mem_limit: int | None = None) -> None:
-        self._before = self._children()
+        self._before = children()
 
     def adopt(self, pid: int) -> bool:
         return True  # its orphans come to the broker, a subreaper, wherever it is
@@ -250,14 +240,14 @@ class SubreaperTree:
 
     def holds_only(self, pid: int) -> bool:
         """No orphan of the test was handed to the broker (the subreaper)."""
-        return not self._children() - self._before - {pid}
+        return not children() - self._before - {pid}
 
     def kill(self, pid: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
         deadline = time.monotonic() + 5.0
         while time.monotonic() < deadline:
-            strays = self._children() - self._before - {pid}
+            strays = children() - self._before - {pid}
             if not strays:
                 return
             for stray in strays:

@@ -114,7 +114,6 @@ FORGES_ITS_END = (
 import os, time
 from pathlib import Path
 import pytest
-from _pytest.reports import TestReport
 
 pytestmark = pytest.mark.isolate("{backend}")
 
@@ -122,7 +121,7 @@ pytestmark = pytest.mark.isolate("{backend}")
 def test_1_forges_its_end(request):
     item, config = request.node, request.config
     for when in ("call", "teardown"):
-        report = TestReport(item.nodeid, item.location, {{}}, "passed", None, when)
+        report = pytest.TestReport(item.nodeid, item.location, {{}}, "passed", None, when)
         data = config.hook.pytest_report_to_serializable(config=config, report=report)
         spray_frame({{"type": "report", "report": data}})
     spray_frame({{"type": "done", "pid": os.getpid()}})
