@@ -5,22 +5,24 @@ broker, so when the broker dies stdin closes, the agent exits and
 ``AutoRemove`` removes the container. Reaping is the second line for
 containers that outlived their broker anyway (a wedged agent, an engine
 restart that dropped AutoRemove). Each container carries its run id, the
-broker's pid and hostname; a later run removes those whose broker is dead.
+broker's owner tag (its pid, and its PID namespace when not the host's:
+``liveness.owner_tag``) and hostname; a later run removes those whose broker
+is dead.
 
 Only containers of *this* host are judged: with a shared remote engine a pid
 means nothing across machines. A pid that was reused by a live process keeps
-its containers alive (the safe error); a run on another host is never touched.
+its containers alive (the safe error); a run on another host, or a broker in
+a PID namespace the judging run cannot see into, is never touched.
 """
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_isolate.liveness import pid_is_alive
+from pytest_isolate.liveness import owner_is_gone, owner_tag
 
 LABEL_RUN = "org.pytest-isolate.run"
 LABEL_BROKER_PID = "org.pytest-isolate.broker-pid"
@@ -28,12 +30,12 @@ LABEL_HOST = "org.pytest-isolate.host"
 
 
 def run_labels(
-    run_id: str, *, broker_pid: int | None = None, hostname: str | None = None
+    run_id: str, *, owner: str | None = None, hostname: str | None = None
 ) -> dict[str, str]:
     """The labels every container of run ``run_id`` carries."""
     return {
         LABEL_RUN: run_id,
-        LABEL_BROKER_PID: str(os.getpid() if broker_pid is None else broker_pid),
+        LABEL_BROKER_PID: owner_tag() if owner is None else owner,
         LABEL_HOST: socket.gethostname() if hostname is None else hostname,
     }
 
@@ -42,16 +44,13 @@ def is_leftover(
     labels: Mapping[str, str],
     *,
     hostname: str,
-    pid_alive: Callable[[int], bool],
+    owner_gone: Callable[[str], bool],
     run_label_key: str = LABEL_RUN,
 ) -> bool:
     """Whether a container with ``labels`` belongs to a dead broker on this host."""
     if run_label_key not in labels or labels.get(LABEL_HOST) != hostname:
         return False
-    pid_text = labels.get(LABEL_BROKER_PID, "")
-    if not pid_text.isdigit():
-        return False
-    return not pid_alive(int(pid_text))
+    return owner_gone(labels.get(LABEL_BROKER_PID, ""))
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,7 @@ def reap_leftovers(
     run_label_key: str = LABEL_RUN,
     *,
     hostname: str | None = None,
-    pid_alive: Callable[[int], bool] = pid_is_alive,
+    owner_gone: Callable[[str], bool] = owner_is_gone,
 ) -> list[ReapedContainer]:
     """Force-remove our containers whose broker is dead; return what was removed."""
     import docker.errors
@@ -75,7 +74,9 @@ def reap_leftovers(
     reaped: list[ReapedContainer] = []
     for summary in engine.api.containers(all=True, filters={"label": run_label_key}):
         labels = summary.get("Labels") or {}
-        if not is_leftover(labels, hostname=host, pid_alive=pid_alive, run_label_key=run_label_key):
+        if not is_leftover(
+            labels, hostname=host, owner_gone=owner_gone, run_label_key=run_label_key
+        ):
             continue
         try:
             engine.api.remove_container(summary["Id"], force=True)

@@ -17,8 +17,8 @@ says why an engine does not answer ("Permission denied (publickey)").
 When the broker dies, the relay's end of each ``ssh`` process's stdin
 closes; ssh ends its session and the remote ``dial-stdio`` ends, which ends
 an attached agent's stdin: the container's lifeline holds over ssh too. The
-directory carries the broker's pid in its name, so a later run removes what
-a killed one left (``supervision.context.remove_stale_scratch``).
+directory carries the broker's owner tag in its name (``liveness.owner_tag``),
+so a later run removes what a killed one left (``supervision.context.remove_stale_scratch``).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import threading
 import time
 import urllib.parse
 
+from pytest_isolate.liveness import owner_tag
 from pytest_isolate.supervision.context import SCRATCH_PREFIX, remove_stale_scratch
 
 #: What ``ssh`` is told besides the user's configuration.
@@ -106,7 +107,7 @@ class SshDial:
                 f"pytest-isolate: {url} needs the ssh program: apt-get install openssh-client"
             )
         remove_stale_scratch()  # a killed broker's relay directories
-        self._directory = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-ssh-")
+        self._directory = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{owner_tag()}-ssh-")
         control = os.path.join(self._directory, "master")
         self.command = ssh_command(url, control)
         #: What ssh last wrote to stderr, for the message when the engine does not answer.

@@ -1,6 +1,6 @@
 """The process tree on the unified cgroup hierarchy (cgroup v2), for a root broker.
 
-Layout: ``<mount>/pytest-isolate/<broker pid>/``, one leaf per broker into
+Layout: ``<mount>/pytest-isolate/<broker's owner tag>/``, one leaf per broker into
 which the broker moves each of its targets in turn. cgroup v2 lets only leaves hold
 processes once a group hands controllers to its children ("no internal
 processes"), so ``pytest-isolate/`` holds none: it exists to enable ``pids``
@@ -25,15 +25,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pytest_isolate.liveness import pid_is_alive
+from pytest_isolate.liveness import owner_is_gone, owner_tag
 from pytest_isolate.supervision.cgroupfs import (
     DEFAULT_PIDS_LIMIT,
     GROUP_NAME,
     cgroup2_mounts,
+    members_below,
     move_into,
-    pids_in,
     read_keyed,
     read_words,
+    remove_group,
     write,
 )
 
@@ -57,9 +58,10 @@ class Layout:
     leaf: Path
 
 
-def layout_for(mount: Path, broker_pid: int) -> Layout:
+def layout_for(mount: Path, owner: str) -> Layout:
+    """``owner`` is the broker's tag (``liveness.owner_tag``), so a later run can judge it."""
     parent = mount / GROUP_NAME
-    return Layout(mount, parent, parent / str(broker_pid))
+    return Layout(mount, parent, parent / owner)
 
 
 def controllers_to_enable(
@@ -80,9 +82,9 @@ def choose_kill_method(has_kill: bool, has_freeze: bool) -> KillMethod:
     return "freeze" if has_freeze else "signal"
 
 
-def stale_groups(names: Iterable[str], is_alive: Callable[[int], bool]) -> list[str]:
-    """Leaves named after brokers that no longer exist; anything not a pid is not ours."""
-    return sorted(name for name in names if name.isdigit() and not is_alive(int(name)))
+def stale_groups(names: Iterable[str], is_gone: Callable[[str], bool] = owner_is_gone) -> list[str]:
+    """Leaves named after brokers that no longer exist; a name that is no owner tag is not ours."""
+    return sorted(name for name in names if is_gone(name))
 
 
 def find_unified_mount(mountinfo: Path = Path("/proc/self/mountinfo")) -> Path | None:
@@ -107,14 +109,6 @@ def _populated(group: Path) -> bool:
     return read_keyed(group / "cgroup.events").get("populated", 0) != 0
 
 
-def _members(group: Path) -> list[int]:
-    """Processes in ``group`` and every group below it (a root test can make subgroups)."""
-    found: list[int] = []
-    for directory, _subdirs, _files in os.walk(group):
-        found += pids_in(Path(directory) / "cgroup.procs")
-    return found
-
-
 def _try_write(path: Path, text: str) -> bool:
     try:
         write(path, text)
@@ -135,7 +129,7 @@ def empty_group(group: Path, method: KillMethod, timeout: float = EMPTY_TIMEOUT)
             if time.monotonic() > deadline:
                 return False
             if not by_kernel:
-                for member in _members(group):
+                for member in members_below(group):
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(member, signal.SIGKILL)
             time.sleep(0.001)
@@ -145,24 +139,17 @@ def empty_group(group: Path, method: KillMethod, timeout: float = EMPTY_TIMEOUT)
     return True
 
 
-def remove_group(group: Path) -> None:
-    """Remove ``group`` and any subgroup, deepest first; a group still populated stays."""
-    for directory, _subdirs, _files in os.walk(group, topdown=False):
-        with contextlib.suppress(OSError):
-            Path(directory).rmdir()
-
-
 def _kill_method_of(group: Path) -> KillMethod:
     return choose_kill_method((group / "cgroup.kill").exists(), (group / "cgroup.freeze").exists())
 
 
-def reap_stale_groups(parent: Path, is_alive: Callable[[int], bool] = pid_is_alive) -> None:
+def reap_stale_groups(parent: Path, is_gone: Callable[[str], bool] = owner_is_gone) -> None:
     """Kill what is left in, and remove, the leaves of brokers that died without ``close``."""
     try:
         names = [entry.name for entry in parent.iterdir() if entry.is_dir()]
     except OSError:
         return
-    for name in stale_groups(names, is_alive):
+    for name in stale_groups(names, is_gone):
         group = parent / name
         empty_group(group, _kill_method_of(group), timeout=2.0)
         remove_group(group)
@@ -228,7 +215,7 @@ class CgroupV2Tree:
         mount = mount or find_unified_mount()
         if mount is None or "pids" not in read_words(mount / "cgroup.controllers"):
             return None
-        layout = layout_for(mount, os.getpid())
+        layout = layout_for(mount, owner_tag())
         try:
             reap_stale_groups(layout.parent)
             make_leaf(layout)
@@ -272,7 +259,7 @@ class CgroupV2Tree:
 
     def holds_only(self, pid: int) -> bool:
         """Nothing but ``pid`` in the leaf or below it."""
-        return not set(_members(self.leaf)) - {pid}
+        return not set(members_below(self.leaf)) - {pid}
 
     def kill(self, pid: int) -> None:
         empty_group(self.leaf, self.kill_method)

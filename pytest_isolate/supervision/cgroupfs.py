@@ -1,10 +1,10 @@
 """Reading and writing cgroup files, and finding where the unified hierarchy is mounted.
 
-Shared by the cgroup v1 and v2 process trees (moving a target in is the
-same for both: ``move_into``). The parsers are pure (text in,
-values out) so they are tested on any host; the readers swallow the errors a
-cgroup that vanished meanwhile raises, because every caller treats "gone" as
-"empty".
+Shared by the cgroup v1 and v2 process trees: moving a target in, finding
+what a group and its subgroups hold, and removing them are the same for
+both. The parsers are pure (text in, values out) so they are tested on any
+host; the readers swallow the errors a cgroup that vanished meanwhile raises,
+because every caller treats "gone" as "empty".
 """
 
 from __future__ import annotations
@@ -43,6 +43,21 @@ def pids_in(procs_file: Path) -> list[int]:
         return [int(x) for x in procs_file.read_text().split()]
     except (OSError, ValueError):
         return []
+
+
+def members_below(group: Path) -> list[int]:
+    """Processes in ``group`` and every group below it (a root test can make subgroups)."""
+    found: list[int] = []
+    for directory, _subdirs, _files in os.walk(group):
+        found += pids_in(Path(directory) / "cgroup.procs")
+    return found
+
+
+def remove_group(group: Path) -> None:
+    """Remove ``group`` and any subgroup, deepest first; a group still populated stays."""
+    for directory, _subdirs, _files in os.walk(group, topdown=False):
+        with contextlib.suppress(OSError):
+            Path(directory).rmdir()
 
 
 def parse_keyed(text: str) -> dict[str, int]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -13,7 +12,7 @@ from typing import Any, Protocol
 
 import pytest
 
-from pytest_isolate.liveness import pid_is_alive
+from pytest_isolate.liveness import owner_is_gone, owner_tag
 from pytest_isolate.spec import IsolateSpec
 from pytest_isolate.supervision.tree import ProcessTree, make_process_tree
 from pytest_isolate.wire.frames import FrameLimits
@@ -86,7 +85,7 @@ class BrokerContext:
         """A private directory of this broker; each target gets a subdirectory of it."""
         if self._scratch_root is None:
             remove_stale_scratch()
-            self._scratch_root = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
+            self._scratch_root = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{owner_tag()}-"))
             # Traversable (not listable) so a target that dropped to another uid
             # can reach the subdirectory it was given, and no other.
             self._scratch_root.chmod(0o711)
@@ -162,7 +161,5 @@ def remove_stale_scratch() -> None:
             if not entry.name.startswith(SCRATCH_PREFIX):
                 continue
             owner = entry.name[len(SCRATCH_PREFIX) :].split("-", 1)[0]
-            if not owner.isdigit():
-                continue
-            if not pid_is_alive(int(owner)):
+            if owner_is_gone(owner):
                 shutil.rmtree(entry, ignore_errors=True)

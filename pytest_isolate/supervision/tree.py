@@ -29,13 +29,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
-from pytest_isolate.liveness import children, pid_is_alive
+from pytest_isolate.liveness import children, owner_is_gone, owner_tag
 from pytest_isolate.supervision.cgroup_v2 import CgroupV2Tree
 from pytest_isolate.supervision.cgroupfs import (
     DEFAULT_PIDS_LIMIT,
     GROUP_NAME,
+    members_below,
     move_into,
     pids_in,
+    remove_group,
     write,
 )
 from pytest_isolate.target import steps
@@ -109,7 +111,7 @@ class CgroupV1Tree:
             return None
         memory_root = CGROUP_ROOT / "memory"
         has_memory = (memory_root / "cgroup.procs").exists()
-        name = f"{os.getpid()}"
+        name = owner_tag()
         reap_stale_cgroups(
             (freezer_root / GROUP_NAME, pids_root / GROUP_NAME, memory_root / GROUP_NAME)
         )
@@ -164,35 +166,44 @@ class CgroupV1Tree:
         """Nothing but ``pid`` in the freezer group, and no subgroup a root test could hide in."""
         if set(pids_in(self.freezer / "cgroup.procs")) - {pid}:
             return False
-        with os.scandir(self.freezer) as entries:
-            return not any(entry.is_dir(follow_symlinks=False) for entry in entries)
+        return not self._has_subgroups()
 
     def kill(self, pid: int) -> None:
-        procs = self.freezer / "cgroup.procs"
-        if not pids_in(procs):
-            return
-        with contextlib.suppress(OSError):
-            write(self.freezer / "freezer.state", "FROZEN")
-        deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline:
-            members = pids_in(procs)
-            if not members:
-                break
-            for member in members:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(member, signal.SIGKILL)
-            with contextlib.suppress(OSError):
-                write(self.freezer / "freezer.state", "THAWED")
-            time.sleep(0.001)
-        with contextlib.suppress(OSError):
-            write(self.freezer / "freezer.state", "THAWED")
+        if pids_in(self.freezer / "cgroup.procs") or self._has_subgroups():
+            empty_v1_group(self.freezer, timeout=5.0)
+
+    def _has_subgroups(self) -> bool:
+        with os.scandir(self.freezer) as entries:
+            return any(entry.is_dir(follow_symlinks=False) for entry in entries)
 
     def close(self) -> None:
         self.kill(0)
         for directory in (self.freezer, self.pids, self.memory):
             if directory is not None:
-                with contextlib.suppress(OSError):
-                    directory.rmdir()
+                remove_group(directory)
+
+
+def empty_v1_group(group: Path, timeout: float) -> None:
+    """Kill every member of ``group`` and its subgroups, frozen (a v1 freezer group) so that
+    none can fork meanwhile, until none is left or ``timeout`` passes; then thaw."""
+    freezer_state = group / "freezer.state"
+    with contextlib.suppress(OSError):
+        write(freezer_state, "FROZEN")
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            members = members_below(group)
+            if not members:
+                break
+            for member in members:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(member, signal.SIGKILL)
+            with contextlib.suppress(OSError):  # a frozen task dies once thawed
+                write(freezer_state, "THAWED")
+            time.sleep(0.001)
+    finally:
+        with contextlib.suppress(OSError):
+            write(freezer_state, "THAWED")
 
 
 def reap_stale_cgroups(parents: Iterable[Path]) -> None:
@@ -201,19 +212,9 @@ def reap_stale_cgroups(parents: Iterable[Path]) -> None:
         if not parent.is_dir():
             continue
         for child in parent.iterdir():
-            if not child.is_dir() or not child.name.isdigit() or pid_is_alive(int(child.name)):
-                continue
-            for member in pids_in(child / "cgroup.procs"):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(member, signal.SIGKILL)
-            deadline = time.monotonic() + 2.0
-            while pids_in(child / "cgroup.procs") and time.monotonic() < deadline:
-                with contextlib.suppress(OSError):
-                    if (child / "freezer.state").exists():
-                        write(child / "freezer.state", "THAWED")
-                time.sleep(0.01)
-            with contextlib.suppress(OSError):
-                child.rmdir()
+            if child.is_dir() and owner_is_gone(child.name):
+                empty_v1_group(child, timeout=2.0)
+                remove_group(child)
 
 
 class SubreaperTree:

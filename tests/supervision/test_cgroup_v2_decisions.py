@@ -99,15 +99,15 @@ def test_the_kill_method_is_the_strongest_the_kernel_has(
 
 
 def test_the_layout_is_one_leaf_per_broker_under_our_group() -> None:
-    layout = layout_for(Path("/sys/fs/cgroup"), 4242)
+    layout = layout_for(Path("/sys/fs/cgroup"), "4242")
     assert layout.parent == Path("/sys/fs/cgroup/pytest-isolate")
     assert layout.leaf == Path("/sys/fs/cgroup/pytest-isolate/4242")
 
 
 def test_stale_groups_are_those_of_dead_brokers_only() -> None:
-    alive = {100, 300}
-    names = ["100", "200", "300", "400", "not-a-pid", "-5"]
-    assert stale_groups(names, lambda pid: pid in alive) == ["200", "400"]
+    gone = {"200", "400", "2.4026532001"}
+    names = ["100", "200", "300", "400", "2.4026532001", "2.4026532002", "not-a-pid", "-5"]
+    assert stale_groups(names, lambda name: name in gone) == ["2.4026532001", "200", "400"]
 
 
 def _fake_mount(tmp_path: Path, name: str, controllers: str) -> Path:
