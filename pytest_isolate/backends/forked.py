@@ -25,7 +25,7 @@ from typing import Any, cast
 import pytest
 
 from pytest_isolate.backends.base import Availability, TargetResult
-from pytest_isolate.pytest_compat import basetemp_made, catch_warnings_for_item, ensure_basetemp
+from pytest_isolate.pytest_compat import basetemp_made, ensure_basetemp
 from pytest_isolate.spec import IsolateSpec
 from pytest_isolate.supervision.context import BrokerContext, LateExit
 from pytest_isolate.supervision.outcome import result_of
@@ -34,7 +34,12 @@ from pytest_isolate.supervision.supervisor import Supervision, TargetSupervisor
 from pytest_isolate.supervision.tree import ProcessTree
 from pytest_isolate.target.capture import capture_fds, output_tail, saved_terminal_fds
 from pytest_isolate.target.hypothesis_examples import read_before_fork, reads_examples
-from pytest_isolate.target.item_runner import FrameSender, prepare_forwarder, run_in_target
+from pytest_isolate.target.item_runner import (
+    FrameSender,
+    prepare_forwarder,
+    prepare_silence,
+    run_in_target,
+)
 from pytest_isolate.target.receipt import RECEIPT_PROPERTY, LayerMissing, namespace_inodes
 from pytest_isolate.target.sequence import Privileges, TargetPlan, confine_target, detach_target
 from pytest_isolate.wire.shm import ShmRing
@@ -259,6 +264,7 @@ class ForkedBackend:
         if ring is not None:
             keep += ring.child_fds()
         prepare_forwarder(item.config)
+        prepare_silence(item.config)
         read_before_fork(item)  # hypothesis's examples: the target may not see the project
         broker_namespaces()  # read here, in the broker: the child's plan uses this cached value
         # Without fd capture (-s) the target's stdout and stderr come through the broker.
@@ -401,13 +407,13 @@ class ForkedBackend:
                 raise failed
 
         # The broker forked this child inside some test's warnings context (maybe
-        # another test's): back to the filters between tests, then this test's own.
+        # another test's): back to the filters between tests. ``run_item`` puts this
+        # test's own on top, as the broker's pytest would around its protocol; what
+        # the target's own steps warn before that is not the test's, and is dropped.
         if context.warning_filters is not None:
             warnings.resetwarnings()
             cast("list[Any]", warnings.filters)[:] = context.warning_filters
-        with catch_warnings_for_item(
-            config=item.config, ihook=item.ihook, when="runtest", item=item
-        ):
+        with warnings.catch_warnings(record=True):
             run_in_target(item, sender, restrict, send_tmp_path=not self.shares_tmp_path)
 
     def _result(
