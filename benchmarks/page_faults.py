@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import DOCS, TESTS, WORK, machine, replace_section
+from run import TESTS, WORK, publish
 
 #: Written into the generated project and loaded with ``-p``: the broker's counts at its end.
 PROBE = """
@@ -179,21 +179,18 @@ def main(argv: list[str] | None = None) -> int:
             f"| {(cpu - base_cpu) / TESTS * 1000:.2f} ms | {target_faults / TESTS:.0f} "
             f"| {target_cpu / TESTS * 1000:.2f} ms | {row.note} |"
         )
-    print("\n".join(lines))
-    if not args.no_write:
-        body = (
-            "## Page faults: where a forked test's CPU goes\n\n"
-            f"`python benchmarks/page_faults.py`: {TESTS} trivial tests, {args.rounds} rounds, "
-            "medians, per test. The broker's minor faults and CPU time are its own at the end "
-            "of its session minus the same venv's plain run; the targets' are those of every "
-            "target it waited for. Each fork write-protects the broker's heap, so the broker "
-            "copies every page it writes afterwards, and each target copies every page it "
-            "writes (reference counts, and the bytecode that Python 3.11's specialising "
-            "interpreter rewrites as it runs). CPU time is not wall time: broker and target "
-            "run on two cores at once.\n\n"
-            f"Machine: {machine()}.\n\n" + "\n".join(lines) + "\n\n" + READING
-        )
-        replace_section(DOCS, "page-faults", body)
+    intro = (
+        f"`python benchmarks/page_faults.py`: {TESTS} trivial tests, {args.rounds} rounds, "
+        "medians, per test. The broker's minor faults and CPU time are its own at the end "
+        "of its session minus the same venv's plain run; the targets' are those of every "
+        "target it waited for. Each fork write-protects the broker's heap, so the broker "
+        "copies every page it writes afterwards, and each target copies every page it "
+        "writes (reference counts, and the bytecode that Python 3.11's specialising "
+        "interpreter rewrites as it runs). CPU time is not wall time: broker and target "
+        "run on two cores at once."
+    )
+    heading = "Page faults: where a forked test's CPU goes"
+    publish(lines, "page-faults", heading, intro, write=not args.no_write, after=READING)
     return 0
 
 

@@ -352,6 +352,20 @@ def write_docs(lines: list[str], rounds: int) -> None:
     replace_section(DOCS, "per-test", text)
 
 
+def publish(
+    lines: list[str], section: str, heading: str, intro: str, *, write: bool, after: str = ""
+) -> None:
+    """Print a script's table; with ``write``, make it the script's part of the page.
+
+    The part: the heading, the intro (how it was measured), the machine, the
+    table, and ``after`` (what the table says).
+    """
+    print("\n".join(lines))
+    if write:
+        body = f"## {heading}\n\n{intro}\n\nMachine: {machine()}.\n\n" + "\n".join(lines)
+        replace_section(DOCS, section, body + (f"\n\n{after}" if after else ""))
+
+
 def replace_section(page: Path, name: str, body: str) -> None:
     """Rewrite only this script's part of the page; other benchmarks keep theirs."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
