@@ -30,6 +30,12 @@ Ordering: the writer stores data, then head, then writes the eventfd; the
 reader reads the eventfd, then head, then data. The eventfd system calls
 order the stores and loads; after the target has exited, its stores are
 visible anyway (the broker's final drain).
+
+Each counter is stored and loaded as one 8-byte word (``store_counter``,
+``load_counter``), because the other side may read it at any moment.
+``struct.pack_into`` zero-fills its field, then writes it byte by byte, and
+``unpack_from`` reads byte by byte: a reader could see 0, or half of each
+value, and take an honest target's head for one moved backwards.
 """
 
 from __future__ import annotations
@@ -67,6 +73,17 @@ def _eventfd(flags: int) -> int:
 
 
 _ONE = (1).to_bytes(8, "little")
+
+
+def load_counter(region: mmap.mmap, offset: int) -> int:
+    """One counter, loaded at once: a slice of the map is one ``memcpy`` of the aligned word."""
+    value: int = _COUNTER.unpack(region[offset : offset + _COUNTER.size])[0]
+    return value
+
+
+def store_counter(region: mmap.mmap, offset: int, value: int) -> None:
+    """One counter, stored at once: the bytes are made first, then copied in one ``memcpy``."""
+    region[offset : offset + _COUNTER.size] = _COUNTER.pack(value)
 
 
 def claimed_span(head: int, tail: int, capacity: int) -> int:
@@ -161,7 +178,7 @@ class RingReader:
         published head is impossible.
         """
         _clear(self._ring.data_ready)
-        head: int = _COUNTER.unpack_from(self._region, HEAD_OFFSET)[0]
+        head = load_counter(self._region, HEAD_OFFSET)
         span = claimed_span(head, self._tail, self._capacity)
         if not span:
             return b""
@@ -172,7 +189,7 @@ class RingReader:
         data = parts[0] if len(parts) == 1 else b"".join(parts)
         self._tail += span
         self.bytes_read += span
-        _COUNTER.pack_into(self._region, TAIL_OFFSET, self._tail)
+        store_counter(self._region, TAIL_OFFSET, self._tail)
         _signal(self._ring.space_ready)
         return data
 
@@ -189,12 +206,12 @@ class RingWriter:
         self._ring = ring
         self._region = ring.region
         self._capacity = ring.capacity
-        self._head: int = _COUNTER.unpack_from(self._region, HEAD_OFFSET)[0]
+        self._head = load_counter(self._region, HEAD_OFFSET)
         self._space = select.poll()
         self._space.register(ring.space_ready, select.POLLIN)
 
     def _free(self) -> int:
-        tail: int = _COUNTER.unpack_from(self._region, TAIL_OFFSET)[0]
+        tail = load_counter(self._region, TAIL_OFFSET)
         return self._capacity - (self._head - tail)
 
     def sendall(self, data: bytes) -> None:
@@ -213,6 +230,6 @@ class RingWriter:
                 self._region[DATA_OFFSET + start : DATA_OFFSET + end] = view[done : done + size]
                 done += size
             self._head += chunk
-            _COUNTER.pack_into(self._region, HEAD_OFFSET, self._head)
+            store_counter(self._region, HEAD_OFFSET, self._head)
             _signal(self._ring.data_ready)
             view = view[chunk:]

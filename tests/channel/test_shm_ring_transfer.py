@@ -15,7 +15,14 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from pytest_isolate.wire.frames import FrameDecoder, encode_frame
-from pytest_isolate.wire.shm import TAIL_OFFSET, RingReader, ShmRing
+from pytest_isolate.wire.shm import (
+    HEAD_OFFSET,
+    TAIL_OFFSET,
+    RingReader,
+    ShmRing,
+    load_counter,
+    store_counter,
+)
 
 
 @pytest.fixture
@@ -143,3 +150,36 @@ def test_a_saturated_eventfd_never_blocks_the_reader(ring: ShmRing) -> None:
     started = time.monotonic()
     assert ring.reader().read_available() == b"abc"  # writes to space_ready: EAGAIN, ignored
     assert time.monotonic() - started < 1.0
+
+
+#: Every value the writer stores is a multiple of this: a load that saw part of a
+#: store, or the zero-fill ``struct.pack_into`` does first, is not.
+STRIDE = 0x0101_0101_01
+STORES = 300_000
+
+
+def test_a_counter_is_never_loaded_half_stored(ring: ShmRing) -> None:
+    """The target stores head while the broker loads it: every load is a value once stored.
+
+    With ``struct.pack_into`` and ``unpack_from`` the broker saw 0 here within
+    a few thousand loads, and failed an honest flooding test with "moved the
+    shared ring's write index backwards".
+    """
+
+    def store_rising() -> None:
+        for step in range(1, STORES + 1):
+            store_counter(ring.region, HEAD_OFFSET, step * STRIDE)
+
+    writer = fork_child(store_rising)
+    loads, torn, last = 0, [], 0
+    while True:
+        finished = os.waitpid(writer, os.WNOHANG)[0] == writer
+        value = load_counter(ring.region, HEAD_OFFSET)
+        loads += 1
+        if value % STRIDE or value < last:
+            torn.append(value)
+        last = value
+        if finished:
+            break
+    assert torn == []
+    assert last == STORES * STRIDE and loads > 1000
