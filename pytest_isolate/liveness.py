@@ -59,7 +59,7 @@ def parse_owner_tag(tag: str) -> tuple[int, int] | None:
     return int(pid), int(namespace) if dot else HOST_PID_NAMESPACE
 
 
-def _inner_pid(pid: int | str) -> int | None:
+def inner_pid(pid: int | str) -> int | None:
     """``pid``'s number in its own PID namespace: the last field of ``NSpid``."""
     with contextlib.suppress(OSError, ValueError, IndexError):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -71,7 +71,7 @@ def _inner_pid(pid: int | str) -> int | None:
 def _alive_in(namespace: int, pid: int) -> bool:
     """Is some process the ``pid`` of PID namespace ``namespace``? (Seen from the host.)"""
     for entry in os.listdir("/proc"):
-        if entry.isdigit() and pid_namespace(entry) == namespace and _inner_pid(entry) == pid:
+        if entry.isdigit() and pid_namespace(entry) == namespace and inner_pid(entry) == pid:
             return True
     return False
 

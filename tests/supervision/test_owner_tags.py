@@ -9,7 +9,6 @@ processes, must not take a live host broker for a dead one.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
@@ -24,6 +23,7 @@ from pytest_isolate.liveness import (
     HOST_PID_NAMESPACE,
     children,
     descendants,
+    inner_pid,
     owner_is_gone,
     owner_tag,
     parse_owner_tag,
@@ -102,14 +102,12 @@ def start_broker() -> Iterator[StartBroker]:
             remove_group(group)
 
 
-def _host_pid(root: int, inner_pid: int) -> int:
-    """The host's pid of the process that is ``inner_pid`` in its namespace, below ``root``."""
+def _host_pid(root: int, pid_inside: int) -> int:
+    """The host's pid of the process that is ``pid_inside`` in its namespace, below ``root``."""
     for pid in [root, *descendants(root)]:
-        with contextlib.suppress(OSError):
-            status = Path(f"/proc/{pid}/status").read_text()
-            if status.split("NSpid:")[1].split("\n")[0].split()[-1] == str(inner_pid):
-                return pid
-    raise AssertionError(f"no process below {root} is pid {inner_pid} in its namespace")
+        if inner_pid(pid) == pid_inside:
+            return pid
+    raise AssertionError(f"no process below {root} is pid {pid_inside} in its namespace")
 
 
 def _running(pid: int) -> bool:
