@@ -205,6 +205,7 @@ class ForkedBackend:
             return result
         finally:
             if ending is None:
+                launch.end_unsupervised(context.tree)
                 launch.close()
                 self.target_gone(item, spec)
             else:
@@ -286,6 +287,7 @@ class ForkedBackend:
             launch.close()
             raise
         if pid:
+            launch.pid = pid
             gc.unfreeze()
         if pid == 0:  # pragma: no cover - the child never returns
             broker_end.close()
@@ -303,10 +305,13 @@ class ForkedBackend:
                 ring,
                 output,
             )
-        target_end.close()
-        if output is not None:
-            output.after_fork()
-        launch.pid = pid
+        try:
+            target_end.close()
+            if output is not None:
+                output.after_fork()
+        except BaseException:  # Ctrl-C, say: the caller never gets the launch to end
+            launch.discard()
+            raise
         return launch
 
     def _supervise(
@@ -341,6 +346,7 @@ class ForkedBackend:
             output=launch.output,
         )
         fds_box.append(supervisor)
+        launch.supervisor = supervisor
         state = supervisor.run(end_at_done=context.pipeline and launch.output is None)
         oom_killed = bool(spec.mem_limit) and context.tree.oom_kills() > oom_kills_before
         result = self._result(item, spec, state, launch.crash_log, oom_killed)
@@ -479,6 +485,8 @@ class ForkedLaunch:
 
     #: its exit status was collected: the pid may belong to another process now
     reaped: bool = False
+    #: once made, the supervisor reaps it (``TargetSupervisor.run`` and ``settle``)
+    supervisor: TargetSupervisor | None = None
 
     def waiting(self) -> bool:
         """Still alive, and waiting (nothing but ``start`` makes it go on)."""
@@ -490,16 +498,32 @@ class ForkedLaunch:
         self.reaped = True
         return False
 
-    def discard(self) -> None:
-        """End it unused, and free what the broker holds of it."""
-        if os.getpid() != self.broker_pid:
-            return  # a copy inherited by a target: this launch is its broker's
+    def end_unsupervised(self, tree: ProcessTree) -> None:
+        """Kill and reap it if no supervisor did: an exception (Ctrl-C's among them) came
+        between its fork and its supervision. Left alive, it would run on unwatched, and a
+        namespace holder's end would wait for its reaping for ever."""
+        if self.reaped or self.pid <= 0 or os.getpid() != self.broker_pid:
+            return
+        if self.supervisor is not None and self.supervisor.state.wait_status is not None:
+            return
+        with contextlib.suppress(OSError):
+            tree.kill(self.pid)
+        self.discard_process()
+
+    def discard_process(self) -> None:
+        """SIGKILL and reap it (not yet reaped: the pid is still its own)."""
         if not self.reaped:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(self.pid, 0)
             self.reaped = True
+
+    def discard(self) -> None:
+        """End it unused, and free what the broker holds of it."""
+        if os.getpid() != self.broker_pid:
+            return  # a copy inherited by a target: this launch is its broker's
+        self.discard_process()
         self.close()
 
     def close(self) -> None:

@@ -10,7 +10,11 @@ points it back (``setns(CLONE_NEWPID)`` affects only where the calling
 thread's next child goes); the child joins the other namespaces itself.
 
 Lifetime: the broker holds a pipe to the helper; when the broker closes it
-(or dies), the helper kills and reaps the holder and exits.
+(or dies), the helper kills and reaps the holder and exits. The holder's
+end waits until every process of its namespace is reaped, and the targets
+are the broker's children, reaped by the broker alone: so the broker reaps
+any target still unreaped (one an interrupt left behind) while it waits for
+the helper, or the three would wait for each other for ever.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import ctypes
 import os
 import select
 import signal
+import time
 from collections.abc import Callable, Iterable
 
 from pytest_isolate.target import steps, syscalls
@@ -55,6 +60,8 @@ class NamespaceHolder:
             kind: os.open(f"/proc/{holder_pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
             for kind in kinds
         }
+        #: children forked inside that may still be unreaped (see ``close``)
+        self._forked: set[int] = set()
 
     @classmethod
     def start(
@@ -100,6 +107,8 @@ class NamespaceHolder:
             raise
         if pid:
             setns(self._own_pid_ns, CLONE_NEWPID)
+            self._forked = {child for child in self._forked if _unreaped(child)}
+            self._forked.add(pid)
         return pid
 
     def child_fds(self) -> list[int]:
@@ -107,11 +116,26 @@ class NamespaceHolder:
         return list(self._joined.values())
 
     def close(self) -> None:
+        """End the holder (closing the lifeline) and wait for its helper.
+
+        Meanwhile reap the children forked inside that nobody reaped: the
+        holder's end waits for them (see the module's docstring).
+        """
         for fd in (self._pid_ns, self._own_pid_ns, self._lifeline, *self._joined.values()):
             with contextlib.suppress(OSError):
                 os.close(fd)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(self.helper_pid, 0)
+        while True:
+            try:
+                if os.waitpid(self.helper_pid, os.WNOHANG)[0]:
+                    return
+            except ChildProcessError:
+                return
+            for child in list(self._forked):
+                try:
+                    os.waitpid(child, os.WNOHANG)
+                except ChildProcessError:
+                    self._forked.discard(child)
+            time.sleep(0.002)
 
     # -- child side -------------------------------------------------------
     def join(self) -> None:
@@ -123,6 +147,15 @@ class NamespaceHolder:
         for kind, fd in self._joined.items():
             setns(fd, NS_FLAGS[kind])
             os.close(fd)
+
+
+def _unreaped(pid: int) -> bool:
+    """Is ``pid`` still a child of ours to reap (alive or a zombie)? It is not reaped here."""
+    try:
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return True
 
 
 def _read_report(fd: int) -> tuple[int | None, str]:

@@ -79,7 +79,7 @@ def _containers_of(broker_pid: int) -> list[str]:
 def _start_run(tmp_path: Path, backend: str) -> tuple[subprocess.Popen[str], Path]:
     project = tmp_path / "project"
     marks = tmp_path / "marks"
-    project.mkdir()
+    project.mkdir(exist_ok=True)
     marks.mkdir()
     os.chmod(marks, 0o777)  # targets run as nobody
     for directory in (tmp_path, *tmp_path.parents):
@@ -170,4 +170,40 @@ def test_a_killed_run_is_reaped_by_the_next_run(tmp_path: Path, backend: str) ->
         check=True,
         capture_output=True,
     )
+    assert _nothing_left(proc.pid, marks) == []
+
+
+# Ctrl-C in the broker's narrowest window: its target forked and started, its
+# supervisor not made yet. The conftest sends the interrupt from that point.
+INTERRUPT_BEFORE_SUPERVISION = """
+import os, signal
+from pytest_isolate.backends import forked
+
+_supervisor = forked.TargetSupervisor
+
+def _interrupted(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGINT)
+    return _supervisor(*args, **kwargs)
+
+forked.TargetSupervisor = _interrupted
+"""
+
+
+@pytest.mark.parametrize("backend", ["chroot", "process", "seccomp"])
+def test_ctrl_c_before_supervision_ends_the_target_too(tmp_path: Path, backend: str) -> None:
+    """The target is killed and reaped although no supervisor ever watched it.
+
+    Left unreaped inside a namespace holder's PID namespace (seccomp, chroot),
+    it once hung the run for ever: the holder's end waited for its reaping,
+    and the broker waited for the holder's end.
+    """
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / "conftest.py").write_text(INTERRUPT_BEFORE_SUPERVISION)
+    proc, marks = _start_run(tmp_path, backend)
+    try:
+        assert proc.wait(timeout=60) == pytest.ExitCode.INTERRUPTED
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     assert _nothing_left(proc.pid, marks) == []
