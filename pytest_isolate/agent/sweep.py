@@ -17,8 +17,8 @@ import contextlib
 import os
 import signal
 import time
-from typing import List
 
+from pytest_isolate.liveness import children
 from pytest_isolate.target import steps
 
 
@@ -27,16 +27,6 @@ def become_reaper() -> None:
     if os.getpid() != 1:
         with contextlib.suppress(OSError):
             steps.set_child_subreaper()
-
-
-def children_of(pid: int) -> List[int]:
-    """Direct children of ``pid``, from /proc (empty if /proc is unreadable)."""
-    found: List[int] = []
-    with contextlib.suppress(OSError):
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/children") as fh:
-                found.extend(int(x) for x in fh.read().split())
-    return found
 
 
 def reap_all() -> None:
@@ -58,12 +48,12 @@ def kill_leftovers(deadline: float = 5.0) -> None:
         _sweep_as_init(end)
         return
     while time.monotonic() < end:
-        children = children_of(me)
-        for child in children:
+        found = children(me)
+        for child in found:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGKILL)
         reap_all()
-        if not children and not children_of(me):
+        if not found and not children(me):
             return
         time.sleep(0.001)
 
