@@ -23,7 +23,9 @@ from pytest_isolate._version import __version__
 
 if TYPE_CHECKING:
     from pytest_isolate.backends.base import Availability, Backend
-    from pytest_isolate.backends.forked import ChildSetup, ForkedBackend, TargetWatch
+    from pytest_isolate.backends.forked import ChildSetup, ForkedBackend
+    from pytest_isolate.backends.registry import DeferredBackend
+    from pytest_isolate.backends.target_watch import TargetWatch
     from pytest_isolate.spec import IsolateSpec, SpecError
     from pytest_isolate.supervision.context import BrokerContext
     from pytest_isolate.supervision.result import FailureKind, TargetResult
@@ -39,6 +41,7 @@ _API = {
     "Backend": "pytest_isolate.backends.base",
     "BrokerContext": "pytest_isolate.supervision.context",
     "ChildSetup": "pytest_isolate.backends.forked",
+    "DeferredBackend": "pytest_isolate.backends.registry",
     "FailureKind": "pytest_isolate.supervision.result",
     "ForkedBackend": "pytest_isolate.backends.forked",
     "FrameDecoder": "pytest_isolate.wire.frames",
@@ -48,7 +51,7 @@ _API = {
     "ProtocolViolation": "pytest_isolate.wire.frames",
     "SpecError": "pytest_isolate.spec",
     "TargetResult": "pytest_isolate.supervision.result",
-    "TargetWatch": "pytest_isolate.backends.forked",
+    "TargetWatch": "pytest_isolate.backends.target_watch",
     "sanitize_report": "pytest_isolate.wire.reports",
 }
 
@@ -57,6 +60,7 @@ __all__ = [
     "Backend",
     "BrokerContext",
     "ChildSetup",
+    "DeferredBackend",
     "FailureKind",
     "ForkedBackend",
     "FrameDecoder",

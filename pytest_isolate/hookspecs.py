@@ -13,11 +13,18 @@ import pytest
 
 if TYPE_CHECKING:
     from pytest_isolate.backends.base import Backend
+    from pytest_isolate.backends.registry import DeferredBackend
     from pytest_isolate.spec import IsolateSpec
 
 
-def pytest_isolate_register_backends(register: Callable[[Backend], None]) -> None:
+def pytest_isolate_register_backends(
+    register: Callable[[Backend | DeferredBackend], None],
+) -> None:
     """Register backends by calling ``register(backend)`` once for each.
+
+    ``register(DeferredBackend("name", "package.module:Class"))`` names a
+    backend whose module is imported only when a test of this run uses it
+    (the built-in backends register so).
 
     A later registration of the same name replaces an earlier one, so a
     conftest can swap a built-in backend for its own.

@@ -11,8 +11,17 @@ import sys
 from collections.abc import Callable, Mapping
 
 from pytest_isolate.backends.base import Availability, Backend, TargetResult
+from pytest_isolate.backends.registry import DeferredBackend
 
-BUILTIN_NAMES = ("process", "seccomp", "chroot", "container", "vm")
+#: Each built-in backend's class, imported when a run first needs it.
+BUILTIN_PATHS = {
+    "process": "pytest_isolate.backends.process:ProcessBackend",
+    "seccomp": "pytest_isolate.backends.seccomp:SeccompBackend",
+    "chroot": "pytest_isolate.backends.chroot:ChrootBackend",
+    "container": "pytest_isolate.backends.container:ContainerBackend",
+    "vm": "pytest_isolate.backends.vm:VMBackend",
+}
+BUILTIN_NAMES = tuple(BUILTIN_PATHS)
 
 
 class UnsupportedPlatformBackend:
@@ -44,22 +53,11 @@ class UnsupportedPlatformBackend:
         pass
 
 
-def register_builtin_backends(register: Callable[[Backend], None]) -> None:
+def register_builtin_backends(register: Callable[[Backend | DeferredBackend], None]) -> None:
+    """Each built-in backend, deferred: a run imports only the backends its tests use."""
     if not sys.platform.startswith("linux"):
         for name in BUILTIN_NAMES:
             register(UnsupportedPlatformBackend(name))  # type: ignore[arg-type]
         return
-    from pytest_isolate.backends.process import ProcessBackend
-    from pytest_isolate.backends.seccomp import SeccompBackend
-
-    register(ProcessBackend())
-    register(SeccompBackend())
-    from pytest_isolate.backends.chroot import ChrootBackend
-
-    register(ChrootBackend())
-    from pytest_isolate.backends.vm import VMBackend
-
-    register(VMBackend())
-    from pytest_isolate.backends.container import ContainerBackend
-
-    register(ContainerBackend())
+    for name, path in BUILTIN_PATHS.items():
+        register(DeferredBackend(name, path))

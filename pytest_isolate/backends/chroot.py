@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_isolate.backends.base import Availability, TargetResult
-from pytest_isolate.backends.forked import ChildSetup, ForkedBackend, TargetWatch
+from pytest_isolate.backends.forked import ChildSetup, ForkedBackend
 from pytest_isolate.backends.seccomp_layer import (
     PreparedFilter,
     build_policy,
@@ -27,6 +27,7 @@ from pytest_isolate.backends.seccomp_layer import (
     sandboxed,
     seccomp_options,
 )
+from pytest_isolate.backends.target_watch import TargetWatch
 from pytest_isolate.jail.jail_config import JailConfig
 from pytest_isolate.jail.shared import SharedJail
 from pytest_isolate.pytest_compat import use_basetemp

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_isolate.backends.announce import announce
 from pytest_isolate.backends.base import Availability, TargetResult
 from pytest_isolate.backends.container_config import (
     KEYWORDS,
@@ -34,12 +35,7 @@ from pytest_isolate.backends.container_config import (
     split_images,
 )
 from pytest_isolate.backends.container_pool import give_image, lost_message, retry_lost
-from pytest_isolate.backends.spawned import (
-    SpawnedTargets,
-    announce,
-    sibling_files,
-    start_request,
-)
+from pytest_isolate.backends.spawned import SpawnedTargets, sibling_files, start_request
 from pytest_isolate.backends.spawned_policy import check_spawned_policy, spawned_policy
 from pytest_isolate.spec import IsolateSpec, SpecError
 from pytest_isolate.supervision.context import BrokerContext

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_isolate.backends.registry import BackendRegistry
-from pytest_isolate.container.engine_pool import EnginePool, PoolMember, split_engine_urls
+if TYPE_CHECKING:
+    from pytest_isolate.backends.registry import BackendRegistry
+    from pytest_isolate.container.engine_pool import EnginePool, PoolMember
 
 #: The key of a worker's pool counts in xdist's ``workeroutput``.
 WORKER_POOL = "isolate_engine_pool"
@@ -60,6 +61,10 @@ def add_options(group: Any, parser: pytest.Parser) -> None:
 def configure(config: pytest.Config, registry: BackendRegistry) -> None:
     """Make the run's pool from the option (or ini), if any; a bad URL is a usage error."""
     value = config.getoption("isolate_engines", None) or config.getini("isolate_engines") or None
+    if not value:
+        return  # a run without a pool imports none of it
+    from pytest_isolate.container.engine_pool import EnginePool, split_engine_urls
+
     try:
         urls = split_engine_urls(value)
     except ValueError as exc:

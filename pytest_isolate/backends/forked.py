@@ -17,7 +17,7 @@ import socket
 import sys
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, cast
@@ -25,6 +25,7 @@ from typing import Any, cast
 import pytest
 
 from pytest_isolate.backends.base import Availability, TargetResult
+from pytest_isolate.backends.target_watch import TargetWatch
 from pytest_isolate.pytest_compat import basetemp_made, ensure_basetemp
 from pytest_isolate.spec import IsolateSpec
 from pytest_isolate.supervision.context import BrokerContext, LateExit
@@ -43,7 +44,6 @@ from pytest_isolate.target.item_runner import (
 from pytest_isolate.target.receipt import RECEIPT_PROPERTY, LayerMissing, namespace_inodes
 from pytest_isolate.target.sequence import Privileges, TargetPlan, confine_target, detach_target
 from pytest_isolate.wire.shm import ShmRing
-from pytest_isolate.wire.test_frames import Handler
 
 CRASH_LOG_TAIL = 16 * 1024
 
@@ -68,23 +68,6 @@ class ChildSetup:
     channel: socket.socket
     scratch: Path
     keep_fds: list[int]
-
-
-@dataclass
-class TargetWatch:
-    """Broker-side companion of one target: extra frame handlers and a final say."""
-
-    handlers: dict[str, Handler] = field(default_factory=dict)
-
-    def finish(self, result: TargetResult, state: Supervision) -> None:
-        """Add sections or a failure to the result once the target has ended.
-
-        With ``state.lingering`` the target said ``done`` and still exits:
-        what needs it gone waits for :meth:`settle`.
-        """
-
-    def settle(self) -> None:
-        """The target of a lingering result is gone now: free what the watch holds."""
 
 
 def _read_crash_log(fd: int) -> str:

@@ -13,12 +13,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from pytest_isolate.backends.forked import ChildSetup, ForkedBackend, TargetWatch
+from pytest_isolate.backends.forked import ChildSetup, ForkedBackend
 from pytest_isolate.backends.seccomp_layer import (
     PreparedFilter,
     build_policy,
     policy_options,
 )
+from pytest_isolate.backends.target_watch import TargetWatch
 from pytest_isolate.spec import IsolateSpec
 from pytest_isolate.target.sequence import Privileges
 

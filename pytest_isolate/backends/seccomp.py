@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from pytest_isolate.backends.base import Availability
-from pytest_isolate.backends.forked import ChildSetup, ForkedBackend, TargetWatch
+from pytest_isolate.backends.forked import ChildSetup, ForkedBackend
 from pytest_isolate.backends.seccomp_layer import (
     POLICY_KEYWORDS,
     PreparedFilter,
@@ -32,6 +32,7 @@ from pytest_isolate.backends.seccomp_layer import (
     sandbox_availability,
     sandboxed,
 )
+from pytest_isolate.backends.target_watch import TargetWatch
 from pytest_isolate.pytest_compat import use_basetemp
 from pytest_isolate.spec import IsolateSpec
 from pytest_isolate.target import steps

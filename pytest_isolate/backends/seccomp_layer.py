@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_isolate.backends.base import Availability, TargetResult
-from pytest_isolate.backends.forked import TargetWatch
+from pytest_isolate.backends.target_watch import TargetWatch
 from pytest_isolate.liveness import descendants
 from pytest_isolate.policy.kmsg import first_kmsg_position
 from pytest_isolate.policy.listener_handover import SANDBOXED_FRAME, install_in_child

@@ -21,20 +21,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from pathlib import Path
 from typing import Generic, TypeVar
 
 import pytest
 
-from pytest_isolate.backends import worker_lines
 from pytest_isolate.backends.agent_args import (
     agent_base_args,
     coverage_for_target,
     execution_count,
     forwarded_options,
 )
+from pytest_isolate.backends.announce import announce
 from pytest_isolate.backends.base import TargetResult
 from pytest_isolate.backends.target_plugins import left_out_note, target_plugins
 from pytest_isolate.backends.target_pool import TargetPool
@@ -89,33 +88,6 @@ def start_request(
         tuple(forwarded_options(config).items()),
         coverage_for_target(),
     )
-
-
-#: The one prefix of every progress line and note (summary lines say ``isolate LABEL:``).
-PREFIX = "pytest-isolate:"
-
-
-def announce(config: pytest.Config, line: str, *, step: bool = False) -> None:
-    """One line on the terminal: a target takes long enough to start to be noticed.
-
-    ``step`` lines (each step of a VM's boot) are left out under ``-q``; the
-    others (a target is ready, a note said once per run) under ``-qq``. The
-    session starts targets before a test's line is printed, so these lines
-    never land inside a result line. An xdist worker's lines reach the
-    controller's terminal with its next report (``worker_lines``).
-    """
-    verbosity = int(getattr(config.option, "verbose", 0) or 0)
-    if verbosity < (0 if step else -1):
-        return
-    if worker_lines.hold(config, line):  # an xdist worker: the controller prints it
-        return
-    line = f"{PREFIX} {line}"
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None and hasattr(reporter, "write_line"):
-        reporter.write_line(line)
-        return
-    with contextlib.suppress(OSError):
-        sys.stderr.write(line + "\n")
 
 
 # -- the pooled run ------------------------------------------------------------------

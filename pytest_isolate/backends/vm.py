@@ -38,8 +38,9 @@ from pytest_isolate.backends.agent_args import (
     matrix_args,
     parse_time_args,
 )
+from pytest_isolate.backends.announce import announce
 from pytest_isolate.backends.base import Availability, TargetResult
-from pytest_isolate.backends.spawned import SpawnedTargets, announce
+from pytest_isolate.backends.spawned import SpawnedTargets
 from pytest_isolate.backends.spawned_policy import (
     check_spawned_policy,
     spawned_policy,

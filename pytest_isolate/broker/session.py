@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 import time
 import warnings
@@ -19,10 +20,9 @@ from typing import Any
 import pytest
 
 from pytest_isolate.backends import worker_lines
+from pytest_isolate.backends.announce import announce
 from pytest_isolate.backends.base import FailureKind, TargetResult, backend_prepare_target
-from pytest_isolate.backends.forked import ForkedBackend
 from pytest_isolate.backends.registry import BackendRegistry
-from pytest_isolate.backends.spawned import announce
 from pytest_isolate.broker import resolve
 from pytest_isolate.broker.kept_files import keep_tmp_path
 from pytest_isolate.broker.summary import RunStats
@@ -145,7 +145,10 @@ class IsolateSession:
     def _forks(self, spec: IsolateSpec) -> bool:
         """Does ``spec`` run in a fork of this broker (which keeps the user's terminal)?"""
         backend = self.registry.get(spec.backend)
-        return isinstance(backend, ForkedBackend) and backend.forks(spec)
+        forked = sys.modules.get("pytest_isolate.backends.forked")  # none is, if it is not loaded
+        return (
+            forked is not None and isinstance(backend, forked.ForkedBackend) and backend.forks(spec)
+        )
 
     def spec_of(self, item: pytest.Item) -> IsolateSpec | None:
         """Where ``item`` runs, or None for a test the broker runs itself."""
