@@ -8,10 +8,10 @@ fails (or skips, with ``--isolate-unavailable=skip``) saying why.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
-from pytest_isolate.backends.base import Availability, Backend, TargetResult
-from pytest_isolate.backends.registry import DeferredBackend
+from pytest_isolate.backends.base import Backend
+from pytest_isolate.backends.registry import DeferredBackend, StandInBackend
 
 #: Each built-in backend's class, imported when a run first needs it.
 BUILTIN_PATHS = {
@@ -24,40 +24,21 @@ BUILTIN_PATHS = {
 BUILTIN_NAMES = tuple(BUILTIN_PATHS)
 
 
-class UnsupportedPlatformBackend:
+def unsupported_platform(name: str) -> StandInBackend:
     """Stands in for a Linux-only backend on another platform."""
-
-    keywords: Mapping[str, str] = {}
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.summary = f"{name} (Linux only)"
-
-    def availability(self) -> Availability:
-        return Availability(
-            False,
-            f"the {self.name} backend needs Linux; this is {sys.platform}",
-            "run isolated tests on Linux (CI), or use --no-isolate here",
-        )
-
-    def validate(self, spec: object, where: str) -> None:
-        pass
-
-    def variants(self, spec: object) -> list[object]:
-        return [spec]
-
-    def run(self, item: object, spec: object, context: object) -> TargetResult:
-        raise RuntimeError(self.availability().reason)
-
-    def close(self) -> None:
-        pass
+    return StandInBackend(
+        name,
+        f"{name} (Linux only)",
+        f"the {name} backend needs Linux; this is {sys.platform}",
+        "run isolated tests on Linux (CI), or use --no-isolate here",
+    )
 
 
 def register_builtin_backends(register: Callable[[Backend | DeferredBackend], None]) -> None:
     """Each built-in backend, deferred: a run imports only the backends its tests use."""
     if not sys.platform.startswith("linux"):
         for name in BUILTIN_NAMES:
-            register(UnsupportedPlatformBackend(name))  # type: ignore[arg-type]
+            register(unsupported_platform(name))
         return
     for name, path in BUILTIN_PATHS.items():
         register(DeferredBackend(name, path))

@@ -44,25 +44,22 @@ class DeferredBackend:
         return backend
 
 
-class UnloadableBackend:
-    """Stands in for a deferred backend that could not be made: unavailable, saying why."""
+class StandInBackend:
+    """Stands in for a backend this run cannot make: unavailable, with why and the fix.
+
+    Its tests fail (or skip, with ``--isolate-unavailable=skip``) saying so,
+    and the doctor lists it; the rest of the run goes on.
+    """
 
     keywords: Mapping[str, str] = {}
 
-    def __init__(self, deferred: DeferredBackend, problem: str) -> None:
-        self.name = deferred.name
-        self.summary = f"{deferred.name} (could not be loaded)"
-        self._deferred = deferred
-        self._problem = problem
+    def __init__(self, name: str, summary: str, reason: str, fix: str) -> None:
+        self.name = name
+        self.summary = summary
+        self._availability = Availability(False, reason, fix)
 
     def availability(self) -> Availability:
-        module = self._deferred.path.partition(":")[0]
-        return Availability(
-            False,
-            f"backend {self.name!r} registered as {self._deferred.path!r} "
-            f"could not be made: {self._problem}",
-            f"check that it imports: python -c 'import {module}'",
-        )
+        return self._availability
 
     def validate(self, spec: Any, where: str) -> None:
         pass
@@ -71,10 +68,24 @@ class UnloadableBackend:
         return [spec]
 
     def run(self, item: Any, spec: Any, context: Any) -> TargetResult:
-        raise RuntimeError(self.availability().reason)
+        raise RuntimeError(self._availability.reason)
 
     def close(self) -> None:
         pass
+
+
+class UnloadableBackend(StandInBackend):
+    """A deferred backend whose module, class or instance failed."""
+
+    def __init__(self, deferred: DeferredBackend, problem: str) -> None:
+        module = deferred.path.partition(":")[0]
+        super().__init__(
+            deferred.name,
+            f"{deferred.name} (could not be loaded)",
+            f"backend {deferred.name!r} registered as {deferred.path!r} "
+            f"could not be made: {problem}",
+            f"check that it imports: python -c 'import {module}'",
+        )
 
 
 class BackendRegistry:
