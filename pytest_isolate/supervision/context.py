@@ -8,14 +8,16 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
 from pytest_isolate.liveness import owner_is_gone, owner_tag
 from pytest_isolate.spec import IsolateSpec
-from pytest_isolate.supervision.tree import ProcessTree, make_process_tree
 from pytest_isolate.wire.frames import FrameLimits
+
+if TYPE_CHECKING:
+    from pytest_isolate.supervision.tree import ProcessTree
 
 SCRATCH_PREFIX = "pytest-isolate-"
 
@@ -76,7 +78,11 @@ class BrokerContext:
 
     @property
     def tree(self) -> ProcessTree:
+        """The cgroup tree (or subreaper), made by the first forked target that needs it:
+        its modules stay unimported in an agent, which builds a context but never a tree."""
         if self._tree is None:
+            from pytest_isolate.supervision.tree import make_process_tree
+
             self._tree = make_process_tree()
         return self._tree
 
