@@ -40,7 +40,8 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 
 PREFORK_HELP = (
-    "fork the next test's target (process, seccomp, chroot), or start its fresh container, "
+    "fork the next test's target (process, seccomp, chroot), or start its fresh container "
+    "or guest, "
     "while the current test runs, so it waits ready, and report a forked test while its "
     "target exits (ini isolate_prefork, default true); --isolate-no-prefork starts each "
     "target only when its test starts and waits for its exit"

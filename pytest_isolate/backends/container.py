@@ -35,7 +35,12 @@ from pytest_isolate.backends.container_config import (
     split_images,
 )
 from pytest_isolate.backends.container_pool import give_image, lost_message, retry_lost
-from pytest_isolate.backends.spawned import SpawnedTargets, sibling_files, start_request
+from pytest_isolate.backends.spawned import (
+    SpawnedTargets,
+    fresh_followers,
+    sibling_files,
+    start_request,
+)
 from pytest_isolate.backends.spawned_policy import check_spawned_policy, spawned_policy
 from pytest_isolate.spec import IsolateSpec, SpecError
 from pytest_isolate.supervision.context import BrokerContext
@@ -120,30 +125,8 @@ class ContainerBackend:
             )
         except SpecError as exc:
             return TargetResult(failure=f"usage error: {exc}", failure_kind="usage")
-        ahead = self._fresh_next(item, context)
+        ahead = fresh_followers(item, context, self.name, config_from_spec)
         return self._targets.run(item, spec, context, config, policy, ahead)
-
-    def _fresh_next(
-        self, item: pytest.Item, context: BrokerContext
-    ) -> list[tuple[pytest.Item, IsolateSpec, ContainerConfig]]:
-        """The next tests that get fresh containers of their own: started while ``item`` runs.
-
-        Up to two, in a row (both cores start one each while a short test
-        runs). ``context.next_item`` and ``item_after_next`` are set only
-        under ``isolate_prefork``, and never for a test another plugin drives.
-        """
-        ahead = []
-        for following in (context.next_item, context.item_after_next):
-            if following is None or following is item:
-                break
-            spec = context.spec_of(following)
-            if spec is None or spec.backend != self.name or not spec.fresh:
-                break
-            try:
-                ahead.append((following, spec, config_from_spec(spec, following.nodeid)))
-            except SpecError:
-                break  # reported by that test's own run
-        return ahead
 
     def prepare_target(self, item: pytest.Item, spec: IsolateSpec, context: BrokerContext) -> None:
         """Before the test's line: start its container (a bad spec is reported by ``run``)."""

@@ -37,7 +37,7 @@ from pytest_isolate.backends.announce import announce
 from pytest_isolate.backends.base import TargetResult
 from pytest_isolate.backends.target_plugins import left_out_note, target_plugins
 from pytest_isolate.backends.target_pool import TargetPool
-from pytest_isolate.spec import IsolateSpec
+from pytest_isolate.spec import IsolateSpec, SpecError
 from pytest_isolate.supervision.agent_client import RunPolicy
 from pytest_isolate.supervision.agent_target import AgentTarget
 from pytest_isolate.supervision.context import BrokerContext
@@ -93,6 +93,34 @@ def start_request(
 # -- the pooled run ------------------------------------------------------------------
 K = TypeVar("K", bound=Hashable)
 T = TypeVar("T", bound=AgentTarget)
+
+
+def fresh_followers(
+    item: pytest.Item,
+    context: BrokerContext,
+    backend: str,
+    key_of: Callable[[IsolateSpec, str], K],
+) -> list[tuple[pytest.Item, IsolateSpec, K]]:
+    """The next tests that get fresh targets of ``backend``: started while ``item`` runs.
+
+    Up to two, in a row: both cores start one each while a short test runs,
+    and the test after the next finds its target ready too.
+    ``context.next_item`` and ``item_after_next`` are set only under
+    ``isolate_prefork``, and never for a test another plugin drives. A spec
+    ``key_of`` refuses ends the row (its own test reports it).
+    """
+    ahead = []
+    for following in (context.next_item, context.item_after_next):
+        if following is None or following is item:
+            break
+        spec = context.spec_of(following)
+        if spec is None or spec.backend != backend or not spec.fresh:
+            break
+        try:
+            ahead.append((following, spec, key_of(spec, following.nodeid)))
+        except SpecError:
+            break
+    return ahead
 
 
 class SpawnedTargets(Generic[K, T]):

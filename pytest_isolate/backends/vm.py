@@ -24,9 +24,11 @@ import contextlib
 import logging
 import os
 import re
+import signal
 import sys
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -40,7 +42,7 @@ from pytest_isolate.backends.agent_args import (
 )
 from pytest_isolate.backends.announce import announce
 from pytest_isolate.backends.base import Availability, TargetResult
-from pytest_isolate.backends.spawned import SpawnedTargets
+from pytest_isolate.backends.spawned import SpawnedTargets, fresh_followers
 from pytest_isolate.backends.spawned_policy import (
     check_spawned_policy,
     spawned_policy,
@@ -49,6 +51,7 @@ from pytest_isolate.backends.target_plugins import target_plugins
 from pytest_isolate.spec import IsolateSpec, SpecError, parse_size
 from pytest_isolate.supervision.agent_target import AgentTarget
 from pytest_isolate.vm.guest_config import ACCELS, MACHINES, VMConfig
+from pytest_isolate.wire.agent_protocol import Collected, StartRequest
 
 if TYPE_CHECKING:
     import pytest
@@ -56,7 +59,6 @@ if TYPE_CHECKING:
     from pytest_isolate.supervision.agent_client import AgentClient, RunPolicy
     from pytest_isolate.supervision.context import BrokerContext
     from pytest_isolate.vm.guest import Guest
-    from pytest_isolate.wire.agent_protocol import Collected
     from pytest_isolate.wire.frames import FrameLimits
 
 logger = logging.getLogger("pytest_isolate.vm")
@@ -285,6 +287,58 @@ class _RunningGuest(AgentTarget):
         self.guest = guest
         self.client = client
         self.collected = collected
+        #: set once the greeting thread of a guest started ahead is done (``greet``)
+        self._greeted: threading.Event | None = None
+        self._greeting_failed: BaseException | None = None
+
+    def greet(self, start: StartRequest) -> None:
+        """For a guest started ahead: in a thread, its checkpoint, its hello, then ``start``.
+
+        The init reads its launch payload from the channel with a buffered
+        read, so nothing may follow the payload until the agent has spoken;
+        the thread waits for the hello, then asks for the collection, and the
+        test reads the answer (``finish_start``). The thread is born with every
+        signal blocked, so a Ctrl-C reaches the broker's main thread.
+        """
+        self.pending = True
+        self._greeted = greeted = threading.Event()
+
+        def greeting() -> None:
+            try:
+                self.guest.wait_ready()
+                self.client.hello(timeout=HELLO_TIMEOUT)
+                self.client.send_start(start)
+            except BaseException as exc:  # said by finish_start, in the broker's thread
+                self._greeting_failed = exc
+            finally:
+                greeted.set()
+
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        try:
+            threading.Thread(
+                target=greeting, name="pytest-isolate vm greeting", daemon=True
+            ).start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+    def finish_start(self) -> None:
+        """A guest started ahead: wait for its greeting, then read its collection.
+
+        On failure it is killed, and the test starts a guest of its own,
+        which reports what goes wrong.
+        """
+        assert self._greeted is not None
+        waited = time.monotonic()
+        try:
+            self._greeted.wait()
+            if self._greeting_failed is not None:
+                raise self._greeting_failed
+            self.collected = self.client.collection(COLLECT_TIMEOUT)
+        except BaseException:
+            self.close()
+            raise
+        self.pending = False
+        self.started_in += time.monotonic() - waited
 
     def run(
         self,
@@ -312,7 +366,11 @@ class _RunningGuest(AgentTarget):
         return guest_end_words(self.guest.console_tail(65536), status)
 
     def close(self) -> None:
-        self.client.shutdown()
+        if self._greeted is not None and not self._greeted.is_set():
+            self.guest.end_process()  # the greeting thread sees the channel end first
+            self._greeted.wait(10.0)
+        else:
+            self.client.shutdown()
         self.guest.kill()
 
 
@@ -364,7 +422,8 @@ class VMBackend:
             policy = spawned_policy(spec, item.nodeid, arch=shape.arch)
         except SpecError as exc:
             return TargetResult(failure=f"usage error: {exc}", failure_kind="usage")
-        return self._guests.run(item, spec, context, shape, policy)
+        ahead = fresh_followers(item, context, self.name, guest_shape)
+        return self._guests.run(item, spec, context, shape, policy, ahead)
 
     def prepare_target(self, item: pytest.Item, spec: IsolateSpec, context: BrokerContext) -> None:
         """Before the test's line: boot its guest (a bad spec is reported by ``run``)."""
@@ -410,58 +469,20 @@ class Guests(SpawnedTargets[GuestShape, _RunningGuest]):
         self, item: pytest.Item, key: GuestShape, spec: IsolateSpec, context: BrokerContext
     ) -> _RunningGuest:
         """Start QEMU, wait for the agent, collect; every failure becomes ``VMBootError``."""
-        from pytest_isolate.supervision.agent_client import AgentClient, AgentDead
-        from pytest_isolate.vm import Guest, VMError
-        from pytest_isolate.wire.agent_protocol import StartRequest
+        from pytest_isolate.supervision.agent_client import AgentDead
+        from pytest_isolate.vm import VMError
 
-        config = item.config
-        say = _Announcer(config)
-        rootdir = str(config.rootpath)
-        nodeids = [item.nodeid] if spec.fresh else _same_shape_nodeids(item, key, context)
-        inifile = str(config.inipath) if config.inipath else None
-        try:
-            if key.arch is None:
-                vm_config = agent_config(key, sys.executable, PACKAGE_DIR, [rootdir], rootdir)
-            else:
-                site = str(self.plugin_site(config))
-                vm_config = foreign_agent_config(key, site, [rootdir], rootdir)
-            # a foreign guest always boots: its reseed helper cannot serve a restored one
-            guest = Guest.start(vm_config, progress=say.progress, snapshots=key.arch is None)
-        except (VMError, ValueError, OSError) as exc:
-            raise VMBootError(f"the VM could not be started: {exc}") from None
+        say = _Announcer(item.config)
+        guest, client, start = self._start_guest(item, key, spec, context, say.progress)
         self._say_accel(say, guest)
         try:
             guest.wait_ready()
             self._say_snapshot(say, guest)
-            client = AgentClient(
-                guest.channel,
-                kill_grace=KILL_GRACE,
-                describe_stream_end=lambda: guest_end_words(
-                    guest.console_tail(65536), guest.wait(1.0)
-                ),
-            )
             hello = client.hello(timeout=HELLO_TIMEOUT)
             say.line(
                 f"agent up in the guest: Python {hello.python}, pytest {hello.pytest} "
                 f"({say.elapsed():.1f} s)",
                 step=True,
-            )
-            start = StartRequest(
-                rootdir=rootdir,
-                invocation_dir=rootdir,
-                args=tuple(
-                    collection_args(
-                        nodeids,
-                        rootdir,
-                        inifile,
-                        target_plugins(config).args()
-                        + parse_time_args(config)
-                        + matrix_args(config)
-                        + capture_args(config),
-                    )
-                ),
-                options=tuple(forwarded_options(config).items()),
-                coverage=coverage_for_target(),
             )
             collected = client.start(start, timeout=COLLECT_TIMEOUT)
         except VMError as exc:
@@ -482,6 +503,75 @@ class Guests(SpawnedTargets[GuestShape, _RunningGuest]):
         running = _RunningGuest(guest, client, collected)
         running.started_in = say.elapsed()
         return running
+
+    def launch_ahead(
+        self, item: pytest.Item, key: GuestShape, spec: IsolateSpec, context: BrokerContext
+    ) -> _RunningGuest:
+        """Start a fresh guest for the next test while this one runs, silently.
+
+        Its agent imports pytest and collects on the other core; a thread
+        sees it through its checkpoint and hello (``_RunningGuest.greet``).
+        """
+        started = time.monotonic()
+        guest, client, start = self._start_guest(item, key, spec, context, None)
+        running = _RunningGuest(guest, client, Collected(()))
+        try:
+            running.greet(start)
+        except BaseException:
+            guest.kill()
+            raise
+        running.started_in = time.monotonic() - started
+        return running
+
+    def _start_guest(
+        self,
+        item: pytest.Item,
+        key: GuestShape,
+        spec: IsolateSpec,
+        context: BrokerContext,
+        progress: Callable[[str], None] | None,
+    ) -> tuple[Guest, AgentClient, StartRequest]:
+        """QEMU started (restored or booting), the client on its channel, and what to collect."""
+        from pytest_isolate.supervision.agent_client import AgentClient
+        from pytest_isolate.vm import Guest, VMError
+
+        config = item.config
+        rootdir = str(config.rootpath)
+        nodeids = [item.nodeid] if spec.fresh else _same_shape_nodeids(item, key, context)
+        inifile = str(config.inipath) if config.inipath else None
+        start = StartRequest(
+            rootdir=rootdir,
+            invocation_dir=rootdir,
+            args=tuple(
+                collection_args(
+                    nodeids,
+                    rootdir,
+                    inifile,
+                    target_plugins(config).args()
+                    + parse_time_args(config)
+                    + matrix_args(config)
+                    + capture_args(config),
+                )
+            ),
+            options=tuple(forwarded_options(config).items()),
+            coverage=coverage_for_target(),
+        )
+        try:
+            if key.arch is None:
+                vm_config = agent_config(key, sys.executable, PACKAGE_DIR, [rootdir], rootdir)
+            else:
+                site = str(self.plugin_site(config))
+                vm_config = foreign_agent_config(key, site, [rootdir], rootdir)
+            # a foreign guest always boots: its reseed helper cannot serve a restored one
+            guest = Guest.start(vm_config, progress=progress, snapshots=key.arch is None)
+        except (VMError, ValueError, OSError) as exc:
+            raise VMBootError(f"the VM could not be started: {exc}") from None
+        client = AgentClient(
+            guest.channel,
+            kill_grace=KILL_GRACE,
+            describe_stream_end=lambda: guest_end_words(guest.console_tail(65536), guest.wait(1.0)),
+        )
+        return guest, client, start
 
     def _say_snapshot(self, say: _Announcer, guest: Guest) -> None:
         """Say once per run when saved guests do not work, like the accelerator line."""

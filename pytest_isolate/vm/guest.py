@@ -332,6 +332,12 @@ class Guest:
         except subprocess.TimeoutExpired:
             return None
 
+    def end_process(self) -> None:
+        """SIGKILL QEMU and leave its sockets open: a thread reading them sees their end."""
+        if self._process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.send_signal(signal.SIGKILL)
+
     def kill(self) -> None:
         """SIGKILL QEMU, reap it and close its sockets. Idempotent."""
         with self._lock:
