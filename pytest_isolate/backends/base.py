@@ -57,7 +57,10 @@ class Backend(Protocol):
     ``image``; default none). An optional method, ``prepare_target(item, spec,
     context)`` (read through :func:`backend_prepare_target`), starts a slow
     target before the test's line is printed, so its progress lines stand on
-    their own; ``run`` reports anything that went wrong there.
+    their own; ``run`` reports anything that went wrong there. Another,
+    ``forks(spec)`` (read through :func:`backend_forks`, default no), says
+    whether the target is a fork of the broker, which keeps the user's terminal
+    (``ForkedBackend`` has it).
     """
 
     #: the name users write in ``isolate("...")``
@@ -96,6 +99,12 @@ def backend_variant_keyword(backend: Backend) -> str | None:
     """The keyword ``--isolate-matrix=NAME:VALUE`` sets for ``backend``, if any."""
     keyword = getattr(backend, "variant_keyword", None)
     return keyword if isinstance(keyword, str) else None
+
+
+def backend_forks(backend: Backend, spec: IsolateSpec) -> bool:
+    """Does ``spec`` run in a fork of the broker? ``backend``'s optional ``forks``; else no."""
+    forks = getattr(backend, "forks", None)
+    return bool(forks(spec)) if callable(forks) else False
 
 
 def backend_prepare_target(

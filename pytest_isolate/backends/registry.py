@@ -112,10 +112,6 @@ class BackendRegistry:
             self._backends[name] = self._deferred.pop(name).load()
         return self._backends[name]
 
-    def loaded(self, name: str) -> Backend | None:
-        """The backend if this run has made it already, without making it."""
-        return self._backends.get(name)
-
     def names(self) -> list[str]:
         return sorted({*self._backends, *self._deferred})
 

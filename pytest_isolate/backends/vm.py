@@ -24,7 +24,6 @@ import contextlib
 import logging
 import os
 import re
-import signal
 import sys
 import threading
 import time
@@ -50,6 +49,7 @@ from pytest_isolate.backends.spawned_policy import (
 from pytest_isolate.backends.target_plugins import target_plugins
 from pytest_isolate.spec import IsolateSpec, SpecError, parse_size
 from pytest_isolate.supervision.agent_target import AgentTarget
+from pytest_isolate.threads import start_without_signals
 from pytest_isolate.vm.guest_config import ACCELS, MACHINES, VMConfig
 from pytest_isolate.wire.agent_protocol import Collected, StartRequest
 
@@ -313,13 +313,7 @@ class _RunningGuest(AgentTarget):
             finally:
                 greeted.set()
 
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
-        try:
-            threading.Thread(
-                target=greeting, name="pytest-isolate vm greeting", daemon=True
-            ).start()
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        start_without_signals(greeting)
 
     def finish_start(self) -> None:
         """A guest started ahead: wait for its greeting, then read its collection.

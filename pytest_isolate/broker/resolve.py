@@ -9,7 +9,7 @@ import pytest
 
 from pytest_isolate.arches import arch_named
 from pytest_isolate.backends.base import backend_channels, backend_variant_keyword
-from pytest_isolate.backends.registry import BackendRegistry, UnloadableBackend
+from pytest_isolate.backends.registry import BackendRegistry, StandInBackend
 from pytest_isolate.spec import (
     DEFAULT_BACKEND,
     Defaults,
@@ -80,7 +80,7 @@ def resolve_one(
     backend = registry.get(name)
     kwargs = {**defaults.options_for(name), **dict(request.kwargs)}
     keywords = backend.keywords
-    if isinstance(backend, UnloadableBackend):  # its keywords are unknown: its tests say why
+    if isinstance(backend, StandInBackend):  # keywords unknown here: its tests say why it is out
         keywords = dict.fromkeys(kwargs, "")
     spec = build_spec(name, kwargs, defaults, keywords, where)
     channels = backend_channels(backend)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import sys
 import threading
 import time
 import warnings
@@ -21,7 +20,12 @@ import pytest
 
 from pytest_isolate.backends import worker_lines
 from pytest_isolate.backends.announce import announce
-from pytest_isolate.backends.base import FailureKind, TargetResult, backend_prepare_target
+from pytest_isolate.backends.base import (
+    FailureKind,
+    TargetResult,
+    backend_forks,
+    backend_prepare_target,
+)
 from pytest_isolate.backends.registry import BackendRegistry
 from pytest_isolate.broker import resolve
 from pytest_isolate.broker.kept_files import keep_tmp_path
@@ -144,11 +148,7 @@ class IsolateSession:
 
     def _forks(self, spec: IsolateSpec) -> bool:
         """Does ``spec`` run in a fork of this broker (which keeps the user's terminal)?"""
-        backend = self.registry.get(spec.backend)
-        forked = sys.modules.get("pytest_isolate.backends.forked")  # none is, if it is not loaded
-        return (
-            forked is not None and isinstance(backend, forked.ForkedBackend) and backend.forks(spec)
-        )
+        return backend_forks(self.registry.get(spec.backend), spec)
 
     def spec_of(self, item: pytest.Item) -> IsolateSpec | None:
         """Where ``item`` runs, or None for a test the broker runs itself."""

@@ -17,7 +17,6 @@ GIL during ``ioctl``, so a slow answer never stalls the broker.
 
 from __future__ import annotations
 
-import _thread
 import contextlib
 import ctypes
 import errno
@@ -38,6 +37,7 @@ from pytest_isolate.policy.filter_plan import (
     denial_label,
 )
 from pytest_isolate.policy.policy_spec import PolicySpec
+from pytest_isolate.threads import start_without_signals
 
 SECCOMP_GET_NOTIF_SIZES = 3
 #: Distinct (syscall, args) kinds kept per target; a flood of distinct
@@ -308,23 +308,13 @@ class ViolationMonitor:
         return self._servicer.error
 
     def start(self) -> None:
-        """Service the listener in a thread of its own, without waiting for it to be scheduled.
-
-        ``threading.Thread.start`` blocks until the new thread has run: on a
-        machine whose cores are busy (the broker forks ahead while the test
-        runs), that wait cost about 2 ms a test, during which the broker did
-        not read the test's frames. ``stop`` waits for the thread's end.
+        """Service the listener in a thread of its own (``threads.start_without_signals``: not
+        waited for, so the broker reads the test's frames at once); ``stop`` waits for its end.
         """
         if self._served is not None:
             raise RuntimeError("ViolationMonitor.start() called twice")
         self._served = threading.Event()
-        # Born with every signal blocked: a Ctrl-C must reach the main thread, whose
-        # poll it interrupts; delivered to this one, it would leave the broker waiting.
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
-        try:
-            _thread.start_new_thread(self._serve_then_say, ())
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        start_without_signals(self._serve_then_say)
 
     def stop(self) -> list[Violation]:
         """Stop servicing, answer what is still pending, close the fd, return the violations."""

@@ -19,7 +19,10 @@ PACKAGE = Path(__file__).resolve().parents[2] / "pytest_isolate"
 
 #: Lowest first. Each entry: the layer's name and the top-level names it holds.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("_version", "_package", "arches", "liveness", "pytest_compat", "spec")),
+    (
+        "foundation",
+        ("_version", "_package", "arches", "liveness", "pytest_compat", "spec", "threads"),
+    ),
     ("wire", ("wire", "policy")),
     ("in-target", ("target",)),
     ("jail", ("jail",)),
